@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { crdTypes } from "./crd-types.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const check = process.argv.includes("--check");
@@ -46,7 +47,7 @@ function protoOutputs(): Output[] {
 }
 
 // Generators register here; each returns the files it owns.
-const generators: Array<() => Output[] | Promise<Output[]>> = [protoOutputs];
+const generators: Array<() => Output[] | Promise<Output[]>> = [protoOutputs, () => crdTypes(root)];
 
 let drift = 0;
 for (const generate of generators) {

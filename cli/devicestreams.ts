@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// One binary, one subcommand per component (the container image's entrypoint too).
+import { describeError } from "../runtime/errors.ts";
+import { version } from "../runtime/version.ts";
+
+const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<unknown> }> = {
+  relay: { summary: "serve one stream's relay", run: async (a) => (await import("../relay/main.ts")).runRelay(a) },
+  agent: { summary: "run the edge agent (sidecar)", run: async (a) => (await import("../sidecar/main.ts")).runAgent(a) },
+  connect: { summary: "reach a device through a relay", run: async (a) => (await import("../client/main.ts")).runConnect(a) },
+  demo: { summary: "run relay, agent and a target on loopback", run: async (a) => (await import("./demo.ts")).runDemo(a) },
+};
+
+function help(): string {
+  const lines = [`devicestreams ${version}`, "", "Usage: devicestreams <command> [options]", "", "Commands:"];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push("", "Run `devicestreams <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+const [name, ...argv] = process.argv.slice(2);
+if (!name || name === "--help" || name === "-h" || name === "help") {
+  process.stdout.write(`${help()}\n`);
+} else if (name === "--version" || name === "version") {
+  process.stdout.write(`${version}\n`);
+} else if (!commands[name]) {
+  process.stderr.write(`devicestreams: unknown command "${name}"\n\n${help()}\n`);
+  process.exitCode = 2;
+} else {
+  try {
+    await commands[name].run(argv);
+  } catch (err) {
+    process.stderr.write(`devicestreams ${name}: ${describeError(err)}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,62 @@
+// The relay's client stub, used by both edges: the client opens Connect calls, the agent Attach
+// and Accept calls. One channel per relay, so every tunnelled connection is an HTTP/2 stream on
+// one TLS connection, each with its own flow-control window.
+import { Client, Metadata } from "@grpc/grpc-js";
+import { channelOptions, type KeepaliveOptions } from "../runtime/grpc-options.ts";
+import { type ClientTls, channelCredentials } from "../runtime/tls.ts";
+import { metadataKeys } from "./metadata.ts";
+import { type AgentMessage, type RelayMessage, relayService } from "./relay-service.ts";
+import type { FrameCall } from "./tcp-bridge.ts";
+
+export interface RelayClientOptions {
+  /** host:port of the relay. */
+  address: string;
+  tls: ClientTls;
+  keepalive: KeepaliveOptions;
+  /** TLS name to expect when it differs from the address's host (SNI and certificate check). */
+  serverName?: string;
+}
+
+export class RelayClient {
+  private readonly client: Client;
+
+  constructor(o: RelayClientOptions) {
+    const options = channelOptions(o.keepalive);
+    if (o.serverName) options["grpc.ssl_target_name_override"] = o.serverName;
+    this.client = new Client(o.address, channelCredentials(o.tls), options);
+  }
+
+  private static auth(token: string): Metadata {
+    const md = new Metadata();
+    md.set(metadataKeys.authorization, `Bearer ${token}`);
+    return md;
+  }
+
+  connect(token: string): FrameCall {
+    const m = relayService.connect;
+    return this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, RelayClient.auth(token));
+  }
+
+  accept(token: string, connectionId: number): FrameCall {
+    const m = relayService.accept;
+    const md = RelayClient.auth(token);
+    md.set(metadataKeys.connectionId, String(connectionId));
+    return this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, md);
+  }
+
+  attach(token: string, agentVersion: string) {
+    const m = relayService.attach;
+    const md = RelayClient.auth(token);
+    md.set(metadataKeys.agentVersion, agentVersion);
+    return this.client.makeBidiStreamRequest<AgentMessage, RelayMessage>(
+      m.path,
+      m.requestSerialize,
+      m.responseDeserialize,
+      md,
+    );
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,136 @@
+// Carries one TCP connection over one gRPC call of Frames, on both edges of the tunnel (client
+// and agent). TCP semantics map one to one: bytes to data frames, FIN to a Fin frame (the other
+// direction stays open), a reset or socket error to a Reset frame, and a failed call to a reset
+// socket. Backpressure: a write that returns false pauses the producer until 'drain'.
+import type { Duplex } from "node:stream";
+import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
+import { DeviceStreamsError } from "../runtime/errors.ts";
+import { decodeFrame, encodeData, encodeFin, encodeReset } from "./frames.ts";
+
+export type FrameCall = ClientDuplexStream<Buffer, Buffer>;
+
+export interface BridgeEnd {
+  /** Undefined when both directions closed cleanly. */
+  error?: DeviceStreamsError;
+  bytesOut: number;
+  bytesIn: number;
+}
+
+export interface BridgeOptions {
+  maxFrameBytes: number;
+  /** Who the far end is, for messages ("the device", "the client"). */
+  peer: string;
+  onEnd?(end: BridgeEnd): void;
+  /** Called per chunk: `out` is read from the socket and sent, `in` is received and written to it. */
+  onBytes?(direction: "out" | "in", bytes: number): void;
+}
+
+/** Turns a gRPC status from the relay into our error: the relay puts `DS_CODE: message` in details. */
+export function callError(err: { code: status; details: string }): DeviceStreamsError {
+  const m = /^(DS_[A-Z_]+): ([\s\S]*)$/.exec(err.details ?? "");
+  if (m) return new DeviceStreamsError(m[1]!, m[2]!, { retryable: err.code === status.UNAVAILABLE });
+  const code = err.code === status.UNAVAILABLE ? "DS_RELAY_UNAVAILABLE" : `DS_GRPC_${status[err.code] ?? err.code}`;
+  const hint =
+    err.code === status.UNAVAILABLE ? "; check the relay address, that the relay runs, and that --ca names its CA" : "";
+  return new DeviceStreamsError(code, `${err.details || "the call to the relay failed"}${hint}`, {
+    retryable: err.code === status.UNAVAILABLE,
+  });
+}
+
+function socketErrorCode(err: NodeJS.ErrnoException): string {
+  return err.code === "ECONNRESET" ? "DS_PEER_RESET" : "DS_SOCKET_ERROR";
+}
+
+export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions): void {
+  let sentFin = false;
+  let receivedFin = false;
+  let finished = false;
+  const end: BridgeEnd = { bytesOut: 0, bytesIn: 0 };
+
+  const finish = (error?: DeviceStreamsError) => {
+    if (finished) return;
+    finished = true;
+    if (error) end.error = error;
+    options.onEnd?.(end);
+  };
+  const resetSocket = (error: DeviceStreamsError) => {
+    const s = socket as Duplex & { resetAndDestroy?: () => void };
+    if (s.resetAndDestroy && !socket.destroyed) s.resetAndDestroy();
+    else socket.destroy(error);
+    finish(error);
+  };
+  const callWritable = () => !call.writableEnded && !call.destroyed;
+
+  socket.on("data", (chunk: Buffer) => {
+    end.bytesOut += chunk.length;
+    options.onBytes?.("out", chunk.length);
+    for (let off = 0; off < chunk.length; off += options.maxFrameBytes) {
+      const piece = off === 0 && chunk.length <= options.maxFrameBytes ? chunk : chunk.subarray(off, off + options.maxFrameBytes);
+      if (!call.write(encodeData(piece))) {
+        socket.pause();
+        call.once("drain", () => socket.resume());
+      }
+    }
+  });
+  socket.on("end", () => {
+    if (!callWritable()) return;
+    sentFin = true;
+    call.write(encodeFin());
+    call.end();
+    if (receivedFin) finish();
+  });
+  socket.on("error", (err: NodeJS.ErrnoException) => {
+    if (finished) return;
+    if (callWritable()) {
+      call.write(encodeReset(socketErrorCode(err), `${options.peer === "the device" ? "the client" : "the target"}: ${err.message}`));
+      call.end();
+    }
+    finish(new DeviceStreamsError(socketErrorCode(err), err.message, { cause: err }));
+  });
+  // A socket closed without FIN or error (destroyed locally) still owes the far end a reset.
+  socket.on("close", () => {
+    if (finished || (sentFin && receivedFin)) return;
+    if (callWritable()) {
+      call.write(encodeReset("DS_PEER_RESET", "the connection was closed abruptly"));
+      call.end();
+    }
+    finish(new DeviceStreamsError("DS_PEER_RESET", "the local connection closed before the tunnel finished"));
+  });
+
+  call.on("data", (frame: Buffer) => {
+    const f = decodeFrame(frame);
+    switch (f.kind) {
+      case "data":
+        end.bytesIn += f.data.length;
+        options.onBytes?.("in", f.data.length);
+        if (!socket.write(f.data)) {
+          call.pause();
+          socket.once("drain", () => call.resume());
+        }
+        return;
+      case "fin":
+        receivedFin = true;
+        socket.end();
+        if (sentFin) finish();
+        return;
+      case "reset":
+        resetSocket(new DeviceStreamsError(f.reset.code || "DS_PEER_RESET", f.reset.message || `${options.peer} reset the connection`));
+        call.cancel();
+        return;
+      default:
+        resetSocket(new DeviceStreamsError("DS_PROTOCOL", `the relay sent a malformed frame (${f.why})`));
+        call.cancel();
+    }
+  });
+  call.on("error", () => {}); // reported through 'status'
+  call.on("status", (s: StatusObject) => {
+    if (finished || s.code === status.OK) return;
+    resetSocket(s.code === status.CANCELLED ? new DeviceStreamsError("DS_CANCELLED", "the tunnel was cancelled") : callError(s));
+  });
+  // The call's read side ended (after every frame was read) without a Fin: nothing more will come.
+  call.on("end", () => {
+    if (!receivedFin && !finished) {
+      resetSocket(new DeviceStreamsError("DS_PEER_RESET", `${options.peer} ended the connection without closing it`));
+    }
+  });
+}

@@ -1,0 +1,51 @@
+// Relay metrics. Labels are bounded enums; stream and device names never become label values
+// (one relay serves one stream, so the stream is the target's identity in Prometheus).
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+export function relayMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    connectionsActive: new Gauge({
+      name: "devicestreams_relay_connections_active",
+      help: "Tunnelled TCP connections currently paired through this relay.",
+      registers,
+    }),
+    connections: new Counter({
+      name: "devicestreams_relay_connections_total",
+      help: "Tunnelled connections asked for by the service side, by how the attempt ended.",
+      labelNames: ["result"],
+      registers,
+    }),
+    bytes: new Counter({
+      name: "devicestreams_relay_bytes_total",
+      help: "Payload bytes forwarded, by direction (to_device or from_device).",
+      labelNames: ["direction"],
+      registers,
+    }),
+    destinationAttached: new Gauge({
+      name: "devicestreams_relay_device_attached",
+      help: "1 while the device's agent is attached to this relay, else 0.",
+      registers,
+    }),
+    authFailures: new Counter({
+      name: "devicestreams_relay_auth_failures_total",
+      help: "Calls refused for their credential, by role and reason.",
+      labelNames: ["role", "reason"],
+      registers,
+    }),
+    connectionsClosed: new Counter({
+      name: "devicestreams_relay_connections_closed_total",
+      help: "Paired connections that ended, by how (completed, reset, idle_timeout, lifetime, peer_lost, protocol_error).",
+      labelNames: ["reason"],
+      registers,
+    }),
+    pairingSeconds: new Histogram({
+      name: "devicestreams_relay_pairing_duration_seconds",
+      help: "Time from a service-side call to its pairing with the device side.",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    }),
+  };
+}
+
+export type RelayMetrics = ReturnType<typeof relayMetrics>;

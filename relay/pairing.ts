@@ -1,0 +1,248 @@
+// Pairs each service-side call with a device-side call. The attached agent is asked to dial
+// once per connection (over its Attach call); its Accept call for that connection id is spliced
+// to the waiting Connect call. This file owns the stream's limits: connection count, dial and
+// attach waits, idle connections and the stream's lifetime.
+import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import type { AgentMessage, RelayMessage } from "../proto/relay-service.ts";
+import type { Logger } from "../runtime/log.ts";
+import type { RelayMetrics } from "./metrics.ts";
+import { type CloseReason, Splice } from "./splice.ts";
+import type { StreamConfig } from "./stream-config.ts";
+
+type FrameCall = ServerDuplexStream<Buffer, Buffer>;
+type AttachCall = ServerDuplexStream<AgentMessage, RelayMessage>;
+
+export interface RelayLimits {
+  maxConnections: number;
+  /** A tunnelled connection with no bytes either way for this long is reset; 0 = never. */
+  idleTimeoutMs: number;
+  /** How long a new connection waits for the agent to dial its target. */
+  dialTimeoutMs: number;
+  /** How long a new connection waits for an agent to attach, when none is. */
+  attachWaitMs: number;
+  maxFrameBytes: number;
+}
+
+interface Pending {
+  source: FrameCall;
+  timer: NodeJS.Timeout;
+  startedAt: bigint;
+}
+
+interface Failure {
+  grpcCode: status;
+  code: string;
+  message: string;
+}
+
+function fail(call: FrameCall | AttachCall, f: Failure): void {
+  call.emit("error", { code: f.grpcCode, details: `${f.code}: ${f.message}` });
+}
+
+export class Pairing {
+  private readonly config: StreamConfig;
+  private readonly limits: RelayLimits;
+  private readonly metrics: RelayMetrics;
+  private readonly log: Logger;
+  private agent: AttachCall | undefined;
+  private refusal: Failure | undefined;
+  private ended: Failure | undefined;
+  private draining: Failure | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly active = new Map<number, Splice>();
+  private readonly agentWaiters = new Set<() => void>();
+
+  constructor(config: StreamConfig, limits: RelayLimits, metrics: RelayMetrics, log: Logger) {
+    this.config = config;
+    this.limits = limits;
+    this.metrics = metrics;
+    this.log = log;
+  }
+
+  get connectionCount(): number {
+    return this.active.size;
+  }
+
+  get agentAttached(): boolean {
+    return this.agent !== undefined;
+  }
+
+  attach(call: AttachCall): void {
+    if (this.ended) return fail(call, this.ended);
+    call.write({
+      streamInfo: { stream: this.config.stream, service: this.config.service, maxFrameBytes: this.limits.maxFrameBytes },
+    });
+    let attached = false;
+    call.on("data", (msg: AgentMessage) => {
+      if (msg.hello && !attached) {
+        attached = true;
+        if (this.agent) fail(this.agent, { grpcCode: status.ABORTED, code: "DS_SESSION_REPLACED", message: "a newer session of this device attached" });
+        this.agent = call;
+        this.refusal = undefined;
+        this.metrics.destinationAttached.set(1);
+        this.log.info("device attached", { agentVersion: msg.hello.agentVersion ?? "", peer: call.getPeer() });
+        for (const wake of this.agentWaiters) wake();
+      } else if (msg.refusal) {
+        this.refusal = {
+          grpcCode: status.FAILED_PRECONDITION,
+          code: "DS_DEVICE_REFUSED",
+          message: `the device refused service "${this.config.service}": ${msg.refusal.code}: ${msg.refusal.message}`,
+        };
+        this.log.warn("device refused the stream", { reason: msg.refusal.code, detail: msg.refusal.message });
+        for (const wake of this.agentWaiters) wake();
+        call.end();
+      } else if (msg.dialResult) {
+        this.dialFailed(Number(msg.dialResult.connectionId), msg.dialResult.errorCode ?? "", msg.dialResult.errorMessage ?? "");
+      }
+    });
+    const detach = () => {
+      if (this.agent !== call) return;
+      this.agent = undefined;
+      this.metrics.destinationAttached.set(0);
+      this.log.info("device detached", { peer: call.getPeer() });
+      for (const [id] of this.pending) {
+        this.failPending(id, "dial_failed", {
+          grpcCode: status.UNAVAILABLE,
+          code: "DS_DEVICE_DETACHED",
+          message: "the device's agent went away before it reached the target; try again",
+        });
+      }
+    };
+    for (const event of ["end", "cancelled", "error", "close"]) call.on(event, detach);
+  }
+
+  connect(source: FrameCall): void {
+    if (this.ended) return this.refuse(source, "expired", this.ended);
+    if (this.draining) return this.refuse(source, "draining", this.draining);
+    if (this.active.size + this.pending.size >= this.limits.maxConnections) {
+      return this.refuse(source, "limit", {
+        grpcCode: status.RESOURCE_EXHAUSTED,
+        code: "DS_CONNECTION_LIMIT",
+        message: `stream ${this.config.stream} already carries ${this.limits.maxConnections} connections, its limit; close some or raise the stream's maxConnections`,
+      });
+    }
+    if (this.agent) return this.dial(source);
+    if (this.refusal) return this.refuse(source, "refused", this.refusal);
+    // The agent may be reconnecting: give it a moment instead of failing at once.
+    const timer = setTimeout(() => done(false), this.limits.attachWaitMs);
+    const done = (attachedNow: boolean) => {
+      clearTimeout(timer);
+      this.agentWaiters.delete(wake);
+      source.off("cancelled", cancelled);
+      if (attachedNow && this.agent) return this.dial(source);
+      if (this.refusal) return this.refuse(source, "refused", this.refusal);
+      this.refuse(source, "no_device", {
+        grpcCode: status.UNAVAILABLE,
+        code: "DS_DEVICE_NOT_ATTACHED",
+        message: `no device is attached to stream ${this.config.stream}; check that the device's agent is running and can reach the relay`,
+      });
+    };
+    const wake = () => done(true);
+    const cancelled = () => {
+      clearTimeout(timer);
+      this.agentWaiters.delete(wake);
+      this.metrics.connections.inc({ result: "cancelled" });
+    };
+    this.agentWaiters.add(wake);
+    source.once("cancelled", cancelled);
+  }
+
+  private dial(source: FrameCall): void {
+    const id = this.nextId++;
+    const timer = setTimeout(
+      () =>
+        this.failPending(id, "dial_timeout", {
+          grpcCode: status.DEADLINE_EXCEEDED,
+          code: "DS_DIAL_TIMEOUT",
+          message: `the device did not reach service "${this.config.service}" within ${this.limits.dialTimeoutMs} ms`,
+        }),
+      this.limits.dialTimeoutMs,
+    );
+    this.pending.set(id, { source, timer, startedAt: process.hrtime.bigint() });
+    source.once("cancelled", () => {
+      const p = this.pending.get(id);
+      if (!p) return;
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      this.metrics.connections.inc({ result: "cancelled" });
+    });
+    this.agent!.write({ dial: { connectionId: id, service: this.config.service } });
+  }
+
+  private dialFailed(id: number, code: string, message: string): void {
+    this.failPending(id, "dial_failed", {
+      grpcCode: status.UNAVAILABLE,
+      code: code || "DS_DIAL_FAILED",
+      message: message || "the device could not reach its target",
+    });
+  }
+
+  private failPending(id: number, result: string, f: Failure): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+    this.refuse(p.source, result, f);
+  }
+
+  private refuse(source: FrameCall, result: string, f: Failure): void {
+    this.metrics.connections.inc({ result });
+    this.log.debug("connection refused", { result, reason: f.code });
+    fail(source, f);
+  }
+
+  accept(destination: FrameCall, id: number): void {
+    const p = this.pending.get(id);
+    if (!p) {
+      return fail(destination, {
+        grpcCode: status.NOT_FOUND,
+        code: "DS_UNKNOWN_CONNECTION",
+        message: `connection ${id} is not waiting for the device (it timed out or its client left)`,
+      });
+    }
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+    this.metrics.connections.inc({ result: "paired" });
+    this.metrics.pairingSeconds.observe(Number(process.hrtime.bigint() - p.startedAt) / 1e9);
+    this.metrics.connectionsActive.inc();
+    const splice = new Splice(id, p.source, destination, {
+      onBytes: (direction, n) => this.metrics.bytes.inc({ direction }, n),
+      onClose: (reason: CloseReason, detail: string) => {
+        this.active.delete(id);
+        this.metrics.connectionsActive.dec();
+        this.metrics.connectionsClosed.inc({ reason });
+        this.log.debug("connection closed", { connection: id, reason, detail });
+      },
+    });
+    this.active.set(id, splice);
+  }
+
+  /** Resets connections that moved no bytes for the idle timeout. */
+  sweepIdle(now = Date.now()): void {
+    if (!this.limits.idleTimeoutMs) return;
+    for (const splice of this.active.values()) {
+      if (now - splice.lastActivity >= this.limits.idleTimeoutMs) {
+        splice.reset(
+          "idle_timeout",
+          "DS_IDLE_TIMEOUT",
+          `no bytes moved for ${this.limits.idleTimeoutMs} ms, the stream's idle timeout; connect again to continue`,
+        );
+      }
+    }
+  }
+
+  /** Refuses new connections while open ones finish. */
+  refuseNew(code: string, message: string): void {
+    this.draining = { grpcCode: status.UNAVAILABLE, code, message };
+  }
+
+  /** The stream is over (lifetime, expiry, shutdown): reset everything and refuse what comes. */
+  end(reason: CloseReason, code: string, message: string): void {
+    this.ended = { grpcCode: status.FAILED_PRECONDITION, code, message };
+    for (const splice of [...this.active.values()]) splice.reset(reason, code, message);
+    for (const [id] of this.pending) this.failPending(id, "expired", this.ended);
+    for (const wake of this.agentWaiters) wake();
+    if (this.agent) fail(this.agent, this.ended);
+  }
+}

@@ -1,0 +1,64 @@
+// The relay's gRPC server: authenticates each call for its role, then hands it to the pairing.
+import { Server, type ServerDuplexStream, status } from "@grpc/grpc-js";
+import type { Role } from "../proto/credentials.ts";
+import { metadataKeys } from "../proto/metadata.ts";
+import { type AgentMessage, type RelayMessage, relayService } from "../proto/relay-service.ts";
+import { type KeepaliveOptions, serverOptions, withServerWindow } from "../runtime/grpc-options.ts";
+import type { Logger } from "../runtime/log.ts";
+import { type ServerTls, serverCredentials } from "../runtime/tls.ts";
+import type { RelayMetrics } from "./metrics.ts";
+import type { Pairing } from "./pairing.ts";
+import { authenticate, type StreamConfig } from "./stream-config.ts";
+
+type AnyCall = ServerDuplexStream<unknown, unknown>;
+
+export interface RelayServerOptions {
+  listen: string;
+  tls: ServerTls;
+  keepalive: KeepaliveOptions;
+  config: () => StreamConfig;
+  pairing: Pairing;
+  metrics: RelayMetrics;
+  log: Logger;
+}
+
+export interface RelayServer {
+  port: number;
+  forceClose(): void;
+}
+
+export async function startRelayServer(o: RelayServerOptions): Promise<RelayServer> {
+  const server = new Server(serverOptions(o.keepalive));
+  const admit = (call: AnyCall, role: Role): boolean => {
+    const result = authenticate(o.config(), role, call.metadata);
+    if (result.ok) return true;
+    o.metrics.authFailures.inc({ role, reason: result.code });
+    o.log.warn("call refused", { role, reason: result.code, peer: call.getPeer() });
+    call.emit("error", { code: status.UNAUTHENTICATED, details: `${result.code}: ${result.message}` });
+    return false;
+  };
+  server.addService(relayService, {
+    attach: (call: ServerDuplexStream<AgentMessage, RelayMessage>) => {
+      if (admit(call as AnyCall, "destination")) o.pairing.attach(call);
+    },
+    connect: (call: ServerDuplexStream<Buffer, Buffer>) => {
+      if (admit(call as AnyCall, "source")) o.pairing.connect(call);
+    },
+    accept: (call: ServerDuplexStream<Buffer, Buffer>) => {
+      if (!admit(call as AnyCall, "destination")) return;
+      const id = Number(call.metadata.get(metadataKeys.connectionId)[0]);
+      if (!Number.isSafeInteger(id) || id <= 0) {
+        call.emit("error", { code: status.INVALID_ARGUMENT, details: "DS_PROTOCOL: Accept needs a connection id" });
+        return;
+      }
+      o.pairing.accept(call, id);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(o.listen, withServerWindow(serverCredentials(o.tls)), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return {
+    port,
+    forceClose: () => server.forceShutdown(),
+  };
+}

@@ -1,0 +1,100 @@
+// Joins the service-side call and the device-side call of one tunnelled connection. Frames are
+// forwarded as opaque Buffers (only their first byte is read); a side whose peer cannot keep up
+// is paused, so gRPC's flow control pushes back to the sender instead of memory growing here.
+import type { ServerDuplexStream } from "@grpc/grpc-js";
+import { dataLength, encodeFin, encodeReset, frameKind } from "../proto/frames.ts";
+
+type Call = ServerDuplexStream<Buffer, Buffer>;
+export type Direction = "to_device" | "from_device";
+export type CloseReason = "completed" | "reset" | "idle_timeout" | "lifetime" | "peer_lost" | "protocol_error" | "shutdown";
+
+const finFrame = encodeFin();
+const sideName: Record<Direction, string> = { to_device: "service side", from_device: "device side" };
+
+export interface SpliceHooks {
+  onBytes(direction: Direction, bytes: number): void;
+  onClose(reason: CloseReason, detail: string): void;
+}
+
+export class Splice {
+  lastActivity = Date.now();
+  private closed = false;
+  private readonly finForwarded = { to_device: false, from_device: false };
+
+  readonly id: number;
+  private readonly source: Call;
+  private readonly destination: Call;
+  private readonly hooks: SpliceHooks;
+
+  constructor(id: number, source: Call, destination: Call, hooks: SpliceHooks) {
+    this.id = id;
+    this.source = source;
+    this.destination = destination;
+    this.hooks = hooks;
+    this.pipe(source, destination, "to_device");
+    this.pipe(destination, source, "from_device");
+  }
+
+  private pipe(from: Call, to: Call, direction: Direction): void {
+    from.on("data", (frame: Buffer) => this.forward(frame, from, to, direction));
+    // A gRPC half-close without a Fin frame is read as Fin: the sender will write no more.
+    from.on("end", () => {
+      if (!this.closed && !this.finForwarded[direction]) this.forward(finFrame, from, to, direction);
+    });
+    const lost = () => {
+      if (this.closed) return;
+      const peer = direction === "to_device" ? "the client" : "the device's agent";
+      this.reset("peer_lost", "DS_PEER_LOST", `${peer} went away (process stopped or network lost)`, from);
+    };
+    from.on("cancelled", lost);
+    from.on("error", lost);
+    from.on("close", () => {
+      if (!this.closed && !from.readableEnded) lost();
+    });
+  }
+
+  private forward(frame: Buffer, from: Call, to: Call, direction: Direction): void {
+    if (this.closed) return;
+    this.lastActivity = Date.now();
+    switch (frameKind(frame)) {
+      case "data":
+        this.hooks.onBytes(direction, dataLength(frame));
+        if (!to.write(frame)) {
+          from.pause();
+          to.once("drain", () => from.resume());
+        }
+        return;
+      case "fin":
+        to.write(frame);
+        this.finForwarded[direction] = true;
+        if (this.finForwarded.to_device && this.finForwarded.from_device) this.finish("completed", "both sides closed");
+        return;
+      case "reset":
+        to.write(frame);
+        this.finish("reset", `${sideName[direction]} reset the connection`);
+        return;
+      default:
+        this.reset("protocol_error", "DS_PROTOCOL", `the ${sideName[direction]} sent a frame this relay does not understand`);
+    }
+  }
+
+  /** Ends both calls, telling each side (but `except`) to reset its TCP connection. */
+  reset(reason: CloseReason, code: string, message: string, except?: Call): void {
+    if (this.closed) return;
+    for (const call of [this.source, this.destination]) {
+      if (call === except || call.destroyed || call.writableEnded) continue;
+      call.write(encodeReset(code, message));
+    }
+    this.finish(reason, `${code}: ${message}`);
+  }
+
+  private finish(reason: CloseReason, detail: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const call of [this.source, this.destination]) {
+      call.resume(); // drain anything still queued so the call can complete
+      if (!call.writableEnded && !call.destroyed) call.end();
+    }
+    this.hooks.onClose(reason, detail);
+  }
+}

@@ -1,0 +1,81 @@
+// relay.json: which stream this relay serves and the digests of its two credentials. The
+// operator writes it into the stream's Secret; the quick start writes it to a temp folder.
+import { readFileSync } from "node:fs";
+import type { Metadata } from "@grpc/grpc-js";
+import { type Role, tokenMatches, tokenRole } from "../proto/credentials.ts";
+import { metadataKeys } from "../proto/metadata.ts";
+import { DeviceStreamsError } from "../runtime/errors.ts";
+
+export interface StreamConfig {
+  version: 1;
+  /** `namespace/name` of the DeviceStream, or any label in static mode. */
+  stream: string;
+  /** The device's allow-list name this stream reaches. */
+  service: string;
+  /** After this instant both credentials are refused (RFC 3339). */
+  expiresAt?: string;
+  credentials: Array<{ role: Role; sha256: string }>;
+}
+
+export function parseStreamConfig(text: string, source: string): StreamConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new DeviceStreamsError("DS_CONFIG", `${source} is not JSON: ${(err as Error).message}`);
+  }
+  const c = raw as Partial<StreamConfig>;
+  const problems: string[] = [];
+  if (c.version !== 1) problems.push(`version must be 1, not ${JSON.stringify(c.version)}`);
+  if (typeof c.stream !== "string" || !c.stream) problems.push("stream must name the DeviceStream");
+  if (typeof c.service !== "string" || !c.service) problems.push("service must name a service");
+  if (c.expiresAt !== undefined && Number.isNaN(Date.parse(c.expiresAt))) problems.push("expiresAt is not a time");
+  for (const role of ["source", "destination"] as const) {
+    const cred = c.credentials?.find((x) => x.role === role);
+    if (!cred || !/^[0-9a-f]{64}$/.test(cred.sha256)) problems.push(`credentials needs a ${role} entry with a sha256`);
+  }
+  if (problems.length) throw new DeviceStreamsError("DS_CONFIG", `${source}: ${problems.join("; ")}`);
+  return c as StreamConfig;
+}
+
+export function loadStreamConfig(path: string): StreamConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new DeviceStreamsError("DS_CONFIG", `cannot read the stream config ${path}: ${(err as Error).message}`);
+  }
+  return parseStreamConfig(text, path);
+}
+
+export type AuthResult = { ok: true } | { ok: false; code: string; message: string };
+
+/** Checks the bearer token in a call's metadata against the credential of the expected role. */
+export function authenticate(config: StreamConfig, role: Role, metadata: Metadata, now = Date.now()): AuthResult {
+  const header = metadata.get(metadataKeys.authorization)[0];
+  const token = typeof header === "string" && header.startsWith("Bearer ") ? header.slice(7) : undefined;
+  const other = role === "source" ? "destination" : "source";
+  if (!token) {
+    return {
+      ok: false,
+      code: "DS_AUTH_MISSING",
+      message: `no credential was presented; pass the stream's ${role} token (Authorization: Bearer ...)`,
+    };
+  }
+  const digest = config.credentials.find((c) => c.role === role)!.sha256;
+  if (!tokenMatches(token, digest)) {
+    const hint =
+      tokenRole(token) === other
+        ? `this is the ${other} credential; the ${role} side needs the ${role} token`
+        : `check that the token belongs to stream ${config.stream}, and fetch it again if the stream was recreated`;
+    return { ok: false, code: "DS_AUTH_INVALID", message: `the ${role} credential is not valid for this relay: ${hint}` };
+  }
+  if (config.expiresAt && now >= Date.parse(config.expiresAt)) {
+    return {
+      ok: false,
+      code: "DS_AUTH_EXPIRED",
+      message: `the credentials of stream ${config.stream} expired at ${config.expiresAt}; open a new stream`,
+    };
+  }
+  return { ok: true };
+}

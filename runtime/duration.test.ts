@@ -1,0 +1,21 @@
+import assert from "node:assert/strict";
+import { formatDuration, parseDuration } from "./duration.ts";
+
+describe("durations", () => {
+  it("parses Go-style durations", () => {
+    assert.equal(parseDuration("500ms"), 500);
+    assert.equal(parseDuration("30s"), 30_000);
+    assert.equal(parseDuration("1h30m"), 5_400_000);
+    assert.equal(parseDuration("1.5s"), 1500);
+    assert.equal(parseDuration("0"), 0);
+  });
+  it("rejects what is not a duration, saying how to write one", () => {
+    for (const bad of ["", "10", "5 m", "1d", "s", "-1s"]) assert.throws(() => parseDuration(bad), /write for example/);
+  });
+  it("formats durations for messages", () => {
+    assert.equal(formatDuration(900_000), "15m");
+    assert.equal(formatDuration(5_400_000), "1h30m");
+    assert.equal(formatDuration(1000), "1s");
+    assert.equal(formatDuration(250), "250ms");
+  });
+});

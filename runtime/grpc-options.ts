@@ -1,0 +1,61 @@
+// Channel and server options shared by every component, so keepalive and flow control agree
+// on both ends of each hop.
+import type { ChannelOptions, ServerCredentials } from "@grpc/grpc-js";
+
+export interface KeepaliveOptions {
+  /** Idle time before a ping is sent. */
+  timeMs: number;
+  /** How long a ping may go unanswered before the peer is declared dead. */
+  timeoutMs: number;
+}
+
+export const defaultKeepalive: KeepaliveOptions = { timeMs: 10_000, timeoutMs: 5_000 };
+
+/** Larger frames and windows move bytes far faster than gRPC's 64 KiB defaults. */
+export const maxFrameBytes = 256 * 1024;
+// Per-stream HTTP/2 window: bounds how much one stalled connection can hold in flight.
+export const flowControlWindowBytes = 1024 * 1024;
+const messageOverhead = 64;
+
+export function channelOptions(keepalive: KeepaliveOptions): ChannelOptions {
+  return {
+    "grpc.keepalive_time_ms": keepalive.timeMs,
+    "grpc.keepalive_timeout_ms": keepalive.timeoutMs,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.max_receive_message_length": maxFrameBytes + messageOverhead,
+    "grpc.max_send_message_length": maxFrameBytes + messageOverhead,
+    "grpc-node.flow_control_window": flowControlWindowBytes,
+    // Our own reconnect loops decide when to retry; a call must fail fast, not queue.
+    "grpc.enable_retries": 0,
+    "grpc.initial_reconnect_backoff_ms": 200,
+    "grpc.max_reconnect_backoff_ms": 5_000,
+  };
+}
+
+export function serverOptions(keepalive: KeepaliveOptions): ChannelOptions {
+  return {
+    "grpc.keepalive_time_ms": keepalive.timeMs,
+    "grpc.keepalive_timeout_ms": keepalive.timeoutMs,
+    "grpc.max_receive_message_length": maxFrameBytes + messageOverhead,
+    "grpc.max_send_message_length": maxFrameBytes + messageOverhead,
+    // Clients ping on their own schedule; let them (the default would answer GOAWAY too_many_pings).
+    "grpc.http2.min_ping_interval_without_data_ms": Math.min(keepalive.timeMs, 5_000),
+    "grpc.max_concurrent_streams": 100_000,
+  };
+}
+
+/**
+ * grpc-js builds its HTTP/2 server from the credentials' constructor options and applies no
+ * flow-control option of its own on the server side, so the receive window is set here. The
+ * relay receives every tunnelled byte, in both directions: with the 64 KiB default each stream
+ * waits a round trip per 64 KiB.
+ */
+export function withServerWindow(creds: ServerCredentials, windowBytes = flowControlWindowBytes): ServerCredentials {
+  const internal = creds as unknown as { _getConstructorOptions(): Record<string, unknown> | null };
+  const base = internal._getConstructorOptions.bind(creds);
+  internal._getConstructorOptions = () => ({
+    ...base(),
+    settings: { initialWindowSize: windowBytes, maxConcurrentStreams: 100_000 },
+  });
+  return creds;
+}

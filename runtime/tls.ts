@@ -1,0 +1,59 @@
+// TLS for every gRPC hop. TLS 1.3 is the floor for every context this process makes, set once
+// here because grpc-js exposes no per-server minimum version.
+import { readFileSync } from "node:fs";
+import tls from "node:tls";
+import { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
+import { DeviceStreamsError } from "./errors.ts";
+
+tls.DEFAULT_MIN_VERSION = "TLSv1.3";
+
+export function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new DeviceStreamsError(
+      "DS_TLS_FILE",
+      `cannot read the ${what} at ${path}: ${(err as Error).message}; check the path and that this user may read it`,
+      { cause: err },
+    );
+  }
+}
+
+export interface ServerTls {
+  certPem: Buffer | string;
+  keyPem: Buffer | string;
+  /** CA bundle that client certificates must chain to; with it, client certificates are required. */
+  clientCaPem?: Buffer | string;
+}
+
+export function serverCredentials(t: ServerTls): ServerCredentials {
+  const ca = t.clientCaPem ? Buffer.from(t.clientCaPem) : null;
+  return ServerCredentials.createSsl(ca, [{ cert_chain: Buffer.from(t.certPem), private_key: Buffer.from(t.keyPem) }], !!ca);
+}
+
+export interface ClientTls {
+  /** CA bundle that the server's certificate must chain to; undefined means the system's roots. */
+  caPem?: Buffer | string;
+  /** Client certificate for mutual TLS (device identity). */
+  certPem?: Buffer | string;
+  keyPem?: Buffer | string;
+}
+
+export function channelCredentials(t: ClientTls): ChannelCredentials {
+  return ChannelCredentials.createSsl(
+    t.caPem ? Buffer.from(t.caPem) : null,
+    t.keyPem ? Buffer.from(t.keyPem) : null,
+    t.certPem ? Buffer.from(t.certPem) : null,
+  );
+}
+
+// grpc-js passes the relay's host as the TLS server name even when it is an IP address; Node
+// then skips SNI (as RFC 6066 requires) and warns on every connection. The certificate is still
+// checked against the IP, so the warning says nothing a user can act on: drop just that one.
+const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+  const options = rest[0] as { code?: string } | string | undefined;
+  const code = typeof options === "object" ? options?.code : rest[1];
+  if (code === "DEP0123") return;
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;

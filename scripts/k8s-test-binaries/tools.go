@@ -1,0 +1,11 @@
+//go:build tools
+
+// Package tools pins the commands built by ../k8s-test-binaries.sh so that
+// go.mod and go.sum record every module they need.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)

@@ -1,0 +1,144 @@
+// The agent's session with one stream's relay: attach (outbound), accept or refuse the stream by
+// the allow-list, dial the target for each connection the relay asks for, and reattach with
+// jittered backoff whenever the session is lost.
+import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
+import type { RelayClient } from "../proto/relay-client.ts";
+import type { AgentMessage, RelayMessage } from "../proto/relay-service.ts";
+import { bridge, callError } from "../proto/tcp-bridge.ts";
+import { Backoff } from "../runtime/backoff.ts";
+import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
+import type { Logger } from "../runtime/log.ts";
+import { version } from "../runtime/version.ts";
+import type { AllowList } from "./allow-list.ts";
+import type { AgentMetrics } from "./metrics.ts";
+import { dialTarget } from "./target-dial.ts";
+
+export type SessionState = "connecting" | "attached" | "refused" | "waiting" | "stopped";
+
+export interface RelaySessionOptions {
+  relay: RelayClient;
+  token: string;
+  allowList: AllowList;
+  dialTimeoutMs: number;
+  metrics: AgentMetrics;
+  log: Logger;
+  backoff?: Backoff;
+}
+
+export class RelaySession {
+  state: SessionState = "connecting";
+  /** Why the last attempt failed, for logs and readiness. */
+  lastError = "";
+  private call: ClientDuplexStream<AgentMessage, RelayMessage> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private maxFrameBytes = 256 * 1024;
+  private readonly o: RelaySessionOptions;
+  private readonly backoff: Backoff;
+
+  constructor(o: RelaySessionOptions) {
+    this.o = o;
+    this.backoff = o.backoff ?? new Backoff({ initialMs: 500, maxMs: 30_000 });
+  }
+
+  start(): void {
+    this.attach();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.state = "stopped";
+    clearTimeout(this.timer);
+    this.call?.cancel();
+  }
+
+  private attach(): void {
+    if (this.stopped) return;
+    this.state = "connecting";
+    const call = this.o.relay.attach(this.o.token, version);
+    this.call = call;
+    let attached = false;
+    let refused: DeviceStreamsError | undefined;
+    call.on("data", (msg: RelayMessage) => {
+      if (msg.streamInfo) {
+        const service = msg.streamInfo.service ?? "";
+        this.maxFrameBytes = msg.streamInfo.maxFrameBytes || this.maxFrameBytes;
+        if (!this.o.allowList.lookup(service)) {
+          refused = new DeviceStreamsError(
+            "DS_SERVICE_NOT_ALLOWED",
+            `service "${service}" is not in this device's allow-list (it has: ${this.o.allowList.services.join(", ") || "nothing"}); add it to the agent's --allow or config to serve this stream`,
+          );
+          call.write({ refusal: { code: refused.code, message: refused.message } });
+          call.end();
+          return;
+        }
+        attached = true;
+        this.state = "attached";
+        this.lastError = "";
+        this.backoff.connected();
+        this.o.metrics.relaysAttached.inc();
+        this.o.metrics.attachAttempts.inc({ result: "attached" });
+        this.o.log.info("attached to relay", { stream: msg.streamInfo.stream ?? "", service });
+        call.write({ hello: { agentVersion: version, services: this.o.allowList.services } });
+      } else if (msg.dial) {
+        void this.dial(Number(msg.dial.connectionId), msg.dial.service ?? "");
+      }
+    });
+    let ended = false;
+    const lost = (s: StatusObject) => {
+      if (ended) return;
+      ended = true;
+      if (attached) this.o.metrics.relaysAttached.dec();
+      if (this.stopped) return;
+      const why = refused ?? (s.code !== status.OK ? callError(s) : undefined);
+      this.o.metrics.attachAttempts.inc({ result: refused ? "refused" : attached ? "lost" : "failed" });
+      this.lastError = why ? describeError(why) : "the relay ended the session";
+      this.state = refused ? "refused" : "waiting";
+      const delay = this.backoff.next();
+      const log = refused || !attached ? this.o.log.warn : this.o.log.info;
+      log(attached ? "relay session lost; reattaching" : "cannot attach to relay; retrying", {
+        reason: this.lastError,
+        retryInMs: delay,
+      });
+      this.timer = setTimeout(() => this.attach(), delay);
+    };
+    // 'status' comes exactly once, whatever the ending; 'error' only duplicates it.
+    call.on("status", lost);
+    call.on("error", () => {});
+  }
+
+  private async dial(id: number, service: string): Promise<void> {
+    const { relay, token, allowList, metrics, log } = this.o;
+    const target = allowList.lookup(service);
+    const report = (err: DeviceStreamsError, result: string) => {
+      metrics.dials.inc({ result });
+      log.warn("dial refused", { connection: id, reason: err.code, detail: err.message });
+      this.call?.write({ dialResult: { connectionId: id, errorCode: err.code, errorMessage: err.message } });
+    };
+    if (!target) {
+      return report(
+        new DeviceStreamsError("DS_SERVICE_NOT_ALLOWED", `service "${service}" is not in this device's allow-list`),
+        "not_allowed",
+      );
+    }
+    let socket: import("node:net").Socket;
+    try {
+      socket = await dialTarget(service, target, this.o.dialTimeoutMs);
+    } catch (err) {
+      const e = err as DeviceStreamsError;
+      return report(e, e.code === "DS_TARGET_REFUSED" ? "refused" : e.code === "DS_TARGET_TIMEOUT" ? "timeout" : "unreachable");
+    }
+    metrics.dials.inc({ result: "ok" });
+    metrics.connectionsActive.inc();
+    const call = relay.accept(token, id);
+    bridge(socket, call, {
+      maxFrameBytes: this.maxFrameBytes,
+      peer: "the client",
+      onBytes: (direction, n) => (direction === "in" ? metrics.bytesToTarget.inc(n) : metrics.bytesFromTarget.inc(n)),
+      onEnd: (end) => {
+        metrics.connectionsActive.dec();
+        if (end.error) log.debug("connection ended with an error", { connection: id, reason: describeError(end.error) });
+      },
+    });
+  }
+}
