@@ -3,8 +3,8 @@
 // tunnel with a request, prints how to try it by hand, and stays up until Ctrl-C.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,7 +49,10 @@ async function fetchThroughTunnel(url: string, deadlineMs: number): Promise<stri
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new DeviceStreamsError("DS_DEMO_FAILED", `no answer through the tunnel: ${(last as Error)?.message}; see the logs above`);
+  throw new DeviceStreamsError(
+    "DS_DEMO_FAILED",
+    `no answer through the tunnel: ${(last as Error)?.message}; see the logs above`,
+  );
 }
 
 export async function runDemo(argv: string[]): Promise<void> {
@@ -81,12 +84,29 @@ export async function runDemo(argv: string[]): Promise<void> {
     process.exit(0);
   });
 
-  const relayArgs = ["relay", "--listen", relay, "--metrics-listen", `127.0.0.1:${relayMetrics}`, "--config", s.relayConfig];
+  const relayArgs = [
+    "relay",
+    "--listen",
+    relay,
+    "--metrics-listen",
+    `127.0.0.1:${relayMetrics}`,
+    "--config",
+    s.relayConfig,
+  ];
   start("relay", [...relayArgs, "--tls-cert", s.relayCert, "--tls-key", s.relayKey], children);
   const common = ["--relay", relay, "--ca", s.caCert];
   start(
     "agent",
-    ["agent", ...common, "--token-file", s.destinationTokenFile, "--allow", `${service}=${target}`, "--metrics-listen", `127.0.0.1:${agentMetrics}`],
+    [
+      "agent",
+      ...common,
+      "--token-file",
+      s.destinationTokenFile,
+      "--allow",
+      `${service}=${target}`,
+      "--metrics-listen",
+      `127.0.0.1:${agentMetrics}`,
+    ],
     children,
   );
   const connectArgs = [...common, "--token-file", s.sourceTokenFile];

@@ -5,9 +5,18 @@ import { version } from "../runtime/version.ts";
 
 const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<unknown> }> = {
   relay: { summary: "serve one stream's relay", run: async (a) => (await import("../relay/main.ts")).runRelay(a) },
-  agent: { summary: "run the edge agent (sidecar)", run: async (a) => (await import("../sidecar/main.ts")).runAgent(a) },
-  connect: { summary: "reach a device through a relay", run: async (a) => (await import("../client/main.ts")).runConnect(a) },
-  demo: { summary: "run relay, agent and a target on loopback", run: async (a) => (await import("./demo.ts")).runDemo(a) },
+  agent: {
+    summary: "run the edge agent (sidecar)",
+    run: async (a) => (await import("../sidecar/main.ts")).runAgent(a),
+  },
+  connect: {
+    summary: "reach a device through a relay",
+    run: async (a) => (await import("../client/main.ts")).runConnect(a),
+  },
+  demo: {
+    summary: "run relay, agent and a target on loopback",
+    run: async (a) => (await import("./demo.ts")).runDemo(a),
+  },
 };
 
 function help(): string {

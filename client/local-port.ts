@@ -3,8 +3,8 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { RelayClient } from "../proto/relay-client.ts";
 import { bridge } from "../proto/tcp-bridge.ts";
-import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import { describeError } from "../runtime/errors.ts";
+import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 
 export interface LocalPortForward {

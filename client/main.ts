@@ -48,7 +48,9 @@ export async function runConnect(argv: string[]): Promise<LocalPortForward | und
     }
     return undefined;
   }
-  const { host, port } = /^\d+$/.test(o.local!) ? { host: "127.0.0.1", port: Number(o.local) } : splitHostPort(o.local!);
+  const { host, port } = /^\d+$/.test(o.local!)
+    ? { host: "127.0.0.1", port: Number(o.local) }
+    : splitHostPort(o.local!);
   const forward = await forwardLocalPort(relay, token, host, port, log);
   log.info("forwarding", { local: `${host}:${forward.port}`, relay: o.relay });
   process.stdout.write(`listening on ${host}:${forward.port}\n`);

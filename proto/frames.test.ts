@@ -22,7 +22,10 @@ describe("frames codec", () => {
   it("encodes fin and reset as the generated codec does", () => {
     assert.deepEqual(Buffer.from(encodeFin()), Buffer.from(Frame.encode({ fin: {} }).finish()));
     const reset = { code: "DS_TARGET_RESET", message: "the target reset the connection" };
-    assert.deepEqual(Buffer.from(encodeReset(reset.code, reset.message)), Buffer.from(Frame.encode({ reset }).finish()));
+    assert.deepEqual(
+      Buffer.from(encodeReset(reset.code, reset.message)),
+      Buffer.from(Frame.encode({ reset }).finish()),
+    );
     assert.deepEqual(decodeFrame(encodeReset(reset.code, reset.message)), { kind: "reset", reset });
     assert.equal(frameKind(encodeFin()), "fin");
   });

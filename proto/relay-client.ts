@@ -34,7 +34,12 @@ export class RelayClient {
 
   connect(token: string): FrameCall {
     const m = relayService.connect;
-    return this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, RelayClient.auth(token));
+    return this.client.makeBidiStreamRequest(
+      m.path,
+      m.requestSerialize,
+      m.responseDeserialize,
+      RelayClient.auth(token),
+    );
   }
 
   accept(token: string, connectionId: number): FrameCall {

@@ -65,7 +65,8 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
     end.bytesOut += chunk.length;
     options.onBytes?.("out", chunk.length);
     for (let off = 0; off < chunk.length; off += options.maxFrameBytes) {
-      const piece = off === 0 && chunk.length <= options.maxFrameBytes ? chunk : chunk.subarray(off, off + options.maxFrameBytes);
+      const piece =
+        off === 0 && chunk.length <= options.maxFrameBytes ? chunk : chunk.subarray(off, off + options.maxFrameBytes);
       if (!call.write(encodeData(piece))) {
         socket.pause();
         call.once("drain", () => socket.resume());
@@ -82,7 +83,12 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
   socket.on("error", (err: NodeJS.ErrnoException) => {
     if (finished) return;
     if (callWritable()) {
-      call.write(encodeReset(socketErrorCode(err), `${options.peer === "the device" ? "the client" : "the target"}: ${err.message}`));
+      call.write(
+        encodeReset(
+          socketErrorCode(err),
+          `${options.peer === "the device" ? "the client" : "the target"}: ${err.message}`,
+        ),
+      );
       call.end();
     }
     finish(new DeviceStreamsError(socketErrorCode(err), err.message, { cause: err }));
@@ -114,7 +120,12 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
         if (sentFin) finish();
         return;
       case "reset":
-        resetSocket(new DeviceStreamsError(f.reset.code || "DS_PEER_RESET", f.reset.message || `${options.peer} reset the connection`));
+        resetSocket(
+          new DeviceStreamsError(
+            f.reset.code || "DS_PEER_RESET",
+            f.reset.message || `${options.peer} reset the connection`,
+          ),
+        );
         call.cancel();
         return;
       default:
@@ -125,7 +136,9 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
   call.on("error", () => {}); // reported through 'status'
   call.on("status", (s: StatusObject) => {
     if (finished || s.code === status.OK) return;
-    resetSocket(s.code === status.CANCELLED ? new DeviceStreamsError("DS_CANCELLED", "the tunnel was cancelled") : callError(s));
+    resetSocket(
+      s.code === status.CANCELLED ? new DeviceStreamsError("DS_CANCELLED", "the tunnel was cancelled") : callError(s),
+    );
   });
   // The call's read side ended (after every frame was read) without a Fin: nothing more will come.
   call.on("end", () => {

@@ -1,6 +1,7 @@
 // `devicestreams relay`: serves one DeviceStream. Both sides dial in; the relay dials nobody.
-import { maxFrameBytes } from "../runtime/grpc-options.ts";
+
 import { parseDuration } from "../runtime/duration.ts";
+import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
 import { parseOptions, positiveInt, printable, requireOption } from "../runtime/options.ts";
@@ -57,7 +58,15 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   const registry = createRegistry("relay");
   const metrics = relayMetrics(registry);
   const pairing = new Pairing(config, limits, metrics, log);
-  const server = await startRelayServer({ listen: o.listen!, tls, keepalive, config: () => config, pairing, metrics, log });
+  const server = await startRelayServer({
+    listen: o.listen!,
+    tls,
+    keepalive,
+    config: () => config,
+    pairing,
+    metrics,
+    log,
+  });
   let draining = false;
   const endpoints = await serveEndpoints(o["metrics-listen"]!, registry, () => (draining ? "draining" : ""));
 
@@ -73,7 +82,11 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
       setTimeout(
         () => {
           log.info("stream lifetime reached; ending every connection");
-          pairing.end("lifetime", "DS_STREAM_EXPIRED", `stream ${config.stream} reached its maximum lifetime; open a new stream`);
+          pairing.end(
+            "lifetime",
+            "DS_STREAM_EXPIRED",
+            `stream ${config.stream} reached its maximum lifetime; open a new stream`,
+          );
         },
         Math.max(0, endAt - Date.now()),
       ),
@@ -95,6 +108,10 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
       await endpoints.close();
       log.info("stopped");
     })());
-  onShutdownSignals(log, () => stop(), () => stop(0));
+  onShutdownSignals(
+    log,
+    () => stop(),
+    () => stop(0),
+  );
   return { port: server.port, metricsPort: endpoints.port, stop: () => stop(0) };
 }

@@ -69,15 +69,27 @@ export class Pairing {
   }
 
   attach(call: AttachCall): void {
-    if (this.ended) return fail(call, this.ended);
+    if (this.ended) {
+      fail(call, this.ended);
+      return;
+    }
     call.write({
-      streamInfo: { stream: this.config.stream, service: this.config.service, maxFrameBytes: this.limits.maxFrameBytes },
+      streamInfo: {
+        stream: this.config.stream,
+        service: this.config.service,
+        maxFrameBytes: this.limits.maxFrameBytes,
+      },
     });
     let attached = false;
     call.on("data", (msg: AgentMessage) => {
       if (msg.hello && !attached) {
         attached = true;
-        if (this.agent) fail(this.agent, { grpcCode: status.ABORTED, code: "DS_SESSION_REPLACED", message: "a newer session of this device attached" });
+        if (this.agent)
+          fail(this.agent, {
+            grpcCode: status.ABORTED,
+            code: "DS_SESSION_REPLACED",
+            message: "a newer session of this device attached",
+          });
         this.agent = call;
         this.refusal = undefined;
         this.metrics.destinationAttached.set(1);
@@ -93,7 +105,11 @@ export class Pairing {
         for (const wake of this.agentWaiters) wake();
         call.end();
       } else if (msg.dialResult) {
-        this.dialFailed(Number(msg.dialResult.connectionId), msg.dialResult.errorCode ?? "", msg.dialResult.errorMessage ?? "");
+        this.dialFailed(
+          Number(msg.dialResult.connectionId),
+          msg.dialResult.errorCode ?? "",
+          msg.dialResult.errorMessage ?? "",
+        );
       }
     });
     const detach = () => {
@@ -113,25 +129,44 @@ export class Pairing {
   }
 
   connect(source: FrameCall): void {
-    if (this.ended) return this.refuse(source, "expired", this.ended);
-    if (this.draining) return this.refuse(source, "draining", this.draining);
+    if (this.ended) {
+      this.refuse(source, "expired", this.ended);
+      return;
+    }
+    if (this.draining) {
+      this.refuse(source, "draining", this.draining);
+      return;
+    }
     if (this.active.size + this.pending.size >= this.limits.maxConnections) {
-      return this.refuse(source, "limit", {
+      this.refuse(source, "limit", {
         grpcCode: status.RESOURCE_EXHAUSTED,
         code: "DS_CONNECTION_LIMIT",
         message: `stream ${this.config.stream} already carries ${this.limits.maxConnections} connections, its limit; close some or raise the stream's maxConnections`,
       });
+      return;
     }
-    if (this.agent) return this.dial(source);
-    if (this.refusal) return this.refuse(source, "refused", this.refusal);
+    if (this.agent) {
+      this.dial(source);
+      return;
+    }
+    if (this.refusal) {
+      this.refuse(source, "refused", this.refusal);
+      return;
+    }
     // The agent may be reconnecting: give it a moment instead of failing at once.
     const timer = setTimeout(() => done(false), this.limits.attachWaitMs);
     const done = (attachedNow: boolean) => {
       clearTimeout(timer);
       this.agentWaiters.delete(wake);
       source.off("cancelled", cancelled);
-      if (attachedNow && this.agent) return this.dial(source);
-      if (this.refusal) return this.refuse(source, "refused", this.refusal);
+      if (attachedNow && this.agent) {
+        this.dial(source);
+        return;
+      }
+      if (this.refusal) {
+        this.refuse(source, "refused", this.refusal);
+        return;
+      }
       this.refuse(source, "no_device", {
         grpcCode: status.UNAVAILABLE,
         code: "DS_DEVICE_NOT_ATTACHED",
@@ -195,11 +230,12 @@ export class Pairing {
   accept(destination: FrameCall, id: number): void {
     const p = this.pending.get(id);
     if (!p) {
-      return fail(destination, {
+      fail(destination, {
         grpcCode: status.NOT_FOUND,
         code: "DS_UNKNOWN_CONNECTION",
         message: `connection ${id} is not waiting for the device (it timed out or its client left)`,
       });
+      return;
     }
     clearTimeout(p.timer);
     this.pending.delete(id);

@@ -55,7 +55,9 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     },
   });
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(o.listen, withServerWindow(serverCredentials(o.tls)), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(o.listen, withServerWindow(serverCredentials(o.tls)), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
   });
   return {
     port,

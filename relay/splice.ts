@@ -6,7 +6,14 @@ import { dataLength, encodeFin, encodeReset, frameKind } from "../proto/frames.t
 
 type Call = ServerDuplexStream<Buffer, Buffer>;
 export type Direction = "to_device" | "from_device";
-export type CloseReason = "completed" | "reset" | "idle_timeout" | "lifetime" | "peer_lost" | "protocol_error" | "shutdown";
+export type CloseReason =
+  | "completed"
+  | "reset"
+  | "idle_timeout"
+  | "lifetime"
+  | "peer_lost"
+  | "protocol_error"
+  | "shutdown";
 
 const finFrame = encodeFin();
 const sideName: Record<Direction, string> = { to_device: "service side", from_device: "device side" };
@@ -74,7 +81,11 @@ export class Splice {
         this.finish("reset", `${sideName[direction]} reset the connection`);
         return;
       default:
-        this.reset("protocol_error", "DS_PROTOCOL", `the ${sideName[direction]} sent a frame this relay does not understand`);
+        this.reset(
+          "protocol_error",
+          "DS_PROTOCOL",
+          `the ${sideName[direction]} sent a frame this relay does not understand`,
+        );
     }
   }
 

@@ -68,7 +68,11 @@ export function authenticate(config: StreamConfig, role: Role, metadata: Metadat
       tokenRole(token) === other
         ? `this is the ${other} credential; the ${role} side needs the ${role} token`
         : `check that the token belongs to stream ${config.stream}, and fetch it again if the stream was recreated`;
-    return { ok: false, code: "DS_AUTH_INVALID", message: `the ${role} credential is not valid for this relay: ${hint}` };
+    return {
+      ok: false,
+      code: "DS_AUTH_INVALID",
+      message: `the ${role} credential is not valid for this relay: ${hint}`,
+    };
   }
   if (config.expiresAt && now >= Date.parse(config.expiresAt)) {
     return {

@@ -5,10 +5,8 @@ import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { version } from "./version.ts";
 
-export interface Readiness {
-  /** Empty when ready; otherwise what the component is still waiting for. */
-  (): string;
-}
+/** Empty when ready; otherwise what the component is still waiting for. */
+export type Readiness = () => string;
 
 export function createRegistry(component: string): Registry {
   const registry = new Registry();

@@ -29,7 +29,11 @@ describe("pki", () => {
   it("signs a CSR whose key stays with the requester, and rejects a tampered one", async () => {
     const ca = await createCertificateAuthority("test-ca");
     const { csrPem, keyPem } = await createCertificateRequest("device-a");
-    const certPem = await signCertificateRequest(ca, csrPem, { commonName: "ns/device-a", usage: "client", validityMs: 3600_000 });
+    const certPem = await signCertificateRequest(ca, csrPem, {
+      commonName: "ns/device-a",
+      usage: "client",
+      validityMs: 3600_000,
+    });
     assert.ok(keyPem.includes("PRIVATE KEY"));
     assert.match(new X509Certificate(certPem).subject, /CN=ns\/device-a/);
     assert.ok(certificateExpiry(certPem).getTime() <= Date.now() + 3600_000);

@@ -70,11 +70,7 @@ function usages(usage: CertificateRequest["usage"]): string[] {
 }
 
 /** Signs a certificate for a public key made elsewhere (a device's CSR) or for a new key pair. */
-async function sign(
-  ca: KeyPairPem,
-  req: CertificateRequest,
-  publicKey: CryptoKey | x509.PublicKey,
-): Promise<string> {
+async function sign(ca: KeyPairPem, req: CertificateRequest, publicKey: CryptoKey | x509.PublicKey): Promise<string> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const now = Date.now();
   const names: x509.JsonGeneralName[] = [
@@ -119,11 +115,7 @@ export async function createCertificateRequest(commonName: string): Promise<{ cs
 }
 
 /** Signs a CSR after checking its self-signature; the subject is set by the caller, not the CSR. */
-export async function signCertificateRequest(
-  ca: KeyPairPem,
-  csrPem: string,
-  req: CertificateRequest,
-): Promise<string> {
+export async function signCertificateRequest(ca: KeyPairPem, csrPem: string, req: CertificateRequest): Promise<string> {
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
   if (!(await csr.verify())) throw new Error("the certificate request's signature does not verify");
   return sign(ca, req, csr.publicKey);

@@ -28,7 +28,11 @@ export interface ServerTls {
 
 export function serverCredentials(t: ServerTls): ServerCredentials {
   const ca = t.clientCaPem ? Buffer.from(t.clientCaPem) : null;
-  return ServerCredentials.createSsl(ca, [{ cert_chain: Buffer.from(t.certPem), private_key: Buffer.from(t.keyPem) }], !!ca);
+  return ServerCredentials.createSsl(
+    ca,
+    [{ cert_chain: Buffer.from(t.certPem), private_key: Buffer.from(t.keyPem) }],
+    !!ca,
+  );
 }
 
 export interface ClientTls {

@@ -1,8 +1,8 @@
 // The device's own say over what the cloud may reach: service names mapped to local host:port.
 // Nothing outside this map is ever dialled, whatever a relay or hub asks.
 import { readFileSync } from "node:fs";
-import { splitHostPort } from "../runtime/http-endpoints.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
+import { splitHostPort } from "../runtime/http-endpoints.ts";
 
 export interface Target {
   host: string;
@@ -29,7 +29,8 @@ export class AllowList {
       } catch (err) {
         throw new DeviceStreamsError("DS_CONFIG", `allow-list entry ${name}: ${(err as Error).message}`);
       }
-      if (target.port === 0) throw new DeviceStreamsError("DS_CONFIG", `allow-list entry ${name}: port 0 is not a target`);
+      if (target.port === 0)
+        throw new DeviceStreamsError("DS_CONFIG", `allow-list entry ${name}: port 0 is not a target`);
       this.targets.set(name, target);
     }
   }

@@ -45,7 +45,8 @@ export async function runAgent(argv: string[]): Promise<RunningAgent | undefined
     serverName: o["server-name"],
   });
   log.info("starting", { services: allowList.services.join(",") || "(none)", ...printable(agentOptionSpecs, o) });
-  if (!allowList.services.length) log.warn("the allow-list is empty: every stream will be refused; add --allow name=host:port");
+  if (!allowList.services.length)
+    log.warn("the allow-list is empty: every stream will be refused; add --allow name=host:port");
 
   const registry = createRegistry("agent");
   const metrics = agentMetrics(registry);
@@ -59,8 +60,11 @@ export async function runAgent(argv: string[]): Promise<RunningAgent | undefined
   });
   session.start();
   const endpoints = await serveEndpoints(o["metrics-listen"]!, registry, () =>
-    session.state === "attached" ? "" : `not attached to the relay (${session.state}${session.lastError ? `: ${session.lastError}` : ""})`,
+    session.state === "attached"
+      ? ""
+      : `not attached to the relay (${session.state}${session.lastError ? `: ${session.lastError}` : ""})`,
   );
+  log.info("ready", { metricsPort: endpoints.port });
   const stop = async () => {
     session.stop();
     relay.close();

@@ -126,7 +126,10 @@ export class RelaySession {
       socket = await dialTarget(service, target, this.o.dialTimeoutMs);
     } catch (err) {
       const e = err as DeviceStreamsError;
-      return report(e, e.code === "DS_TARGET_REFUSED" ? "refused" : e.code === "DS_TARGET_TIMEOUT" ? "timeout" : "unreachable");
+      return report(
+        e,
+        e.code === "DS_TARGET_REFUSED" ? "refused" : e.code === "DS_TARGET_TIMEOUT" ? "timeout" : "unreachable",
+      );
     }
     metrics.dials.inc({ result: "ok" });
     metrics.connectionsActive.inc();
@@ -137,7 +140,8 @@ export class RelaySession {
       onBytes: (direction, n) => (direction === "in" ? metrics.bytesToTarget.inc(n) : metrics.bytesFromTarget.inc(n)),
       onEnd: (end) => {
         metrics.connectionsActive.dec();
-        if (end.error) log.debug("connection ended with an error", { connection: id, reason: describeError(end.error) });
+        if (end.error)
+          log.debug("connection ended with an error", { connection: id, reason: describeError(end.error) });
       },
     });
   }

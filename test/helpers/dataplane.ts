@@ -1,0 +1,132 @@
+// Starts a stream's data plane as real processes on loopback: a relay, an agent serving an
+// allow-list, and a client forwarding a local port, all over TLS with per-stream credentials.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type StaticStream, type StaticStreamOptions, writeStaticStream } from "../../cli/static-stream.ts";
+import { ComponentProcess } from "./component-process.ts";
+
+export interface Relay {
+  process: ComponentProcess;
+  address: string;
+  metricsPort: number;
+}
+
+export async function startRelay(stream: StaticStream, args: string[] = []): Promise<Relay> {
+  const process = new ComponentProcess("relay", [
+    "relay",
+    "--listen",
+    "127.0.0.1:0",
+    "--metrics-listen",
+    "127.0.0.1:0",
+    "--config",
+    stream.relayConfig,
+    "--tls-cert",
+    stream.relayCert,
+    "--tls-key",
+    stream.relayKey,
+    ...args,
+  ]);
+  const m = await process.waitFor(/ready grpcPort=(\d+) metricsPort=(\d+)/);
+  return { process, address: `127.0.0.1:${m[1]}`, metricsPort: Number(m[2]) };
+}
+
+export interface Agent {
+  process: ComponentProcess;
+  metricsPort: number;
+}
+
+export async function startAgent(
+  stream: StaticStream,
+  relayAddress: string,
+  allow: string[],
+  args: string[] = [],
+  waitAttached = true,
+): Promise<Agent> {
+  const process = new ComponentProcess("agent", [
+    "agent",
+    "--relay",
+    relayAddress,
+    "--ca",
+    stream.caCert,
+    "--token-file",
+    stream.destinationTokenFile,
+    "--metrics-listen",
+    "127.0.0.1:0",
+    ...allow.flatMap((a) => ["--allow", a]),
+    ...args,
+  ]);
+  const m = await process.waitFor(/ready metricsPort=(\d+)/);
+  if (waitAttached) await process.waitFor(/attached to relay/);
+  return { process, metricsPort: Number(m[1]) };
+}
+
+export interface Client {
+  process: ComponentProcess;
+  port: number;
+}
+
+export async function startClient(stream: StaticStream, relayAddress: string, args: string[] = []): Promise<Client> {
+  const process = new ComponentProcess("connect", [
+    "connect",
+    "--relay",
+    relayAddress,
+    "--ca",
+    stream.caCert,
+    "--token-file",
+    stream.sourceTokenFile,
+    "--local",
+    "127.0.0.1:0",
+    ...args,
+  ]);
+  const m = await process.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+  return { process, port: Number(m[1]) };
+}
+
+/** The argv of a stdio-mode client, for ssh's ProxyCommand or a direct spawn. */
+export function stdioClientArgs(stream: StaticStream, relayAddress: string): string[] {
+  return ["connect", "--stdio", "--relay", relayAddress, "--ca", stream.caCert, "--token-file", stream.sourceTokenFile];
+}
+
+export interface DataPlane {
+  stream: StaticStream;
+  relay: Relay;
+  agent: Agent;
+  client: Client;
+  processes(): ComponentProcess[];
+  /** Every process's output, for a failing test's report. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+export interface DataPlaneOptions extends Partial<StaticStreamOptions> {
+  /** Allow-list entries of the agent, e.g. `web=127.0.0.1:8080`; the first names the stream's service by default. */
+  allow: string[];
+  relayArgs?: string[];
+  agentArgs?: string[];
+  clientArgs?: string[];
+}
+
+export async function startDataPlane(o: DataPlaneOptions): Promise<DataPlane> {
+  const dir = mkdtempSync(join(tmpdir(), "ds-test-"));
+  const stream = await writeStaticStream(dir, { service: o.service ?? o.allow[0]!.split("=")[0]!, ...o });
+  const relay = await startRelay(stream, o.relayArgs);
+  const agent = await startAgent(stream, relay.address, o.allow, o.agentArgs);
+  const client = await startClient(stream, relay.address, o.clientArgs);
+  const all = () => [relay.process, agent.process, client.process];
+  return {
+    stream,
+    relay,
+    agent,
+    client,
+    processes: all,
+    logs: () =>
+      all()
+        .map((p) => `----- ${p.name} -----\n${p.logs}`)
+        .join("\n"),
+    stop: async () => {
+      await Promise.all(all().map((p) => p.stop()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
