@@ -86,7 +86,9 @@ export function crdTypes(root: string): Array<{ path: string; content: string }>
   const dir = join(root, "crds");
   const emitter = new Emitter();
   let resources = "";
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()) {
     const crd = load(readFileSync(join(dir, file), "utf8")) as Crd;
     const { group, names } = crd.spec;
     for (const version of crd.spec.versions) {

@@ -1,0 +1,199 @@
+// A list-watch cache of one resource. client-node's ListWatch relists on 410 Gone but stops on any
+// other error and asks for no bookmarks, so this one owns the loop: list (paged), watch with
+// bookmarks and a server-side timeout, resume from the last resourceVersion, relist when it has
+// expired, and back off with jitter on errors. It never gives up; `synced` turns true after the
+// first complete list and stays true (the cache is served, possibly stale, during an outage).
+import { setTimeout as sleep } from "node:timers/promises";
+import { Backoff } from "../runtime/backoff.ts";
+import { describeError } from "../runtime/errors.ts";
+import type { Logger } from "../runtime/log.ts";
+import { KubeApiError, type KubeClient } from "./kube/client.ts";
+import type { KubeList, KubeObject } from "./kube/types.ts";
+
+export type InformerEvent = "add" | "update" | "delete";
+export type Handler<T> = (event: InformerEvent, obj: T, old?: T) => void;
+
+export interface InformerOptions {
+  name: string;
+  client: KubeClient;
+  /** Collection path, e.g. /api/v1/pods (all namespaces). */
+  path: string;
+  labelSelector?: string;
+  log: Logger;
+  pageSize?: number;
+  backoff?: Backoff;
+  /** Called whenever the watch had to be restarted after an error. */
+  onRestart?: (reason: string) => void;
+}
+
+export class Informer<T extends KubeObject> {
+  private readonly opts: InformerOptions;
+  private readonly store = new Map<string, T>();
+  private readonly handlers: Handler<T>[] = [];
+  private readonly backoff: Backoff;
+  private resourceVersion = "";
+  private stopped = false;
+  private abort = new AbortController();
+  private current: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+  private syncWaiters: Array<() => void> = [];
+  synced = false;
+
+  constructor(opts: InformerOptions) {
+    this.opts = opts;
+    this.backoff = opts.backoff ?? new Backoff({ initialMs: 500, maxMs: 30_000, stableMs: 60_000 });
+  }
+
+  on(handler: Handler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    return this.store.get(`${namespace}/${name}`);
+  }
+
+  list(namespace?: string): T[] {
+    const all = [...this.store.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.current?.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { log, name } = this.opts;
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+        const started = Date.now();
+        await this.watchOnce();
+        // A clean end (server-side timeout) resumes at once from the last resourceVersion; one
+        // that ended at once (a proxy closing connections) must not become a tight loop.
+        if (Date.now() - started < 1000) await sleep(this.backoff.next(), undefined, { signal: this.abort.signal });
+      } catch (err) {
+        if (this.stopped) break;
+        if (err instanceof KubeApiError && err.status === 410) {
+          log.info("watch expired; listing again", { informer: name });
+          this.resourceVersion = "";
+          continue;
+        }
+        const delay = this.backoff.next();
+        log.warn("list/watch failed; retrying", { informer: name, error: describeError(err), retryInMs: delay });
+        this.opts.onRestart?.(err instanceof KubeApiError ? `http_${err.status}` : "error");
+        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const fresh = new Map<string, T>();
+    let continueToken: string | undefined;
+    let rv = "";
+    do {
+      const page = await this.opts.client.request<KubeList<T>>("GET", this.opts.path, {
+        query: { limit: this.opts.pageSize ?? 500, continue: continueToken, labelSelector: this.opts.labelSelector },
+      });
+      for (const item of page.items) fresh.set(keyFor(item), strip(item));
+      continueToken = page.metadata.continue || undefined;
+      rv = page.metadata.resourceVersion ?? "";
+    } while (continueToken);
+    // Replace, telling handlers what changed while we were not watching.
+    for (const [key, old] of this.store) if (!fresh.has(key)) this.remove(key, old);
+    for (const obj of fresh.values()) this.upsert(obj);
+    this.resourceVersion = rv;
+    if (!this.synced) {
+      this.synced = true;
+      this.opts.log.info("cache synced", { informer: this.opts.name, objects: this.store.size });
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+  }
+
+  private watchOnce(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let gone = false;
+      const query = {
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        // As client-go: 5-10 min, spread so that replicas do not reconnect in step.
+        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+        labelSelector: this.opts.labelSelector,
+      };
+      const onEvent = (type: string, obj: unknown) => {
+        if (type === "ERROR") {
+          const status = obj as { code?: number; message?: string };
+          if (status.code === 410) gone = true;
+          return;
+        }
+        const o = obj as T;
+        if (o?.metadata?.resourceVersion) this.resourceVersion = o.metadata.resourceVersion;
+        if (type === "ADDED" || type === "MODIFIED") this.upsert(strip(o));
+        else if (type === "DELETED") this.remove(keyFor(o), o);
+        this.backoff.connected(); // events flowing: the connection is healthy
+      };
+      const done = (err: unknown) => {
+        this.current = undefined;
+        if (gone) return reject(new KubeApiError(410, "Expired", "resourceVersion too old"));
+        const e = err as { statusCode?: number; name?: string; message?: string } | null;
+        if (!e) return resolve();
+        // client-node aborts a watch that was silent for 30 s; that is not an error.
+        if (e.name === "TimeoutError") return resolve();
+        reject(new KubeApiError(e.statusCode ?? 0, "WatchFailed", `watch ${this.opts.path}: ${e.message ?? e}`));
+      };
+      this.opts.client.watch(this.opts.path, query, onEvent, done).then(
+        (controller) => {
+          this.current = controller;
+          if (this.stopped) controller.abort();
+        },
+        (err: unknown) => reject(err),
+      );
+    });
+  }
+
+  private upsert(obj: T): void {
+    const key = keyFor(obj);
+    const old = this.store.get(key);
+    if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
+    this.store.set(key, obj);
+    this.emit(old ? "update" : "add", obj, old);
+  }
+
+  private remove(key: string, obj: T): void {
+    const old = this.store.get(key);
+    if (!old) return;
+    this.store.delete(key);
+    this.emit("delete", old ?? obj);
+  }
+
+  private emit(event: InformerEvent, obj: T, old?: T): void {
+    for (const h of this.handlers) {
+      try {
+        h(event, obj, old);
+      } catch (err) {
+        this.opts.log.error("informer handler threw", { informer: this.opts.name, error: describeError(err) });
+      }
+    }
+  }
+}
+
+function keyFor(obj: KubeObject): string {
+  return `${obj.metadata.namespace ?? ""}/${obj.metadata.name ?? ""}`;
+}
+
+// managedFields are large and never read from the cache; dropping them halves its memory.
+function strip<T extends KubeObject>(obj: T): T {
+  if (obj.metadata.managedFields) delete obj.metadata.managedFields;
+  return obj;
+}
