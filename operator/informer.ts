@@ -27,6 +27,7 @@ export interface InformerOptions {
 }
 
 export class Informer<T extends KubeObject> {
+  readonly name: string;
   private readonly opts: InformerOptions;
   private readonly store = new Map<string, T>();
   private readonly handlers: Handler<T>[] = [];
@@ -41,6 +42,7 @@ export class Informer<T extends KubeObject> {
 
   constructor(opts: InformerOptions) {
     this.opts = opts;
+    this.name = opts.name;
     this.backoff = opts.backoff ?? new Backoff({ initialMs: 500, maxMs: 30_000, stableMs: 60_000 });
   }
 

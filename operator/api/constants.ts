@@ -1,0 +1,48 @@
+// Names the operator writes into the cluster: one place, so that docs, RBAC and tests agree.
+export const fieldManager = "devicestreams-operator";
+/** The hub owns DeviceAccepted (and connection figures) with its own field manager. */
+export const hubFieldManager = "devicestreams-hub";
+export const finalizer = "devicestreams.io/cleanup";
+export const reportingController = "devicestreams.io/operator";
+
+export const labels = {
+  name: "app.kubernetes.io/name",
+  instance: "app.kubernetes.io/instance",
+  component: "app.kubernetes.io/component",
+  partOf: "app.kubernetes.io/part-of",
+  managedBy: "app.kubernetes.io/managed-by",
+  version: "app.kubernetes.io/version",
+  stream: "devicestreams.io/stream",
+  streamUid: "devicestreams.io/stream-uid",
+} as const;
+
+export const managedByValue = "devicestreams-operator";
+/** What the operator's Pod and Service informers watch: only objects it made. */
+export const managedSelector = `${labels.managedBy}=${managedByValue},${labels.component}=relay`;
+
+export const annotations = {
+  /** Hash of the configuration the operator applied; a change means apply again. */
+  configHash: "devicestreams.io/config-hash",
+} as const;
+
+export const conditionTypes = {
+  ready: "Ready",
+  relayReady: "RelayReady",
+  deviceAccepted: "DeviceAccepted",
+} as const;
+
+export const relayPorts = { grpc: 8443, metrics: 9090 } as const;
+export const relayConfigDir = "/etc/devicestreams/relay";
+
+/** The relay Pod and Service of a stream; CRD validation keeps stream names short enough. */
+export function relayName(stream: string): string {
+  return `${stream}-relay`;
+}
+
+/**
+ * The stream's credentials Secret. Its name carries the stream's UID so that it can never be a
+ * leftover of an earlier stream of the same name: the operator may create Secrets but not read them.
+ */
+export function credentialsSecretName(stream: string, uid: string): string {
+  return `${stream}-relay-${uid.replace(/-/g, "").slice(0, 10)}`;
+}

@@ -1,0 +1,262 @@
+// `devicestreams operator`: caches start at once on every replica (so a new leader is warm);
+// only the leader loads the CA, seeds the caps and runs the reconcile workers.
+import { setTimeout as sleep } from "node:timers/promises";
+import { KubeConfig } from "@kubernetes/client-node";
+import { Backoff } from "../runtime/backoff.ts";
+import { describeError } from "../runtime/errors.ts";
+import { createRegistry, type EndpointsServer, serveEndpoints } from "../runtime/http-endpoints.ts";
+import { createLogger, type Logger } from "../runtime/log.ts";
+import type { KeyPairPem } from "../runtime/pki.ts";
+import { version } from "../runtime/version.ts";
+import { fieldManager, managedSelector, relayName } from "./api/constants.ts";
+import { type Device, type DeviceStream, deviceResource, deviceStreamResource } from "./api/v1alpha1.ts";
+import { loadOrCreateCA } from "./ca.ts";
+import { Capacity } from "./capacity.ts";
+import { Controller } from "./controller.ts";
+import { EventRecorder } from "./events.ts";
+import { Informer } from "./informer.ts";
+import { collectionPath, core, KubeClient } from "./kube/client.ts";
+import { type KubeObject, keyOf, type Pod, type Service } from "./kube/types.ts";
+import { LeaderElector } from "./leader-election.ts";
+import { operatorMetrics } from "./metrics.ts";
+import { type OperatorOptions, parseOperatorOptions } from "./options.ts";
+import type { ReconcileContext, StreamHooks } from "./reconcile/context.ts";
+import { isTerminal } from "./reconcile/status.ts";
+import { reconcileStream } from "./reconcile/stream.ts";
+
+export interface RunningOperator {
+  identity: string;
+  metricsPort: number;
+  isLeader(): boolean;
+  /** Graceful: stop reconciling, release the lease, stop watching. */
+  stop(): Promise<void>;
+}
+
+export interface OperatorDeps {
+  /** Overrides --kubeconfig (tests pass the harness's, or an impersonating one). */
+  kubeConfig?: KubeConfig;
+  log?: Logger;
+  hooks?: StreamHooks;
+}
+
+function loadKubeConfig(path: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault(); // $KUBECONFIG, ~/.kube/config, then the in-cluster service account
+  return kc;
+}
+
+/** The DeviceStream that controls `obj`, as a queue key. */
+function ownerKey(obj: KubeObject): string | undefined {
+  const ref = obj.metadata.ownerReferences?.find((r) => r.controller && r.kind === deviceStreamResource.kind);
+  return ref ? `${obj.metadata.namespace}/${ref.name}` : undefined;
+}
+
+export async function startOperator(options: OperatorOptions, deps: OperatorDeps = {}): Promise<RunningOperator> {
+  const log = deps.log ?? createLogger("operator");
+  const client = new KubeClient(deps.kubeConfig ?? loadKubeConfig(options.kubeconfig));
+  const registry = createRegistry("operator");
+  const metrics = operatorMetrics(registry, () => {
+    const counts = new Map<string, number>();
+    for (const s of streams.list()) counts.set(s.status?.phase ?? "", (counts.get(s.status?.phase ?? "") ?? 0) + 1);
+    return counts;
+  });
+  const informer = <T extends KubeObject>(name: string, path: string, labelSelector?: string) =>
+    new Informer<T>({
+      name,
+      client,
+      path,
+      labelSelector,
+      log,
+      onRestart: (cause) => metrics.watchRestarts.inc({ resource: name, cause }),
+    });
+  const streams = informer<DeviceStream>("devicestreams", collectionPath({ ...deviceStreamResource }));
+  const devices = informer<Device>("devices", collectionPath({ ...deviceResource }));
+  const pods = informer<Pod>("pods", collectionPath(core.pods), managedSelector);
+  const services = informer<Service>("services", collectionPath(core.services), managedSelector);
+  const informers: Array<Pick<Informer<KubeObject>, "name" | "synced" | "start" | "stop" | "waitForSync">> = [
+    streams,
+    devices,
+    pods,
+    services,
+  ];
+
+  const events = new EventRecorder(client, options.identity, log, (type, reason) =>
+    metrics.events.inc({ type, reason }),
+  );
+  const capacity = new Capacity(options.maxStreams, options.maxStreamsPerNamespace);
+  let ca: KeyPairPem | undefined;
+  const ctx: ReconcileContext = {
+    client,
+    streams,
+    devices,
+    pods,
+    services,
+    capacity,
+    events,
+    relay: {
+      image: options.relayImage,
+      imagePullPolicy: options.relayImagePullPolicy,
+      clusterDomain: options.clusterDomain,
+      version,
+      requests: options.relayRequests,
+      limits: options.relayLimits,
+    },
+    ca: () => {
+      if (!ca) throw new Error("the relay CA is not loaded yet");
+      return ca;
+    },
+    expectedPods: new Map(),
+    enqueue: (key, afterMs) => controller.enqueue(key, afterMs),
+    now: Date.now,
+    log,
+    hooks: deps.hooks ?? {},
+  };
+  const controller = new Controller("devicestream", (key) => reconcileStream(ctx, key), options.workers, metrics, log);
+
+  streams.on((_event, obj) => controller.enqueue(keyOf(obj)));
+  devices.on((_event, device) => {
+    for (const s of streams.list(device.metadata.namespace)) {
+      if (s.spec.device === device.metadata.name) controller.enqueue(keyOf(s));
+    }
+  });
+  pods.on((event, pod) => {
+    const key = ownerKey(pod);
+    if (!key) return;
+    if (event === "add") ctx.expectedPods.delete(key);
+    controller.enqueue(key);
+  });
+  services.on((_event, service) => {
+    const key = ownerKey(service);
+    if (key) controller.enqueue(key);
+  });
+
+  // Leadership transitions run one after another, never interleaved.
+  let transitions = Promise.resolve();
+  let leading = false;
+  let resync: NodeJS.Timeout | undefined;
+  const stopping = new AbortController();
+  const startLeading = async () => {
+    leading = true;
+    metrics.leader.set(1);
+    await Promise.all(informers.map((i) => i.waitForSync()));
+    const backoff = new Backoff({ initialMs: 500, maxMs: 15_000 });
+    while (!ca && leading && !stopping.signal.aborted) {
+      try {
+        ca = await loadOrCreateCA(client, options.namespace, options.caSecret, fieldManager, log);
+      } catch (err) {
+        const delay = backoff.next();
+        log.warn("cannot load or create the relay CA; retrying", { error: describeError(err), retryInMs: delay });
+        await sleep(delay, undefined, { signal: stopping.signal }).catch(() => undefined);
+      }
+    }
+    if (!leading || stopping.signal.aborted) return;
+    // Streams that already run keep their slot, whatever the caps say now.
+    for (const s of streams.list()) {
+      if (isTerminal(s.status?.phase) || s.metadata.deletionTimestamp) continue;
+      const running = pods.get(s.metadata.namespace!, relayName(s.metadata.name!));
+      if (running) capacity.seed(keyOf(s), s.metadata.namespace!);
+    }
+    controller.start();
+    for (const s of streams.list()) controller.enqueue(keyOf(s));
+    resync = setInterval(() => {
+      for (const s of streams.list()) controller.enqueue(keyOf(s));
+    }, options.resyncPeriodMs);
+    resync.unref();
+    log.info("reconciling", { streams: streams.list().length, workers: options.workers });
+  };
+  const stopLeading = async () => {
+    leading = false;
+    metrics.leader.set(0);
+    clearInterval(resync);
+    await controller.stop();
+    capacity.clear();
+    ctx.expectedPods.clear();
+  };
+  const transition = (step: () => Promise<void>) => {
+    transitions = transitions.then(step).catch((err: unknown) => {
+      log.error("leadership transition failed", { error: describeError(err) });
+    });
+    return transitions;
+  };
+
+  for (const i of informers) {
+    metrics.cacheSynced.set({ resource: i.name }, 0);
+    i.start();
+    void i.waitForSync().then(() => metrics.cacheSynced.set({ resource: i.name }, 1));
+  }
+
+  const readiness = () => {
+    const waiting = informers.filter((i) => !i.synced).map((i) => i.name);
+    return waiting.length ? `waiting for caches to sync: ${waiting.join(", ")}` : "";
+  };
+  let endpoints: EndpointsServer;
+  try {
+    endpoints = await serveEndpoints(options.metricsListen, registry, readiness);
+  } catch (err) {
+    await Promise.all(informers.map((i) => i.stop()));
+    throw err;
+  }
+
+  const elector = options.leaderElect
+    ? new LeaderElector({
+        client,
+        namespace: options.namespace,
+        name: options.leaseName,
+        identity: options.identity,
+        leaseDurationMs: options.leaseDurationMs,
+        renewDeadlineMs: options.renewDeadlineMs,
+        retryPeriodMs: options.retryPeriodMs,
+        fieldManager,
+        log,
+        onStartedLeading: () => void transition(startLeading),
+        onStoppedLeading: () => transition(stopLeading),
+      })
+    : undefined;
+  if (elector) elector.start();
+  else void transition(startLeading);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    identity: options.identity,
+    metricsPort: endpoints.port,
+    isLeader: () => leading && controller.started,
+    stop: () =>
+      (stopped ??= (async () => {
+        stopping.abort();
+        // Workers finish their reconcile before the lease is released, so no successor overlaps.
+        if (elector) await elector.stop();
+        else await transition(stopLeading);
+        await Promise.all(informers.map((i) => i.stop()));
+        await endpoints.close();
+        client.close();
+        log.info("stopped");
+      })()),
+  };
+}
+
+/** `devicestreams operator [flags]`: runs until SIGTERM or SIGINT, then shuts down gracefully. */
+export async function runOperator(argv: string[]): Promise<void> {
+  const parsed = parseOperatorOptions(argv);
+  if (!parsed) return;
+  const log = createLogger("operator");
+  log.info("starting", { version, ...parsed.printable });
+  const operator = await startOperator(parsed.options, { log });
+  log.info("serving /metrics, /healthz and /readyz", { port: operator.metricsPort });
+  await new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (++signals > 1) {
+        log.warn("second signal; exiting at once", { signal });
+        process.exit(1);
+      }
+      log.info("signal received; shutting down (send it again to exit at once)", { signal });
+      operator.stop().then(resolve, (err: unknown) => {
+        log.error("shutdown failed", { error: describeError(err) });
+        resolve();
+      });
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}

@@ -1,0 +1,35 @@
+// What every reconcile step may use: the API client, the caches, the caps, the event recorder and
+// the relay settings. Built once per operator by operator/main.ts.
+import type { Logger } from "../../runtime/log.ts";
+import type { KeyPairPem } from "../../runtime/pki.ts";
+import type { Device, DeviceStream } from "../api/v1alpha1.ts";
+import type { Capacity } from "../capacity.ts";
+import type { EventRecorder } from "../events.ts";
+import type { Informer } from "../informer.ts";
+import type { KubeClient } from "../kube/client.ts";
+import type { Pod, Service } from "../kube/types.ts";
+import type { RelaySettings } from "../relay-objects.ts";
+
+export interface StreamHooks {
+  /** The stream ended or is being deleted: the hub withdraws its offer to the device here. */
+  onEnded?(stream: DeviceStream, reason: string): void;
+}
+
+export interface ReconcileContext {
+  client: KubeClient;
+  streams: Informer<DeviceStream>;
+  devices: Informer<Device>;
+  pods: Informer<Pod>;
+  services: Informer<Service>;
+  capacity: Capacity;
+  events: EventRecorder;
+  relay: RelaySettings;
+  /** Loaded when this replica starts leading. */
+  ca: () => KeyPairPem;
+  /** Relay Pods created and not yet seen in the cache, by stream key (ReplicaSet-style expectations). */
+  expectedPods: Map<string, number>;
+  enqueue(key: string, afterMs?: number): void;
+  now(): number;
+  log: Logger;
+  hooks: StreamHooks;
+}

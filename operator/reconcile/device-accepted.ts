@@ -1,0 +1,58 @@
+// DeviceAccepted belongs to the hub (field manager devicestreams-hub): it says whether the
+// device's agent took the stream. Until the hub exists, this stand-in writes what the operator can
+// tell from the Device object (missing, disabled, not offering the service, offline) under the
+// same field manager, so that the hub later takes the condition over without an ownership fight.
+// It never overrides a verdict the hub gave (True, or False/Refused).
+import { conditionTypes, hubFieldManager } from "../api/constants.ts";
+import type { Condition, Device, DeviceStream } from "../api/v1alpha1.ts";
+import { deviceStreamResource } from "../api/v1alpha1.ts";
+import { objectPath } from "../kube/client.ts";
+import type { ReconcileContext } from "./context.ts";
+import { condition } from "./status.ts";
+
+export function deviceAcceptance(ds: DeviceStream, device: Device | undefined): [Condition["status"], string, string] {
+  const ns = ds.metadata.namespace;
+  const name = ds.spec.device;
+  if (!device) {
+    return [
+      "False",
+      "DeviceNotFound",
+      `Device "${name}" does not exist in namespace "${ns}"; create it or fix spec.device`,
+    ];
+  }
+  if (device.spec?.disabled) return ["False", "DeviceDisabled", `Device "${name}" is disabled (spec.disabled)`];
+  const offered = device.status?.services?.map((s) => s.name) ?? [];
+  if (offered.length > 0 && !offered.includes(ds.spec.service)) {
+    return [
+      "False",
+      "ServiceNotOffered",
+      `Device "${name}" does not offer service "${ds.spec.service}"; it offers ${offered.join(", ")}`,
+    ];
+  }
+  if (!device.status?.connected) return ["Unknown", "DeviceOffline", `the agent of Device "${name}" is not connected`];
+  return ["Unknown", "WaitingForDevice", `waiting for Device "${name}" to accept the stream`];
+}
+
+export async function reportDeviceAcceptance(ctx: ReconcileContext, ds: DeviceStream): Promise<void> {
+  const current = condition(ds.status, conditionTypes.deviceAccepted);
+  if (current?.status === "True" || current?.reason === "Refused") return;
+  const [status, reason, message] = deviceAcceptance(ds, ctx.devices.get(ds.metadata.namespace!, ds.spec.device));
+  if (current && current.status === status && current.reason === reason && current.message === message) return;
+  const now = new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, "Z");
+  const cond: Condition = {
+    type: conditionTypes.deviceAccepted,
+    status,
+    reason,
+    message,
+    lastTransitionTime: current?.status === status ? current.lastTransitionTime : now,
+    observedGeneration: ds.metadata.generation ?? 0,
+  };
+  const path = objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!, "status");
+  const body = {
+    apiVersion: ds.apiVersion,
+    kind: ds.kind,
+    metadata: { name: ds.metadata.name, namespace: ds.metadata.namespace },
+    status: { conditions: [cond] },
+  };
+  await ctx.client.apply(path, body, hubFieldManager);
+}

@@ -1,0 +1,65 @@
+// The finalizer revokes access at once when a stream is deleted: it deletes the relay Pod, which
+// drops every tunnel, without waiting for the garbage collector; the GC removes the Service and
+// the Secret (the operator may not delete Secrets). Then the hub hook runs and the finalizer goes.
+import { finalizer, relayName } from "../api/constants.ts";
+import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
+import { core, isNotFound, objectPath } from "../kube/client.ts";
+import { keyOf } from "../kube/types.ts";
+import { controlledBy } from "../relay-objects.ts";
+import type { ReconcileContext } from "./context.ts";
+
+const streamPath = (ds: DeviceStream) =>
+  objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!);
+
+export function hasFinalizer(ds: DeviceStream): boolean {
+  return ds.metadata.finalizers?.includes(finalizer) ?? false;
+}
+
+export async function addFinalizer(ctx: ReconcileContext, ds: DeviceStream, manager: string): Promise<void> {
+  // Server-side apply of just our entry: finalizers is a set, other entries are left alone. The
+  // UID makes it fail rather than touch a newer stream of the same name.
+  const body = {
+    apiVersion: ds.apiVersion,
+    kind: ds.kind,
+    metadata: {
+      name: ds.metadata.name,
+      namespace: ds.metadata.namespace,
+      uid: ds.metadata.uid,
+      finalizers: [finalizer],
+    },
+  };
+  await ctx.client.apply(streamPath(ds), body, manager);
+}
+
+export async function finalize(ctx: ReconcileContext, ds: DeviceStream, manager: string): Promise<void> {
+  const key = keyOf(ds);
+  if (!hasFinalizer(ds)) return;
+  const pod = ctx.pods.get(ds.metadata.namespace!, relayName(ds.metadata.name!));
+  if (pod && controlledBy(pod, ds) && !pod.metadata.deletionTimestamp) {
+    try {
+      await ctx.client.delete(objectPath(core.pods, ds.metadata.namespace!, pod.metadata.name!), {
+        uid: pod.metadata.uid,
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
+  ctx.hooks.onEnded?.(ds, "Deleted");
+  const i = ds.metadata.finalizers!.indexOf(finalizer);
+  // The test makes the patch fail, not remove someone else's entry, if the list moved meanwhile.
+  try {
+    await ctx.client.jsonPatch(
+      streamPath(ds),
+      [
+        { op: "test", path: `/metadata/finalizers/${i}`, value: finalizer },
+        { op: "remove", path: `/metadata/finalizers/${i}` },
+      ],
+      manager,
+    );
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  ctx.events.record(ds, "Normal", "Deleted", "Finalize", "relay stopped and credentials revoked; the stream is gone");
+  ctx.log.info("stream deleted; relay stopped", { stream: key });
+}

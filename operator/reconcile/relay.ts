@@ -1,0 +1,101 @@
+// Brings a stream's relay into being (Secret, Service, Pod) and takes it down when the stream
+// ends. Only objects controlled by this stream's UID are ever changed.
+import { annotations } from "../api/constants.ts";
+import type { DeviceStream } from "../api/v1alpha1.ts";
+import { collectionPath, core, isAlreadyExists, isNotFound, objectPath } from "../kube/client.ts";
+import { keyOf, type Pod, type Service } from "../kube/types.ts";
+import { buildPod, buildSecret, buildService, controlledBy } from "../relay-objects.ts";
+import type { ReconcileContext } from "./context.ts";
+
+/** How long a created Pod may take to show up in the cache before it is created again. */
+const expectationMs = 30_000;
+
+export interface RelayState {
+  /** Set when a Pod or Service of the relay's name belongs to something else. */
+  conflict?: string;
+}
+
+export async function ensureRelay(
+  ctx: ReconcileContext,
+  ds: DeviceStream,
+  pod: Pod | undefined,
+  service: Service | undefined,
+  manager: string,
+): Promise<RelayState> {
+  const ns = ds.metadata.namespace!;
+  const key = keyOf(ds);
+  if (service && !controlledBy(service, ds)) return { conflict: `Service ${service.metadata.name}` };
+  if (pod && !controlledBy(pod, ds)) return { conflict: `Pod ${pod.metadata.name}` };
+
+  const wantService = buildService(ds, ctx.relay);
+  const hash = annotations.configHash;
+  if (service?.metadata.annotations?.[hash] !== wantService.metadata.annotations?.[hash]) {
+    await ctx.client.apply(objectPath(core.services, ns, wantService.metadata.name!), wantService, manager);
+  }
+
+  if (pod && (pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded")) {
+    // The stream is still valid (an ended one is torn down instead): replace the relay.
+    if (!pod.metadata.deletionTimestamp) {
+      await deleteIgnoringMissing(ctx, objectPath(core.pods, ns, pod.metadata.name!), pod.metadata.uid);
+      const why = pod.status.reason ?? pod.status.phase;
+      ctx.events.record(ds, "Warning", "RelayRestarted", "DeleteRelay", `relay Pod ended (${why}); starting a new one`);
+    }
+    return {};
+  }
+  if (pod) {
+    ctx.expectedPods.delete(key);
+    return {};
+  }
+  const expected = ctx.expectedPods.get(key);
+  if (expected !== undefined && ctx.now() - expected < expectationMs) return {};
+
+  // The Secret is created, never updated: its tokens must not change under a running stream.
+  const secret = await buildSecret(ds, ctx.ca(), ctx.relay);
+  try {
+    await ctx.client.create(collectionPath(core.secrets, ns), secret, manager);
+  } catch (err) {
+    // Its name carries this stream's UID, so an existing one is ours (from an earlier relay Pod).
+    if (!isAlreadyExists(err)) throw err;
+  }
+  const wantPod = buildPod(ds, ctx.relay, ctx.now());
+  await ctx.client.apply(objectPath(core.pods, ns, wantPod.metadata.name!), wantPod, manager);
+  ctx.expectedPods.set(key, ctx.now());
+  ctx.events.record(
+    ds,
+    "Normal",
+    "RelayCreated",
+    "CreateRelay",
+    `created relay Pod and Service ${wantPod.metadata.name}`,
+  );
+  return {};
+}
+
+/** Deletes the relay Pod and Service of an ended stream; the Secret goes with the stream. */
+export async function teardownRelay(
+  ctx: ReconcileContext,
+  ds: DeviceStream,
+  pod: Pod | undefined,
+  service: Service | undefined,
+): Promise<boolean> {
+  const ns = ds.metadata.namespace!;
+  let removed = false;
+  for (const [obj, res] of [
+    [pod, core.pods],
+    [service, core.services],
+  ] as const) {
+    if (obj && controlledBy(obj, ds) && !obj.metadata.deletionTimestamp) {
+      await deleteIgnoringMissing(ctx, objectPath(res, ns, obj.metadata.name!), obj.metadata.uid);
+      removed = true;
+    }
+  }
+  ctx.expectedPods.delete(keyOf(ds));
+  return removed;
+}
+
+async function deleteIgnoringMissing(ctx: ReconcileContext, path: string, uid: string | undefined): Promise<void> {
+  try {
+    await ctx.client.delete(path, { uid });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}

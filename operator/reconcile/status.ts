@@ -1,0 +1,232 @@
+// What a stream's status should say, from what the operator observes. Pure: no I/O, the clock is
+// an argument, so every decision (timeouts, phases, condition reasons) is unit-tested.
+import { parseDuration } from "../../runtime/duration.ts";
+import { conditionTypes, credentialsSecretName, relayName, relayPorts } from "../api/constants.ts";
+import type { Condition, DeviceStream, DeviceStreamStatus } from "../api/v1alpha1.ts";
+import type { Pod, Service } from "../kube/types.ts";
+import { expiresAt } from "../relay-objects.ts";
+
+export type Phase = NonNullable<DeviceStreamStatus["phase"]>;
+
+export interface Observed {
+  now: number;
+  stream: DeviceStream;
+  /** Holds a slot under the concurrency caps; otherwise `capacityMessage` says why not. */
+  admitted: boolean;
+  capacityMessage?: string;
+  /** The relay Pod controlled by this stream, if any. */
+  pod?: Pod;
+  /** A Pod of the relay's name that belongs to something else. */
+  podConflict?: boolean;
+  service?: Service;
+  clusterDomain: string;
+}
+
+export interface Ending {
+  phase: "Expired" | "Failed";
+  reason: string;
+  message: string;
+}
+
+/** The fields the operator owns in status (the hub owns DeviceAccepted and the traffic figures). */
+export type OwnedStatus = Pick<
+  DeviceStreamStatus,
+  "phase" | "observedGeneration" | "conditions" | "relay" | "expiresAt" | "endedAt"
+>;
+
+export const isTerminal = (phase: string | undefined) => phase === "Expired" || phase === "Failed";
+
+export function condition(status: DeviceStreamStatus | undefined, type: string): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === type);
+}
+
+export function podReady(pod: Pod | undefined): boolean {
+  return pod?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+function deviceAttached(ds: DeviceStream): boolean {
+  return condition(ds.status, conditionTypes.deviceAccepted)?.status === "True" || !!ds.status?.connectedAt;
+}
+
+/** Why the stream ends now, if it does; an ended stream stays ended. */
+export function ending(o: Observed): Ending | undefined {
+  const ds = o.stream;
+  const prev = ds.status;
+  if (isTerminal(prev?.phase)) {
+    const ready = condition(prev, conditionTypes.ready);
+    return { phase: prev!.phase as Ending["phase"], reason: ready?.reason ?? "Ended", message: ready?.message ?? "" };
+  }
+  const t = ds.spec.timeouts;
+  const created = Date.parse(ds.metadata.creationTimestamp!);
+  if (o.now >= expiresAt(ds)) {
+    return {
+      phase: "Expired",
+      reason: "LifetimeExpired",
+      message: `the stream reached its maximum lifetime of ${t.maxLifetime}; create a new DeviceStream to continue`,
+    };
+  }
+  const accepted = condition(prev, conditionTypes.deviceAccepted);
+  if (accepted?.status === "False" && accepted.reason === "Refused") {
+    return { phase: "Failed", reason: "DeviceRefused", message: `the device refused the stream: ${accepted.message}` };
+  }
+  if (!deviceAttached(ds) && o.now >= created + parseDuration(t.connect)) {
+    if (!o.admitted) {
+      return {
+        phase: "Failed",
+        reason: "ConcurrentStreamLimit",
+        message: `no capacity within the connect timeout of ${t.connect}: ${o.capacityMessage}`,
+      };
+    }
+    const waitingFor = podReady(o.pod) ? `device "${ds.spec.device}" to attach` : "the relay to become ready";
+    return {
+      phase: "Failed",
+      reason: "ConnectTimeout",
+      message: `still waiting for ${waitingFor} after the connect timeout of ${t.connect}; check the device's agent and create a new DeviceStream`,
+    };
+  }
+  const last = prev?.lastActivityAt ? Date.parse(prev.lastActivityAt) : undefined;
+  if (last !== undefined && o.now >= last + parseDuration(t.idle)) {
+    return {
+      phase: "Expired",
+      reason: "IdleTimeout",
+      message: `no traffic for ${t.idle} (the idle timeout); create a new DeviceStream to continue`,
+    };
+  }
+  return undefined;
+}
+
+/** RelayReady while the stream runs: status, reason, message. */
+function relayCondition(o: Observed): [Condition["status"], string, string] {
+  if (!o.admitted) return ["False", "ConcurrentStreamLimit", o.capacityMessage ?? "waiting for capacity"];
+  if (o.podConflict) {
+    return [
+      "False",
+      "RelayNameConflict",
+      `Pod ${relayName(o.stream.metadata.name!)} exists and belongs to something else; waiting for it to go`,
+    ];
+  }
+  const pod = o.pod;
+  if (!pod) return ["False", "RelayCreating", "creating the relay Pod"];
+  if (podReady(pod)) return ["True", "RelayReady", `relay Pod ${pod.metadata.name} is ready`];
+  const waiting = pod.status?.containerStatuses?.find((c) => c.state?.waiting?.reason)?.state?.waiting;
+  if (waiting) {
+    return [
+      "False",
+      "RelayNotReady",
+      `relay container is waiting: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}`,
+    ];
+  }
+  return [
+    "False",
+    "RelayNotReady",
+    `relay Pod ${pod.metadata.name} is ${pod.status?.phase ?? "Pending"} and not ready yet`,
+  ];
+}
+
+/** The status the operator should write; lastTransitionTime is kept where a condition did not change. */
+export function desiredStatus(o: Observed, end: Ending | undefined): OwnedStatus {
+  const ds = o.stream;
+  const prev = ds.status;
+  const generation = ds.metadata.generation ?? 0;
+  let phase: Phase;
+  let relay: [Condition["status"], string, string];
+  let ready: [Condition["status"], string, string];
+  if (end) {
+    phase = end.phase;
+    relay = ["False", "StreamEnded", "the relay was removed because the stream ended"];
+    ready = ["False", end.reason, end.message];
+  } else {
+    relay = relayCondition(o);
+    const accepted = condition(prev, conditionTypes.deviceAccepted);
+    if (relay[0] !== "True") {
+      phase = "Pending";
+      ready = ["False", relay[1], relay[2]];
+    } else if (deviceAttached(ds)) {
+      phase = "Connected";
+      ready = ["True", "Connected", `device "${ds.spec.device}" is attached; the stream is usable`];
+    } else {
+      phase = "WaitingForDevice";
+      const why = accepted && accepted.status !== "True" ? `: ${accepted.message}` : "";
+      ready = [
+        "False",
+        accepted?.reason ?? "WaitingForDevice",
+        `relay is ready; waiting for device "${ds.spec.device}"${why}`,
+      ];
+    }
+  }
+  const cond = (type: string, [status, reason, message]: [Condition["status"], string, string]): Condition => {
+    const old = condition(prev, type);
+    const same = old && old.status === status;
+    return {
+      type,
+      status,
+      reason,
+      message,
+      lastTransitionTime: same ? old.lastTransitionTime : new Date(o.now).toISOString().replace(/\.\d+Z$/, "Z"),
+      observedGeneration: generation,
+    };
+  };
+  const status: OwnedStatus = {
+    phase,
+    observedGeneration: generation,
+    conditions: [cond(conditionTypes.ready, ready), cond(conditionTypes.relayReady, relay)],
+    expiresAt: new Date(expiresAt(ds)).toISOString().replace(/\.\d+Z$/, "Z"),
+  };
+  if (end) status.endedAt = prev?.endedAt ?? new Date(o.now).toISOString().replace(/\.\d+Z$/, "Z");
+  else if (o.admitted) status.relay = relayStatus(o);
+  return status;
+}
+
+function relayStatus(o: Observed): NonNullable<DeviceStreamStatus["relay"]> {
+  const ds = o.stream;
+  const svc = relayName(ds.metadata.name!);
+  const host = `${svc}.${ds.metadata.namespace}.svc`;
+  const out: NonNullable<DeviceStreamStatus["relay"]> = {
+    serviceName: svc,
+    endpoint: `${host}:${relayPorts.grpc}`,
+    tlsServerName: host,
+    credentialsSecret: credentialsSecretName(ds.metadata.name!, ds.metadata.uid!),
+  };
+  const nodePort = o.service?.spec?.ports?.find((p) => p.name === "grpc")?.nodePort;
+  if (nodePort) out.nodePort = nodePort;
+  const ingress = o.service?.status?.loadBalancer?.ingress?.[0];
+  const lbHost = ingress?.hostname ?? ingress?.ip;
+  if (lbHost) out.externalEndpoint = `${lbHost}:${relayPorts.grpc}`;
+  return out;
+}
+
+/** When to look again even if nothing changes: the next deadline. */
+export function nextCheckMs(o: Observed, end: Ending | undefined): number | undefined {
+  if (end) return undefined;
+  const ds = o.stream;
+  const t = ds.spec.timeouts;
+  const deadlines = [expiresAt(ds)];
+  if (!deviceAttached(ds)) deadlines.push(Date.parse(ds.metadata.creationTimestamp!) + parseDuration(t.connect));
+  if (ds.status?.lastActivityAt) deadlines.push(Date.parse(ds.status.lastActivityAt) + parseDuration(t.idle));
+  const next = Math.min(...deadlines.filter((d) => d > o.now));
+  // A little after the deadline, so that the check that follows sees it passed.
+  return Number.isFinite(next) ? next - o.now + 50 : undefined;
+}
+
+/** True when `next` says the same as the operator-owned part of `current`. */
+export function sameStatus(current: DeviceStreamStatus | undefined, next: OwnedStatus): boolean {
+  const pick = (s: DeviceStreamStatus | OwnedStatus | undefined) => ({
+    phase: s?.phase,
+    observedGeneration: s?.observedGeneration,
+    conditions: (s?.conditions ?? [])
+      .filter((c) => c.type === conditionTypes.ready || c.type === conditionTypes.relayReady)
+      .sort((a, b) => a.type.localeCompare(b.type)),
+    relay: s?.relay,
+    expiresAt: s?.expiresAt,
+    endedAt: s?.endedAt,
+  });
+  return stableJson(pick(current)) === stableJson(pick(next));
+}
+
+function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, val) =>
+    val && typeof val === "object" && !Array.isArray(val)
+      ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => a.localeCompare(b)))
+      : val,
+  );
+}

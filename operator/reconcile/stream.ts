@@ -1,0 +1,107 @@
+// One DeviceStream, level-based: recompute everything from the caches and make the cluster
+// match. Safe to run any number of times; each step is a no-op when its part is already right.
+//   deleted?  -> finalizer (stop relay, release slot)
+//   ended?    -> tear the relay down, release the slot (timeouts decide in status.ts)
+//   otherwise -> take a slot under the caps, ensure Secret/Service/Pod
+//   always    -> write status if it changed (+ an Event per transition), DeviceAccepted stand-in
+import { conditionTypes, fieldManager, relayName } from "../api/constants.ts";
+import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
+import type { ReconcileResult } from "../controller.ts";
+import { isNotFound, objectPath } from "../kube/client.ts";
+import { splitKey } from "../kube/types.ts";
+import { controlledBy } from "../relay-objects.ts";
+import type { ReconcileContext } from "./context.ts";
+import { reportDeviceAcceptance } from "./device-accepted.ts";
+import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
+import { ensureRelay, teardownRelay } from "./relay.ts";
+import { condition, desiredStatus, ending, isTerminal, nextCheckMs, type OwnedStatus, sameStatus } from "./status.ts";
+
+const warningReasons = new Set(["ConcurrentStreamLimit", "RelayNameConflict", "ConnectTimeout", "DeviceRefused"]);
+
+export async function reconcileStream(ctx: ReconcileContext, key: string): Promise<ReconcileResult | undefined> {
+  const { namespace, name } = splitKey(key);
+  const ds = ctx.streams.get(namespace, name);
+  if (!ds) {
+    for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
+    ctx.expectedPods.delete(key);
+    return undefined;
+  }
+  if (ds.metadata.deletionTimestamp) {
+    await finalize(ctx, ds, fieldManager);
+    return undefined;
+  }
+  if (!hasFinalizer(ds)) await addFinalizer(ctx, ds, fieldManager);
+
+  const now = ctx.now();
+  const cachedPod = ctx.pods.get(namespace, relayName(name));
+  const cachedService = ctx.services.get(namespace, relayName(name));
+  const pod = cachedPod && controlledBy(cachedPod, ds) ? cachedPod : undefined;
+  const service = cachedService && controlledBy(cachedService, ds) ? cachedService : undefined;
+  const observed = {
+    now,
+    stream: ds,
+    admitted: ctx.capacity.has(key),
+    capacityMessage: undefined as string | undefined,
+    pod,
+    service,
+    podConflict: false,
+    clusterDomain: ctx.relay.clusterDomain,
+  };
+
+  // Take a slot first (an ending stream gives it back below) so that the timeout message can
+  // say whether it was the caps that kept the stream waiting.
+  if (!isTerminal(ds.status?.phase)) {
+    observed.capacityMessage = ctx.capacity.acquire(key, namespace);
+    observed.admitted = observed.capacityMessage === undefined;
+  }
+  const end = ending(observed);
+  if (!end && observed.admitted) {
+    const state = await ensureRelay(ctx, ds, cachedPod, cachedService, fieldManager);
+    observed.podConflict = state.conflict !== undefined;
+  }
+  if (end) {
+    await teardownRelay(ctx, ds, pod, service);
+    for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
+    if (!isTerminal(ds.status?.phase)) ctx.hooks.onEnded?.(ds, end.reason);
+  }
+
+  const next = desiredStatus(observed, end);
+  await writeStatus(ctx, ds, next);
+  if (!end) await reportDeviceAcceptance(ctx, ds).catch(ignoreMissing);
+  const again = nextCheckMs(observed, end);
+  // A name conflict clears up without an event on this stream: look again soon.
+  if (observed.podConflict) return { requeueAfterMs: Math.min(again ?? 2000, 2000) };
+  return again === undefined ? undefined : { requeueAfterMs: again };
+}
+
+async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedStatus): Promise<void> {
+  if (sameStatus(ds.status, next)) return;
+  const path = objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!, "status");
+  const body = {
+    apiVersion: ds.apiVersion,
+    kind: ds.kind,
+    metadata: { name: ds.metadata.name, namespace: ds.metadata.namespace },
+    status: next,
+  };
+  try {
+    await ctx.client.apply(path, body, fieldManager);
+  } catch (err) {
+    if (isNotFound(err)) return; // deleted meanwhile; the delete event brings us back
+    throw err;
+  }
+  const before = condition(ds.status, conditionTypes.ready);
+  const after = next.conditions!.find((c) => c.type === conditionTypes.ready)!;
+  if (before?.reason !== after.reason || before?.status !== after.status || ds.status?.phase !== next.phase) {
+    const warning = next.phase === "Failed" || warningReasons.has(after.reason);
+    ctx.events.record(ds, warning ? "Warning" : "Normal", after.reason, next.phase!, after.message);
+    ctx.log.info("stream status changed", {
+      stream: `${ds.metadata.namespace}/${ds.metadata.name}`,
+      phase: next.phase,
+      reason: after.reason,
+    });
+  }
+}
+
+function ignoreMissing(err: unknown): void {
+  if (!isNotFound(err)) throw err;
+}

@@ -1,0 +1,224 @@
+// The objects that make one stream's relay: a Secret (credentials, relay.json, serving
+// certificate), a Service and a Pod. Pure builders; reconcile/relay.ts decides when to apply them.
+import { createHash } from "node:crypto";
+import { newToken, tokenSha256 } from "../proto/credentials.ts";
+import { parseDuration } from "../runtime/duration.ts";
+import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
+import {
+  annotations,
+  credentialsSecretName,
+  labels,
+  managedByValue,
+  relayConfigDir,
+  relayName,
+  relayPorts,
+} from "./api/constants.ts";
+import type { DeviceStream, ResourceAmounts } from "./api/v1alpha1.ts";
+import type { KubeObject, OwnerReference, Pod, Secret, Service } from "./kube/types.ts";
+
+export interface RelaySettings {
+  image: string;
+  imagePullPolicy: "Always" | "IfNotPresent" | "Never";
+  clusterDomain: string;
+  version: string;
+  requests: ResourceAmounts;
+  limits: ResourceAmounts;
+}
+
+export function ownerReference(ds: DeviceStream): OwnerReference {
+  return {
+    apiVersion: ds.apiVersion,
+    kind: ds.kind,
+    name: ds.metadata.name!,
+    uid: ds.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/** True when `obj` is controlled by this very stream (not an earlier one of the same name). */
+export function controlledBy(obj: { metadata: { ownerReferences?: OwnerReference[] } }, ds: DeviceStream): boolean {
+  return (obj.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === ds.metadata.uid);
+}
+
+export function relayLabels(ds: DeviceStream, version: string): Record<string, string> {
+  return {
+    [labels.name]: "devicestreams",
+    [labels.instance]: ds.metadata.name!,
+    [labels.component]: "relay",
+    [labels.partOf]: "devicestreams",
+    [labels.managedBy]: managedByValue,
+    [labels.version]: version.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 63),
+    [labels.stream]: ds.metadata.name!,
+    [labels.streamUid]: ds.metadata.uid!,
+  };
+}
+
+export function expiresAt(ds: DeviceStream): number {
+  return Date.parse(ds.metadata.creationTimestamp!) + parseDuration(ds.spec.timeouts.maxLifetime);
+}
+
+export function serviceDnsNames(ds: DeviceStream, clusterDomain: string): string[] {
+  const svc = relayName(ds.metadata.name!);
+  const ns = ds.metadata.namespace!;
+  return [`${svc}.${ns}.svc`, `${svc}.${ns}.svc.${clusterDomain}`, `${svc}.${ns}`, svc];
+}
+
+function withHash<T extends KubeObject>(obj: T): T {
+  const hash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
+  obj.metadata.annotations = { ...obj.metadata.annotations, [annotations.configHash]: hash };
+  return obj;
+}
+
+/** Fresh tokens and a serving certificate: call only to create the Secret, never to update it. */
+export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySettings): Promise<Secret> {
+  const source = newToken("source");
+  const destination = newToken("destination");
+  const expires = expiresAt(ds);
+  const dnsNames = serviceDnsNames(ds, s.clusterDomain);
+  // Valid a little past the stream's end so that its last minutes are not cut by clock skew.
+  const cert = await issueCertificate(ca, {
+    commonName: dnsNames[0]!,
+    dnsNames,
+    usage: "server",
+    validityMs: Math.max(expires - Date.now(), 0) + 3600_000,
+  });
+  const relayJson = {
+    version: 1,
+    stream: `${ds.metadata.namespace}/${ds.metadata.name}`,
+    service: ds.spec.service,
+    expiresAt: new Date(expires).toISOString(),
+    credentials: [
+      { role: "source", sha256: tokenSha256(source) },
+      { role: "destination", sha256: tokenSha256(destination) },
+    ],
+  };
+  const b64 = (v: string) => Buffer.from(v).toString("base64");
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: credentialsSecretName(ds.metadata.name!, ds.metadata.uid!),
+      namespace: ds.metadata.namespace!,
+      labels: relayLabels(ds, s.version),
+      ownerReferences: [ownerReference(ds)],
+    },
+    type: "Opaque",
+    // Never changes, so kubelets need not watch it.
+    immutable: true,
+    data: {
+      "relay.json": b64(`${JSON.stringify(relayJson, null, 2)}\n`),
+      "tls.crt": b64(cert.certPem),
+      "tls.key": b64(cert.keyPem),
+      "ca.crt": b64(ca.certPem),
+      "source-token": b64(source),
+      "destination-token": b64(destination),
+    },
+  };
+}
+
+export function buildService(ds: DeviceStream, s: RelaySettings): Service {
+  const exposure = ds.spec.relay.exposure;
+  const ports: Array<Record<string, unknown>> = [
+    { name: "grpc", port: relayPorts.grpc, targetPort: "grpc", protocol: "TCP" },
+  ];
+  // Metrics stay inside the cluster: a NodePort or LoadBalancer would publish them to anyone.
+  if (exposure === "ClusterIP") ports.push({ name: "metrics", port: relayPorts.metrics, targetPort: "metrics" });
+  return withHash<Service>({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: relayName(ds.metadata.name!),
+      namespace: ds.metadata.namespace!,
+      labels: relayLabels(ds, s.version),
+      ownerReferences: [ownerReference(ds)],
+    },
+    spec: {
+      type: exposure,
+      selector: {
+        [labels.stream]: ds.metadata.name!,
+        [labels.streamUid]: ds.metadata.uid!,
+        [labels.component]: "relay",
+      },
+      ports: ports as Array<{ name?: string; port: number }>,
+    },
+  });
+}
+
+export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): Pod {
+  const spec = ds.spec;
+  const resources = {
+    requests: { ...s.requests, ...spec.relay.resources?.requests },
+    limits: { ...s.limits, ...spec.relay.resources?.limits },
+  };
+  const file = (name: string) => `${relayConfigDir}/${name}`;
+  return withHash<Pod>({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: relayName(ds.metadata.name!),
+      namespace: ds.metadata.namespace!,
+      labels: relayLabels(ds, s.version),
+      ownerReferences: [ownerReference(ds)],
+    },
+    spec: {
+      // A relay that exits cleanly is done; one that crashes restarts with the same credentials.
+      restartPolicy: "OnFailure",
+      // The kubelet ends the relay at the stream's end even when the operator is down.
+      activeDeadlineSeconds: Math.max(1, Math.ceil((expiresAt(ds) - now) / 1000)),
+      terminationGracePeriodSeconds: 15,
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        runAsGroup: 65532,
+        fsGroup: 65532,
+        seccompProfile: { type: "RuntimeDefault" },
+      },
+      containers: [
+        {
+          name: "relay",
+          image: s.image,
+          imagePullPolicy: s.imagePullPolicy,
+          command: [
+            "devicestreams",
+            "relay",
+            `--listen=0.0.0.0:${relayPorts.grpc}`,
+            `--metrics-listen=0.0.0.0:${relayPorts.metrics}`,
+            `--config=${file("relay.json")}`,
+            `--tls-cert=${file("tls.crt")}`,
+            `--tls-key=${file("tls.key")}`,
+            `--idle-timeout=${spec.timeouts.idle}`,
+            `--max-lifetime=${spec.timeouts.maxLifetime}`,
+            `--max-connections=${spec.limits.maxConnections}`,
+          ],
+          ports: [
+            { name: "grpc", containerPort: relayPorts.grpc, protocol: "TCP" },
+            { name: "metrics", containerPort: relayPorts.metrics, protocol: "TCP" },
+          ],
+          readinessProbe: { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 2, failureThreshold: 3 },
+          livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 10, failureThreshold: 3 },
+          resources,
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { drop: ["ALL"] },
+          },
+          volumeMounts: [{ name: "relay", mountPath: relayConfigDir, readOnly: true }],
+        },
+      ],
+      volumes: [
+        {
+          name: "relay",
+          secret: {
+            secretName: credentialsSecretName(ds.metadata.name!, ds.metadata.uid!),
+            defaultMode: 0o440,
+            // The tokens stay out of the relay: it needs only their digests.
+            items: ["relay.json", "tls.crt", "tls.key"].map((key) => ({ key, path: key })),
+          },
+        },
+      ],
+    },
+  });
+}
