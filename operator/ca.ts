@@ -48,7 +48,7 @@ export async function loadOrCreateCA(
   };
   try {
     await client.create(collectionPath(core.secrets, namespace), secret, fieldManager);
-    log.info("created the relay certificate authority", { secret: `${namespace}/${name}` });
+    log.info("created the relay certificate authority", { in: `${namespace}/${name}` });
     return ca;
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;

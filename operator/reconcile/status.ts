@@ -106,20 +106,20 @@ function relayCondition(o: Observed): [Condition["status"], string, string] {
     ];
   }
   const pod = o.pod;
-  if (!pod) return ["False", "RelayCreating", "creating the relay Pod"];
+  if (!pod) return ["False", "RelayStarting", "creating the relay Pod"];
   if (podReady(pod)) return ["True", "RelayReady", `relay Pod ${pod.metadata.name} is ready`];
   const waiting = pod.status?.containerStatuses?.find((c) => c.state?.waiting?.reason)?.state?.waiting;
-  if (waiting) {
-    return [
-      "False",
-      "RelayNotReady",
-      `relay container is waiting: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}`,
-    ];
+  if (waiting && waiting.reason !== "ContainerCreating" && waiting.reason !== "PodInitializing") {
+    const detail = waiting.message ? `: ${waiting.message}` : "";
+    return ["False", "RelayNotReady", `relay container is waiting: ${waiting.reason}${detail}`];
+  }
+  if (pod.status?.phase === "Running") {
+    return ["False", "RelayNotReady", `relay Pod ${pod.metadata.name} runs but does not pass its readiness probe`];
   }
   return [
     "False",
-    "RelayNotReady",
-    `relay Pod ${pod.metadata.name} is ${pod.status?.phase ?? "Pending"} and not ready yet`,
+    "RelayStarting",
+    `relay Pod ${pod.metadata.name} is ${pod.status?.phase ?? "Pending"}; waiting for it to start`,
   ];
 }
 
