@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { dataLength, decodeFrame, encodeData, encodeFin, encodeReset, frameKind } from "./frames.ts";
+import { bodyLength, decodeFrame, encodeData, encodeFin, encodeReset, frameKind } from "./frames.ts";
 import { devicestreams } from "./generated/devicestreams.js";
 
 const Frame = devicestreams.v1alpha1.Frame;
@@ -14,7 +14,7 @@ describe("frames codec", () => {
       const back = decodeFrame(ours);
       assert.equal(back.kind, "data");
       assert.ok(back.kind === "data" && back.data.equals(payload));
-      assert.equal(dataLength(ours), size);
+      assert.equal(bodyLength(ours), size);
       assert.equal(Frame.decode(ours).kind, "data");
     });
   }
@@ -35,5 +35,9 @@ describe("frames codec", () => {
     assert.equal(decodeFrame(Buffer.from([0x0a, 5, 1])).kind, "invalid");
     assert.equal(decodeFrame(Buffer.alloc(0)).kind, "invalid");
     assert.equal(decodeFrame(Buffer.from([0x1a, 2, 0x0a, 9])).kind, "invalid");
+    assert.equal(bodyLength(Buffer.from([0x0a, 5, 1])), -1, "a length longer than the frame");
+    assert.equal(bodyLength(Buffer.from([0x0a, 1, 1, 2])), -1, "a length shorter than the frame");
+    assert.equal(bodyLength(Buffer.from([0x0a, 0x80])), -1, "a length cut short");
+    assert.equal(bodyLength(encodeFin()), 0);
   });
 });

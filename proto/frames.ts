@@ -104,8 +104,12 @@ export function decodeFrame(buf: Buffer): DecodedFrame {
   }
 }
 
-/** Bytes of payload in a data frame, from its header, without decoding it. */
-export function dataLength(frame: Buffer): number {
+/**
+ * Bytes after a frame's header (a data frame's payload), read from the header alone, or -1 when
+ * the header is cut short or its length does not match the frame's size. The relay checks every
+ * frame with this instead of decoding it.
+ */
+export function bodyLength(frame: Buffer): number {
   const len = readVarint(frame, 1);
-  return len ? len.value : 0;
+  return len && len.next + len.value === frame.length ? len.value : -1;
 }

@@ -25,10 +25,40 @@ export interface BridgeOptions {
   onBytes?(direction: "out" | "in", bytes: number): void;
 }
 
+// grpc-js reports a failed TLS handshake only as text inside an UNAVAILABLE status ("No
+// connection established. Last error: Error: unable to verify the first certificate; if the root
+// CA is installed locally, try running Node.js with --use-system-ca ..."). Read as "relay
+// unavailable" that sends people hunting for a network fault, and Node's hint is wrong for a
+// relay whose CA is given with --ca: name the cause instead. OpenSSL's verify texts are stable.
+const untrustedCertificate =
+  /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate|certificate has expired|certificate is not yet valid|certificate signature failure|certificate has been revoked|unsuitable certificate purpose/i;
+const wrongCertificateName = /does not match certificate's altnames/i;
+
+/** The TLS library's own words from a grpc-js connection failure, without grpc-js's wrapping. */
+function tlsReason(details: string): string {
+  const m =
+    /Last error: (?:\w*Error(?: \[\w+\])?: )?([\s\S]*?)(?:; if the root CA is installed locally[\s\S]*|\.? Resolution note:[\s\S]*)?$/.exec(
+      details,
+    );
+  return (m?.[1] ?? details).trim();
+}
+
 /** Turns a gRPC status from the relay into our error: the relay puts `DS_CODE: message` in details. */
 export function callError(err: { code: status; details: string }): DeviceStreamsError {
   const m = /^(DS_[A-Z_]+): ([\s\S]*)$/.exec(err.details ?? "");
   if (m) return new DeviceStreamsError(m[1]!, m[2]!, { retryable: err.code === status.UNAVAILABLE });
+  if (err.code === status.UNAVAILABLE && untrustedCertificate.test(err.details ?? "")) {
+    return new DeviceStreamsError(
+      "DS_TLS_UNTRUSTED",
+      `the relay's certificate is not trusted (${tlsReason(err.details)}); check that --ca names the CA that issued the relay's certificate (the stream's ca.crt), not another stream's or cluster's`,
+    );
+  }
+  if (err.code === status.UNAVAILABLE && wrongCertificateName.test(err.details ?? "")) {
+    return new DeviceStreamsError(
+      "DS_TLS_NAME_MISMATCH",
+      `the relay's certificate is not valid for the address dialled (${tlsReason(err.details)}); dial a name or IP the certificate lists, or pass --server-name with one`,
+    );
+  }
   const code = err.code === status.UNAVAILABLE ? "DS_RELAY_UNAVAILABLE" : `DS_GRPC_${status[err.code] ?? err.code}`;
   const hint =
     err.code === status.UNAVAILABLE ? "; check the relay address, that the relay runs, and that --ca names its CA" : "";

@@ -1,8 +1,8 @@
 // Joins the service-side call and the device-side call of one tunnelled connection. Frames are
-// forwarded as opaque Buffers (only their first byte is read); a side whose peer cannot keep up
+// forwarded as opaque Buffers (only their header is read); a side whose peer cannot keep up
 // is paused, so gRPC's flow control pushes back to the sender instead of memory growing here.
-import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { dataLength, encodeFin, encodeReset, frameKind } from "../proto/frames.ts";
+import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { bodyLength, encodeFin, encodeReset, frameKind } from "../proto/frames.ts";
 
 type Call = ServerDuplexStream<Buffer, Buffer>;
 export type Direction = "to_device" | "from_device";
@@ -63,9 +63,21 @@ export class Splice {
   private forward(frame: Buffer, from: Call, to: Call, direction: Direction): void {
     if (this.closed) return;
     this.lastActivity = Date.now();
-    switch (frameKind(frame)) {
+    const kind = frameKind(frame);
+    // A header whose length does not match the frame would pass through here unnoticed and be
+    // blamed on the relay by the far side's decoder: catch it here and name the side that sent it.
+    const body = kind === "invalid" ? -1 : bodyLength(frame);
+    if (body < 0) {
+      const what =
+        kind === "invalid"
+          ? `frame of unknown kind (first byte 0x${(frame[0] ?? 0).toString(16).padStart(2, "0")})`
+          : `${kind} frame whose length field does not match its size`;
+      this.reset("protocol_error", "DS_PROTOCOL", `the ${sideName[direction]} sent a ${what}`, undefined, from);
+      return;
+    }
+    switch (kind) {
       case "data":
-        this.hooks.onBytes(direction, dataLength(frame));
+        this.hooks.onBytes(direction, body);
         if (!to.write(frame)) {
           from.pause();
           to.once("drain", () => from.resume());
@@ -80,31 +92,32 @@ export class Splice {
         to.write(frame);
         this.finish("reset", `${sideName[direction]} reset the connection`);
         return;
-      default:
-        this.reset(
-          "protocol_error",
-          "DS_PROTOCOL",
-          `the ${sideName[direction]} sent a frame this relay does not understand`,
-        );
     }
   }
 
-  /** Ends both calls, telling each side (but `except`) to reset its TCP connection. */
-  reset(reason: CloseReason, code: string, message: string, except?: Call): void {
+  /**
+   * Ends both calls, telling each side (but `except`) to reset its TCP connection. The call of an
+   * `offender` (a side that broke the protocol) also ends with an error status rather than OK,
+   * so even a client that ignores our Reset frames learns why it was cut off.
+   */
+  reset(reason: CloseReason, code: string, message: string, except?: Call, offender?: Call): void {
     if (this.closed) return;
     for (const call of [this.source, this.destination]) {
       if (call === except || call.destroyed || call.writableEnded) continue;
       call.write(encodeReset(code, message));
     }
-    this.finish(reason, `${code}: ${message}`);
+    this.finish(reason, `${code}: ${message}`, offender);
   }
 
-  private finish(reason: CloseReason, detail: string): void {
+  private finish(reason: CloseReason, detail: string, offender?: Call): void {
     if (this.closed) return;
     this.closed = true;
     for (const call of [this.source, this.destination]) {
       call.resume(); // drain anything still queued so the call can complete
-      if (!call.writableEnded && !call.destroyed) call.end();
+      if (call.writableEnded || call.destroyed) continue;
+      // grpc-js sends an emitted error as the call's status, after the frames already written.
+      if (call === offender) call.emit("error", { code: status.INVALID_ARGUMENT, details: detail });
+      else call.end();
     }
     this.hooks.onClose(reason, detail);
   }
