@@ -1,0 +1,231 @@
+// Shared tools of the robustness tests (bad input, failures, flow control): polling with a
+// deadline, reading a component's /metrics, a connection held open across a test case to prove it
+// was not disturbed, and a raw gRPC client that speaks to the relay without our own client code.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import type { Socket } from "node:net";
+import { join } from "node:path";
+import { ChannelCredentials, Client, type ClientDuplexStream, Metadata, type StatusObject } from "@grpc/grpc-js";
+import type { StaticStream } from "../../cli/static-stream.ts";
+import { metadataKeys, relayServicePath } from "../../proto/metadata.ts";
+import type { ComponentProcess } from "./component-process.ts";
+import { collect, dial, roundTrip } from "./tcp-client.ts";
+import { listen, sha256, type TcpTarget } from "./tcp-targets.ts";
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `check` returns a truthy value; fails after the deadline with `what`. */
+export async function waitUntil<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  everyMs = 50,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+    }
+    await sleep(everyMs);
+  }
+}
+
+/** One sample of a Prometheus metric (first line whose name and label text match), or undefined. */
+export async function metric(port: number, name: string, labels = ""): Promise<number | undefined> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  const body = await res.text();
+  for (const line of body.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    const m = /^(\{[^}]*\})? (\S+)$/.exec(rest);
+    if (!m) continue;
+    if (labels && !(m[1] ?? "").includes(labels)) continue;
+    return Number(m[2]);
+  }
+  return undefined;
+}
+
+/** Counts the times `pattern` matches in a process's output so far. */
+export function countMatches(p: ComponentProcess, pattern: RegExp): number {
+  return [...p.logs.matchAll(new RegExp(pattern.source, `${pattern.flags.replace("g", "")}g`))].length;
+}
+
+/** The client's log line for a tunnelled connection that failed. */
+export const connectionFailed = "connection ended with an error";
+/** The agent's log line for an attach attempt that failed. */
+export const attachFailed = "cannot attach to relay; retrying";
+
+/**
+ * A log line `<message> ... reason="<code>: ..."`; group 1 is the reason as the log quoted it
+ * (a JSON string, so quotes inside the reason are escaped).
+ */
+export function reasonPattern(message: string, code: string, flags = ""): RegExp {
+  const escaped = message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`${escaped}[^\\n]*? reason=("${code}: (?:[^"\\\\\\n]|\\\\.)*")`, flags);
+}
+
+/** Waits for `<message> ... reason="<code>: ..."` in a process's log and returns the reason, unquoted. */
+export async function waitForReason(
+  p: ComponentProcess,
+  message: string,
+  code: string,
+  timeoutMs = 15_000,
+): Promise<string> {
+  const m = await p.waitFor(reasonPattern(message, code), timeoutMs);
+  return JSON.parse(m[1]!) as string;
+}
+
+/** A file holding a token, for `--token-file`. */
+export function writeTokenFile(dir: string, name: string, token: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, token, { mode: 0o600 });
+  return path;
+}
+
+/**
+ * A tunnelled connection to an echo target that stays open across a test case: `exchange()`
+ * proves it still moves bytes both ways, `finish()` half-closes and checks the hash of
+ * everything that came back against everything sent.
+ */
+export class HeldConnection {
+  private readonly socket: Socket;
+  private readonly sent: Buffer[] = [];
+  private received: Buffer[] = [];
+  private receivedBytes = 0;
+  private readonly done: ReturnType<typeof collect>;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on("data", (c: Buffer) => {
+      this.received.push(c);
+      this.receivedBytes += c.length;
+    });
+    this.done = collect(socket, 60_000);
+  }
+
+  static async open(port: number): Promise<HeldConnection> {
+    const c = new HeldConnection(await dial(port));
+    await c.exchange();
+    return c;
+  }
+
+  /** Sends `bytes` random bytes and waits (bounded) until the echo brought all of them back. */
+  async exchange(bytes = 256 * 1024, timeoutMs = 10_000): Promise<void> {
+    const chunk = randomBytes(bytes);
+    this.sent.push(chunk);
+    const want = this.sent.reduce((n, b) => n + b.length, 0);
+    this.socket.write(chunk);
+    await waitUntil(
+      `the held connection's echo (${this.receivedBytes} of ${want} bytes)`,
+      () => {
+        if (this.socket.destroyed) throw new Error("the held connection was closed");
+        return this.receivedBytes >= want;
+      },
+      timeoutMs,
+      10,
+    );
+  }
+
+  async finish(): Promise<void> {
+    this.socket.end();
+    const out = await this.done;
+    assert.equal(out.error, undefined, `the held connection ended with ${out.error?.message}`);
+    assert.ok(out.ended, "the held connection ended with FIN");
+    assert.equal(sha256(this.received), sha256(this.sent), "the held connection's bytes came back exact");
+    this.received = [];
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A fresh connection through the tunnel still carries `bytes` random bytes exactly. */
+export async function assertHealthy(port: number, bytes = 1024 * 1024): Promise<void> {
+  const payload = randomBytes(bytes);
+  const out = await roundTrip(port, payload, 15_000);
+  assert.equal(out.error, undefined, `a new connection failed: ${out.error?.message}`);
+  assert.equal(sha256(out.data), sha256(payload), "a new connection's echo was not exact");
+}
+
+/** A TCP target that counts accepted connections (and echoes). */
+export interface CountingTarget extends TcpTarget {
+  accepted(): number;
+}
+
+export async function countingTarget(): Promise<CountingTarget> {
+  let n = 0;
+  const t = await listen((s) => {
+    n++;
+    s.pipe(s);
+  });
+  return Object.assign(t, { accepted: () => n });
+}
+
+/** Opens a connection and waits for it to end; it must be reset (no data, no FIN) within the deadline. */
+export async function expectReset(port: number, timeoutMs = 15_000): Promise<void> {
+  const s = await dial(port);
+  const out = await collect(s, timeoutMs);
+  assert.equal(out.ended, false, "the connection was closed cleanly, not reset");
+  assert.equal(out.error?.code, "ECONNRESET", `expected ECONNRESET, got ${out.error?.code ?? "no error"}`);
+}
+
+export type RawCall = ClientDuplexStream<Buffer, Buffer>;
+
+/**
+ * A bare grpc-js client of the relay's service with no devicestreams code on its byte path and
+ * grpc-js's default limits (no send limit), to send what our own client never would.
+ */
+export class RawRelayClient {
+  private readonly client: Client;
+
+  constructor(address: string, stream: StaticStream) {
+    this.client = new Client(address, ChannelCredentials.createSsl(Buffer.from(stream.ca.certPem)), {
+      "grpc.enable_retries": 0,
+      // The certificate names localhost too; a name (not the IP) keeps Node from warning about SNI.
+      "grpc.ssl_target_name_override": "localhost",
+    });
+  }
+
+  call(method: "Connect" | "Accept", token: string, connectionId?: number): RawCall {
+    const md = new Metadata();
+    md.set(metadataKeys.authorization, `Bearer ${token}`);
+    if (connectionId !== undefined) md.set(metadataKeys.connectionId, String(connectionId));
+    const id = (b: Buffer) => b;
+    return this.client.makeBidiStreamRequest(`${relayServicePath}/${method}`, id, id, md);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export interface CallOutcome {
+  status: StatusObject;
+  frames: Buffer[];
+}
+
+/** Waits for a raw call's status (bounded), keeping the frames it received. */
+export function callOutcome(call: RawCall, timeoutMs = 10_000): Promise<CallOutcome> {
+  return new Promise((resolve, reject) => {
+    const frames: Buffer[] = [];
+    const timer = setTimeout(() => {
+      call.cancel();
+      reject(new Error(`the call got no status within ${timeoutMs} ms (${frames.length} frames received)`));
+    }, timeoutMs);
+    call.on("data", (f: Buffer) => frames.push(f));
+    call.on("error", () => {});
+    call.on("status", (status: StatusObject) => {
+      clearTimeout(timer);
+      resolve({ status, frames });
+    });
+  });
+}
