@@ -204,6 +204,9 @@ async function start(
     // As envtest: without it every Pod needs its namespace's "default" ServiceAccount to exist
     // first, which only kube-controller-manager creates.
     "--disable-admission-plugins=ServiceAccount",
+    // Otherwise SIGTERM waits up to --request-timeout (60s) for watch connections to close;
+    // this drains short requests, then gives the HTTP server 2s.
+    "--shutdown-send-retry-after=true",
   ];
   const apiLog = join(logs, "kube-apiserver.log");
   const tls = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
