@@ -84,10 +84,17 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
     options.onEnd?.(end);
   };
   const resetSocket = (error: DeviceStreamsError) => {
-    const s = socket as Duplex & { resetAndDestroy?: () => void };
-    if (s.resetAndDestroy && !socket.destroyed) s.resetAndDestroy();
-    else socket.destroy(error);
+    // Finished first: should the reset below fail, its synchronous 'error' must not be taken for
+    // this connection's cause (nor answered with a Reset frame).
     finish(error);
+    const s = socket as Duplex & { resetAndDestroy?: () => void };
+    // Node cannot reset a TCP socket whose shutdown (our FIN, sent on the peer's Fin) is still in
+    // progress: resetAndDestroy fails with EINVAL and never closes the handle, leaking the fd. A
+    // Reset right after a Fin does that (ssh kills its ProxyCommand as it exits). Our FIN is on its
+    // way, so a plain close ends the socket there.
+    const shuttingDown = socket.writableEnded && !socket.writableFinished;
+    if (s.resetAndDestroy && !socket.destroyed && !shuttingDown) s.resetAndDestroy();
+    else socket.destroy(error);
   };
   const callWritable = () => !call.writableEnded && !call.destroyed;
 
