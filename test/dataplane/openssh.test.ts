@@ -3,9 +3,10 @@
 // (hashed by sha256sum on the far side too), and ssh's ProxyCommand on `connect --stdio`.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { type as osType } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { newToken } from "../../proto/credentials.ts";
 import { commandLine, runChecked, runCommand } from "../helpers/command.ts";
@@ -14,6 +15,19 @@ import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import { sha256 } from "../helpers/tcp-targets.ts";
 
 const cli = fileURLToPath(new URL("../../cli/devicestreams.ts", import.meta.url));
+
+/** How many sockets a process holds open, from /proc: a leaked connection shows up here. */
+function openSockets(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) n++;
+    } catch {
+      // closed while we looked
+    }
+  }
+  return n;
+}
 
 describe("data plane: OpenSSH through relay and agent", function () {
   this.timeout(90_000);
@@ -123,6 +137,22 @@ describe("data plane: OpenSSH through relay and agent", function () {
     const hashed = await sshViaProxy(proxyArgs, "sha256sum", { input: payload });
     assert.equal(hashed.code, 0, hashed.stderr);
     assert.equal(hashed.stdout.split(/\s+/)[0], sha256(payload));
+  });
+
+  it("leaves no socket open on the agent after ProxyCommand sessions end", async () => {
+    // ssh kills its ProxyCommand (SIGHUP) as it exits, so the relay sees the client's FIN and
+    // then loses the client: the agent gets Fin, then Reset, for a socket it is still shutting down.
+    const before = openSockets(plane.agent.process.pid);
+    const proxyArgs = stdioClientArgs(plane.stream, plane.relay.address);
+    const runs = await Promise.all(Array.from({ length: 8 }, () => sshViaProxy(proxyArgs, "echo done")));
+    for (const r of runs) assert.equal(`${r.code} ${r.stdout}`, "0 done\n", r.stderr);
+    const deadline = Date.now() + 5_000;
+    let now = openSockets(plane.agent.process.pid);
+    while (now > before && Date.now() < deadline) {
+      await sleep(100);
+      now = openSockets(plane.agent.process.pid);
+    }
+    assert.ok(now <= before, `the agent held ${before} sockets before 8 ssh sessions and ${now} after they ended`);
   });
 
   it("shows ssh's user why the ProxyCommand failed when its token is wrong", async () => {
