@@ -1,12 +1,13 @@
-// DeviceAccepted belongs to the hub (field manager devicestreams-hub): it says whether the
-// device's agent took the stream. Until the hub exists, this stand-in writes what the operator can
-// tell from the Device object (missing, disabled, not offering the service, offline) under the
-// same field manager, so that the hub later takes the condition over without an ownership fight.
-// It never overrides a verdict the hub gave (True, or False/Refused).
-import { conditionTypes, hubFieldManager } from "../api/constants.ts";
+// DeviceAccepted belongs to the hub: it says whether the device's agent took the stream. Until
+// the hub exists, this stand-in writes what the operator can tell from the Device object
+// (missing, disabled, not offering the service, offline). It edits only that one condition with
+// a JSON patch guarded by the resourceVersion: a server-side apply would make it the owner of the
+// hub's fields (or, under the hub's field manager, drop the hub's other fields). It never
+// overrides a verdict the hub gave (True, or False/Refused).
+import { conditionTypes, fieldManager } from "../api/constants.ts";
 import type { Condition, Device, DeviceStream } from "../api/v1alpha1.ts";
 import { deviceStreamResource } from "../api/v1alpha1.ts";
-import { objectPath } from "../kube/client.ts";
+import { KubeApiError, objectPath } from "../kube/client.ts";
 import type { ReconcileContext } from "./context.ts";
 import { condition } from "./status.ts";
 
@@ -47,12 +48,22 @@ export async function reportDeviceAcceptance(ctx: ReconcileContext, ds: DeviceSt
     lastTransitionTime: current?.status === status ? current.lastTransitionTime : now,
     observedGeneration: ds.metadata.generation ?? 0,
   };
+  const conditions = ds.status?.conditions;
+  // The operator's own status write (which creates the list) comes first; the watch brings us back.
+  if (!conditions) return;
+  const i = conditions.findIndex((c) => c.type === conditionTypes.deviceAccepted);
   const path = objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!, "status");
-  const body = {
-    apiVersion: ds.apiVersion,
-    kind: ds.kind,
-    metadata: { name: ds.metadata.name, namespace: ds.metadata.namespace },
-    status: { conditions: [cond] },
-  };
-  await ctx.client.apply(path, body, hubFieldManager);
+  const ops = [
+    { op: "test", path: "/metadata/resourceVersion", value: ds.metadata.resourceVersion },
+    i >= 0
+      ? { op: "replace", path: `/status/conditions/${i}`, value: cond }
+      : { op: "add", path: "/status/conditions/-", value: cond },
+  ];
+  try {
+    await ctx.client.jsonPatch(path, ops, fieldManager);
+  } catch (err) {
+    // The cache was behind: the event that moves it on reconciles again.
+    if (err instanceof KubeApiError && (err.status === 422 || err.status === 409)) return;
+    throw err;
+  }
 }
