@@ -35,14 +35,18 @@ done
 
 # "Exists" is not enough: a half-written or foreign binary must not pass, so run it and check
 # the version it reports.
-reports() { # reports <binary> <text expected in its --version output>
-  [ -x "$1" ] && "$1" --version 2>/dev/null | grep -qF -- "$2"
+reports() { # reports <text expected in the output> <binary> [args...]
+  local want="$1"
+  shift
+  local out
+  # Captured, not piped into grep -q: with pipefail an early grep exit could fail the check.
+  [ -x "$1" ] && out="$("$@" 2>/dev/null)" && [[ "$out" == *"$want"* ]]
 }
 control_plane_ok() { # control_plane_ok <dir>
-  reports "$1/kube-apiserver" "$K8S_VERSION" && reports "$1/etcd" "${ETCD_VERSION#v}" &&
-    reports "$1/kube-controller-manager" "$K8S_VERSION"
+  reports "$K8S_VERSION" "$1/kube-apiserver" --version && reports "${ETCD_VERSION#v}" "$1/etcd" --version &&
+    reports "$K8S_VERSION" "$1/kube-controller-manager" --version
 }
-helm_ok() { reports "$cache/helm" "$HELM_VERSION"; }
+helm_ok() { reports "$HELM_VERSION" "$cache/helm" version --short; }
 
 if [ -n "${KUBEBUILDER_ASSETS:-}" ] && ! $want_helm; then
   if [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ]; then
