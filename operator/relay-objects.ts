@@ -135,6 +135,9 @@ export function buildService(ds: DeviceStream, s: RelaySettings): Service {
     },
     spec: {
       type: exposure,
+      // Inside the cluster a headless Service suffices (one Pod behind it) and spares a ClusterIP
+      // and kube-proxy rules per stream: thousands of streams would exhaust a small service range.
+      ...(exposure === "ClusterIP" ? { clusterIP: "None" } : {}),
       selector: {
         [labels.stream]: ds.metadata.name!,
         [labels.streamUid]: ds.metadata.uid!,

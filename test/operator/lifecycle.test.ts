@@ -128,6 +128,7 @@ describe("operator: DeviceStream lifecycle", function () {
     );
 
     assert.equal(service.spec!.type, "ClusterIP");
+    assert.equal(service.spec!.clusterIP, "None", "headless: no ClusterIP spent per stream");
     assert.deepEqual(
       service.spec!.ports!.map((p) => `${p.name}:${p.port}`),
       ["grpc:8443", "metrics:9090"],
