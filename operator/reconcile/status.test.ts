@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import type { DeviceStream, DeviceStreamStatus } from "../api/v1alpha1.ts";
+import type { Pod } from "../kube/types.ts";
+import { desiredStatus, ending, nextCheckMs, type Observed, sameStatus } from "./status.ts";
+
+const created = Date.parse("2030-01-01T00:00:00Z");
+const s = 1000;
+
+function stream(
+  status?: DeviceStreamStatus,
+  timeouts = { connect: "10s", idle: "30s", maxLifetime: "1h" },
+): DeviceStream {
+  return {
+    apiVersion: "devicestreams.io/v1alpha1",
+    kind: "DeviceStream",
+    metadata: {
+      name: "st",
+      namespace: "ns",
+      uid: "0123456789abcdef",
+      generation: 1,
+      creationTimestamp: "2030-01-01T00:00:00Z",
+    },
+    spec: {
+      device: "edge",
+      service: "ssh",
+      timeouts,
+      limits: { maxConnections: 10 },
+      relay: { exposure: "ClusterIP" },
+    },
+    status,
+  };
+}
+
+const readyPod: Pod = {
+  metadata: { name: "st-relay" },
+  status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
+};
+const accepted = (lastTransitionTime = "2030-01-01T00:00:01Z") => ({
+  conditions: [
+    { type: "DeviceAccepted", status: "True" as const, reason: "Accepted", message: "ok", lastTransitionTime },
+  ],
+});
+
+function observed(over: Partial<Observed> = {}): Observed {
+  return { now: created + s, stream: stream(), admitted: true, clusterDomain: "cluster.local", ...over };
+}
+
+const reasonOf = (st: ReturnType<typeof desiredStatus>, type = "Ready") =>
+  st.conditions!.find((c) => c.type === type)!.reason;
+
+describe("stream status decisions", () => {
+  it("is Pending while the relay starts, WaitingForDevice once it is ready, Connected once the device accepted", () => {
+    let st = desiredStatus(observed(), undefined);
+    assert.equal(st.phase, "Pending");
+    assert.equal(reasonOf(st), "RelayStarting");
+    st = desiredStatus(observed({ pod: readyPod }), undefined);
+    assert.equal(st.phase, "WaitingForDevice");
+    assert.equal(reasonOf(st, "RelayReady"), "RelayReady");
+    st = desiredStatus(observed({ pod: readyPod, stream: stream(accepted()) }), undefined);
+    assert.equal(st.phase, "Connected");
+    assert.equal(st.conditions!.find((c) => c.type === "Ready")!.status, "True");
+  });
+
+  it("says why a relay container waits (image pull) in RelayReady", () => {
+    const pod: Pod = {
+      metadata: { name: "st-relay" },
+      status: {
+        phase: "Pending",
+        containerStatuses: [
+          {
+            name: "relay",
+            ready: false,
+            restartCount: 0,
+            state: { waiting: { reason: "ImagePullBackOff", message: "no such image" } },
+          },
+        ],
+      },
+    };
+    const st = desiredStatus(observed({ pod }), undefined);
+    assert.equal(reasonOf(st, "RelayReady"), "RelayNotReady");
+    assert.match(st.conditions![1]!.message, /ImagePullBackOff: no such image/);
+  });
+
+  it("fails with ConnectTimeout when no device attached within the connect timeout, not before", () => {
+    assert.equal(ending(observed({ now: created + 9 * s, pod: readyPod })), undefined);
+    const end = ending(observed({ now: created + 10 * s, pod: readyPod }));
+    assert.equal(end?.phase, "Failed");
+    assert.equal(end?.reason, "ConnectTimeout");
+    assert.match(end!.message, /device "edge" to attach/);
+    assert.equal(ending(observed({ now: created + 10 * s, pod: readyPod, stream: stream(accepted()) })), undefined);
+  });
+
+  it("blames the caps when a stream waited for capacity until its connect timeout", () => {
+    const end = ending(observed({ now: created + 11 * s, admitted: false, capacityMessage: "namespace full" }));
+    assert.equal(end?.reason, "ConcurrentStreamLimit");
+    assert.match(end!.message, /namespace full/);
+  });
+
+  it("expires at the maximum lifetime whatever the state", () => {
+    const end = ending(observed({ now: created + 3600 * s, pod: readyPod, stream: stream(accepted()) }));
+    assert.deepEqual([end?.phase, end?.reason], ["Expired", "LifetimeExpired"]);
+  });
+
+  it("expires when the hub's lastActivityAt is older than the idle timeout", () => {
+    const status = { ...accepted(), lastActivityAt: "2030-01-01T00:00:05Z" };
+    assert.equal(ending(observed({ now: created + 34 * s, stream: stream(status) })), undefined);
+    assert.equal(ending(observed({ now: created + 35 * s, stream: stream(status) }))?.reason, "IdleTimeout");
+  });
+
+  it("fails when the hub says the device refused", () => {
+    const status: DeviceStreamStatus = {
+      conditions: [
+        {
+          type: "DeviceAccepted",
+          status: "False",
+          reason: "Refused",
+          message: "not in allow-list",
+          lastTransitionTime: "x",
+        },
+      ],
+    };
+    const end = ending(observed({ stream: stream(status) }));
+    assert.equal(end?.reason, "DeviceRefused");
+    assert.match(end!.message, /not in allow-list/);
+  });
+
+  it("stays ended once ended, keeping reason and end time", () => {
+    const ended = desiredStatus(observed({ now: created + 10 * s }), ending(observed({ now: created + 10 * s })));
+    const later = observed({ now: created + 100 * s, stream: stream(ended as DeviceStreamStatus) });
+    const again = desiredStatus(later, ending(later));
+    assert.equal(again.phase, "Failed");
+    assert.equal(reasonOf(again), "ConnectTimeout");
+    assert.equal(again.endedAt, ended.endedAt);
+    assert.equal(again.relay, undefined);
+    assert.ok(sameStatus(ended as DeviceStreamStatus, again), "nothing to write the second time");
+  });
+
+  it("keeps lastTransitionTime while a condition's status stays the same", () => {
+    const first = desiredStatus(observed(), undefined);
+    const later = observed({
+      now: created + 5 * s,
+      stream: stream(first as DeviceStreamStatus),
+      pod: { metadata: { name: "st-relay" }, status: { phase: "Pending" } },
+    });
+    const second = desiredStatus(later, undefined);
+    assert.equal(second.conditions![0]!.lastTransitionTime, first.conditions![0]!.lastTransitionTime);
+    const third = desiredStatus(
+      observed({ now: created + 6 * s, stream: stream(second as DeviceStreamStatus), pod: readyPod }),
+      undefined,
+    );
+    assert.notEqual(third.conditions![1]!.lastTransitionTime, first.conditions![1]!.lastTransitionTime);
+  });
+
+  it("looks again at the next deadline", () => {
+    assert.equal(nextCheckMs(observed({ now: created + 4 * s }), undefined), 6 * s + 50);
+    assert.equal(nextCheckMs(observed({ now: created + 4 * s, stream: stream(accepted()) }), undefined), 3596 * s + 50);
+  });
+
+  it("reports the relay endpoint, node port and load balancer address", () => {
+    const service = {
+      metadata: { name: "st-relay" },
+      spec: { ports: [{ name: "grpc", port: 8443, nodePort: 31000 }] },
+      status: { loadBalancer: { ingress: [{ ip: "203.0.113.9" }] } },
+    };
+    const st = desiredStatus(observed({ service }), undefined);
+    assert.deepEqual(st.relay, {
+      serviceName: "st-relay",
+      endpoint: "st-relay.ns.svc:8443",
+      tlsServerName: "st-relay.ns.svc",
+      credentialsSecret: "st-relay-0123456789",
+      nodePort: 31000,
+      externalEndpoint: "203.0.113.9:8443",
+    });
+  });
+});

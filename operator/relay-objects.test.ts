@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { tokenSha256 } from "../proto/credentials.ts";
+import { createCertificateAuthority } from "../runtime/pki.ts";
+import type { DeviceStream } from "./api/v1alpha1.ts";
+import { buildPod, buildSecret, buildService, type RelaySettings } from "./relay-objects.ts";
+
+const settings: RelaySettings = {
+  image: "relay:1",
+  imagePullPolicy: "IfNotPresent",
+  clusterDomain: "example.internal",
+  version: "1.2.3",
+  requests: { cpu: "50m", memory: "64Mi" },
+  limits: { memory: "256Mi" },
+};
+
+function stream(exposure: "ClusterIP" | "NodePort" | "LoadBalancer" = "ClusterIP"): DeviceStream {
+  return {
+    apiVersion: "devicestreams.io/v1alpha1",
+    kind: "DeviceStream",
+    metadata: { name: "st", namespace: "ns", uid: "aaaa-bbbb-cccc", creationTimestamp: new Date().toISOString() },
+    spec: {
+      device: "edge",
+      service: "ssh",
+      timeouts: { connect: "1m", idle: "5m", maxLifetime: "2h" },
+      limits: { maxConnections: 7 },
+      relay: { exposure, resources: { limits: { memory: "1Gi" } } },
+    },
+  };
+}
+
+describe("relay objects", () => {
+  it("builds a Pod that runs the relay contract's command, locked down, with the stream's limits", () => {
+    const pod = buildPod(stream(), settings);
+    const spec = pod.spec as {
+      activeDeadlineSeconds: number;
+      containers: Array<{ command: string[]; resources: unknown }>;
+    };
+    const c = spec.containers[0]!;
+    assert.deepEqual(c.command, [
+      "devicestreams",
+      "relay",
+      "--listen=0.0.0.0:8443",
+      "--metrics-listen=0.0.0.0:9090",
+      "--config=/etc/devicestreams/relay/relay.json",
+      "--tls-cert=/etc/devicestreams/relay/tls.crt",
+      "--tls-key=/etc/devicestreams/relay/tls.key",
+      "--idle-timeout=5m",
+      "--max-lifetime=2h",
+      "--max-connections=7",
+    ]);
+    assert.deepEqual(c.resources, { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "1Gi" } });
+    assert.ok(spec.activeDeadlineSeconds > 7100 && spec.activeDeadlineSeconds <= 7200);
+    assert.equal(pod.metadata.labels!["app.kubernetes.io/version"], "1.2.3");
+    assert.match(pod.metadata.annotations!["devicestreams.io/config-hash"]!, /^[0-9a-f]{16}$/);
+  });
+
+  it("keeps metrics off Services that leave the cluster, and uses no ClusterIP inside it", () => {
+    const inside = buildService(stream("ClusterIP"), settings);
+    assert.equal(inside.spec!.clusterIP, "None");
+    assert.deepEqual(
+      inside.spec!.ports!.map((p) => p.name),
+      ["grpc", "metrics"],
+    );
+    const outside = buildService(stream("LoadBalancer"), settings);
+    assert.equal(outside.spec!.clusterIP, undefined);
+    assert.deepEqual(
+      outside.spec!.ports!.map((p) => p.name),
+      ["grpc"],
+    );
+  });
+
+  it("builds a Secret whose relay.json holds only digests of fresh per-role tokens", async () => {
+    const ca = await createCertificateAuthority("test CA");
+    const ds = stream();
+    const [a, b] = [await buildSecret(ds, ca, settings), await buildSecret(ds, ca, settings)];
+    const get = (s: typeof a, k: string) => Buffer.from(s.data![k]!, "base64").toString();
+    assert.notEqual(get(a, "source-token"), get(b, "source-token"), "tokens are random");
+    const config = JSON.parse(get(a, "relay.json"));
+    assert.deepEqual(config.credentials, [
+      { role: "source", sha256: tokenSha256(get(a, "source-token")) },
+      { role: "destination", sha256: tokenSha256(get(a, "destination-token")) },
+    ]);
+    assert.ok(!get(a, "relay.json").includes(get(a, "source-token")));
+    const cert = new X509Certificate(get(a, "tls.crt"));
+    assert.match(cert.subjectAltName!, /DNS:st-relay\.ns\.svc\.example\.internal/);
+    assert.ok(Date.parse(cert.validTo) > Date.parse(config.expiresAt), "certificate outlives the stream");
+    assert.equal(a.metadata.name, "st-relay-aaaabbbbcc");
+  });
+});
