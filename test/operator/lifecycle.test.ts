@@ -47,6 +47,11 @@ describe("operator: DeviceStream lifecycle", function () {
     (await env.admin.get<KubeList<EventObj>>(`/apis/events.k8s.io/v1/namespaces/${ns}/events`)).items.filter(
       (e) => e.regarding.name === name,
     );
+  // Events are recorded without holding up the reconcile: poll for them.
+  const eventWith = (ns: string, name: string, reason: string) =>
+    waitFor(`Event ${reason} for ${ns}/${name}`, async () =>
+      (await eventsOf(ns, name)).find((e) => e.reason === reason),
+    );
   const secretOf = (ns: string, ds: DeviceStream) =>
     env.admin.get<Secret>(objectPath(core.secrets, ns, ds.status!.relay!.credentialsSecret!));
   const decode = (s: Secret, key: string) => Buffer.from(s.data![key]!, "base64").toString("utf8");
@@ -167,8 +172,8 @@ describe("operator: DeviceStream lifecycle", function () {
       tlsServerName: `ssh-1-relay.${ns}.svc`,
       credentialsSecret: secret.metadata.name,
     });
+    assert.equal((await eventWith(ns, "ssh-1", "RelayCreated")).regarding.uid, uid);
     const events = await eventsOf(ns, "ssh-1");
-    assert.ok(events.some((e) => e.reason === "RelayCreated" && e.regarding.uid === uid));
     assert.ok(events.every((e) => e.reportingController === "devicestreams.io/operator"));
     assert.ok(!events.some((e) => e.note.includes(source) || e.note.includes(destination)), "no token in Events");
   });
@@ -216,10 +221,7 @@ describe("operator: DeviceStream lifecycle", function () {
     ds = await phaseOf(ns, "s", "Connected");
     assert.equal(cond(ds, "Ready")?.status, "True");
     assert.equal(cond(ds, "DeviceAccepted")?.reason, "Accepted", "the operator leaves the hub's verdict alone");
-    const reasons = (await eventsOf(ns, "s")).map((e) => e.reason);
-    for (const r of ["RelayCreated", "RelayStarting", "WaitingForDevice", "Connected"]) {
-      assert.ok(reasons.includes(r), `Event ${r} in ${reasons}`);
-    }
+    for (const r of ["RelayCreated", "RelayStarting", "WaitingForDevice", "Connected"]) await eventWith(ns, "s", r);
   });
 
   it("says when the device does not exist or does not offer the service", async () => {
@@ -254,8 +256,8 @@ describe("operator: DeviceStream lifecycle", function () {
     // The operator may not delete Secrets (operator/rbac.yaml): only the GC can have done this.
     await waitFor("the Secret to be garbage-collected", () => env.gone(core.secrets, ns, secretName), 90_000);
     await waitFor("the Service to be garbage-collected", () => env.gone(core.services, ns, "gone-relay"), 60_000);
-    const deleted = (await eventsOf(ns, "gone")).find((e) => e.reason === "Deleted");
-    assert.equal(deleted?.regarding.uid, created.metadata.uid, "the finalizer ran and said so");
+    const deleted = await eventWith(ns, "gone", "Deleted");
+    assert.equal(deleted.regarding.uid, created.metadata.uid, "the finalizer ran and said so");
   });
 
   it("refuses invalid DeviceStreams with messages that say what is wrong", async () => {
@@ -330,8 +332,7 @@ describe("operator: DeviceStream lifecycle", function () {
     assert.equal(ds.status!.relay, undefined);
     await waitFor("the relay Pod to be deleted", () => env.gone(core.pods, ns, "late-relay"));
     await waitFor("the relay Service to be deleted", () => env.gone(core.services, ns, "late-relay"));
-    const warning = (await eventsOf(ns, "late")).find((e) => e.reason === "ConnectTimeout");
-    assert.equal(warning?.type, "Warning");
+    assert.equal((await eventWith(ns, "late", "ConnectTimeout")).type, "Warning");
   });
 
   it("a stream ends at its maximum lifetime with LifetimeExpired", async () => {
@@ -411,8 +412,7 @@ describe("operator: DeviceStream lifecycle", function () {
       const inB = await limited("caps overall", b, ["b1", "b2"]);
       assert.equal(inB.running.length, 1);
       assert.match(cond(inB.waiting[0]!, "Ready")!.message, /--max-streams=\d+/);
-      const events = await eventsOf(a, refused.metadata.name!);
-      assert.equal(events.find((e) => e.reason === "ConcurrentStreamLimit")?.type, "Warning");
+      assert.equal((await eventWith(a, refused.metadata.name!, "ConcurrentStreamLimit")).type, "Warning");
 
       // A slot frees up: the waiting stream in namespace a gets its relay.
       await env.admin.delete(objectPath(streams, a, inA.running[0]!.metadata.name!));
