@@ -59,6 +59,15 @@ export function callError(err: { code: status; details: string }): DeviceStreams
       `the relay's certificate is not valid for the address dialled (${tlsReason(err.details)}); dial a name or IP the certificate lists, or pass --server-name with one`,
     );
   }
+  // "Connection dropped": the relay was reached and the connection later lost (killed, restarted,
+  // network gone, or silent past the keepalive timeout). The address and --ca were fine then.
+  if (err.code === status.UNAVAILABLE && /^Connection dropped/.test(err.details ?? "")) {
+    return new DeviceStreamsError(
+      "DS_RELAY_LOST",
+      "the connection to the relay was lost (the relay stopped or restarted, the network failed, or it stopped answering keepalive pings); connect again",
+      { retryable: true },
+    );
+  }
   const code = err.code === status.UNAVAILABLE ? "DS_RELAY_UNAVAILABLE" : `DS_GRPC_${status[err.code] ?? err.code}`;
   const hint =
     err.code === status.UNAVAILABLE ? "; check the relay address, that the relay runs, and that --ca names its CA" : "";

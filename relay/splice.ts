@@ -2,7 +2,7 @@
 // forwarded as opaque Buffers (only their header is read); a side whose peer cannot keep up
 // is paused, so gRPC's flow control pushes back to the sender instead of memory growing here.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
-import { bodyLength, encodeFin, encodeReset, frameKind } from "../proto/frames.ts";
+import { bodyLength, encodeReset, frameKind } from "../proto/frames.ts";
 
 type Call = ServerDuplexStream<Buffer, Buffer>;
 export type Direction = "to_device" | "from_device";
@@ -15,7 +15,6 @@ export type CloseReason =
   | "protocol_error"
   | "shutdown";
 
-const finFrame = encodeFin();
 const sideName: Record<Direction, string> = { to_device: "service side", from_device: "device side" };
 
 export interface SpliceHooks {
@@ -44,15 +43,18 @@ export class Splice {
 
   private pipe(from: Call, to: Call, direction: Direction): void {
     from.on("data", (frame: Buffer) => this.forward(frame, from, to, direction));
-    // A gRPC half-close without a Fin frame is read as Fin: the sender will write no more.
-    from.on("end", () => {
-      if (!this.closed && !this.finForwarded[direction]) this.forward(finFrame, from, to, direction);
-    });
     const lost = () => {
       if (this.closed) return;
       const peer = direction === "to_device" ? "the client" : "the device's agent";
       this.reset("peer_lost", "DS_PEER_LOST", `${peer} went away (process stopped or network lost)`, from);
     };
+    // A gRPC half-close without a Fin frame is a loss, not a FIN. Both edges always send Fin or
+    // Reset before half-closing, and Node's HTTP/2 ends the streams of a session destroyed under
+    // them (keepalive timeout) as if half-closed: read as Fin, that passed a transfer cut off by a
+    // frozen peer to the other side as complete.
+    from.on("end", () => {
+      if (!this.finForwarded[direction]) lost();
+    });
     from.on("cancelled", lost);
     from.on("error", lost);
     from.on("close", () => {

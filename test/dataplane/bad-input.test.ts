@@ -13,7 +13,7 @@ import { connect as tlsConnect } from "node:tls";
 import { status } from "@grpc/grpc-js";
 import { type StaticStream, writeStaticStream } from "../../cli/static-stream.ts";
 import { newToken } from "../../proto/credentials.ts";
-import { decodeFrame, encodeData } from "../../proto/frames.ts";
+import { decodeFrame, encodeData, encodeFin } from "../../proto/frames.ts";
 import { maxFrameBytes } from "../../runtime/grpc-options.ts";
 import type { ComponentProcess } from "../helpers/component-process.ts";
 import { type DataPlane, startAgent, startClient, startDataPlane, startRelay } from "../helpers/dataplane.ts";
@@ -268,6 +268,7 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
         const okOutcome = callOutcome(ok);
         const payload = randomBytes(maxFrameBytes);
         ok.write(encodeData(payload));
+        ok.write(encodeFin());
         ok.end();
         const r = await okOutcome;
         assert.equal(r.status.code, status.OK, r.status.details);
