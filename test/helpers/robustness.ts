@@ -2,7 +2,7 @@
 // deadline, reading a component's /metrics, a connection held open across a test case to prove it
 // was not disturbed, and a raw gRPC client that speaks to the relay without our own client code.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join } from "node:path";
@@ -35,6 +35,19 @@ export async function waitUntil<T>(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
     }
     await sleep(everyMs);
+  }
+}
+
+/** `promise`, or a failure naming `what` if it takes longer than `timeoutMs`. */
+export async function within<T>(what: string, promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -96,7 +109,7 @@ export function writeTokenFile(dir: string, name: string, token: string): string
  * everything that came back against everything sent.
  */
 export class HeldConnection {
-  private readonly socket: Socket;
+  readonly socket: Socket;
   private readonly sent: Buffer[] = [];
   private received: Buffer[] = [];
   private receivedBytes = 0;
@@ -111,8 +124,11 @@ export class HeldConnection {
     this.done = collect(socket, 60_000);
   }
 
-  static async open(port: number): Promise<HeldConnection> {
-    const c = new HeldConnection(await dial(port));
+  /** `greeting` is sent first and not expected back (a ModeTarget's `echo\n`). */
+  static async open(port: number, greeting = ""): Promise<HeldConnection> {
+    const socket = await dial(port);
+    if (greeting) socket.write(greeting);
+    const c = new HeldConnection(socket);
     await c.exchange();
     return c;
   }
@@ -149,11 +165,21 @@ export class HeldConnection {
 }
 
 /** A fresh connection through the tunnel still carries `bytes` random bytes exactly. */
-export async function assertHealthy(port: number, bytes = 1024 * 1024): Promise<void> {
+export async function assertHealthy(port: number, bytes = 1024 * 1024, greeting = ""): Promise<void> {
   const payload = randomBytes(bytes);
-  const out = await roundTrip(port, payload, 15_000);
+  const out = await roundTrip(port, Buffer.concat([Buffer.from(greeting), payload]), 15_000);
   assert.equal(out.error, undefined, `a new connection failed: ${out.error?.message}`);
   assert.equal(sha256(out.data), sha256(payload), "a new connection's echo was not exact");
+}
+
+/** assertHealthy as a yes/no, for polling until a path comes back. */
+export async function isHealthy(port: number, greeting = ""): Promise<boolean> {
+  try {
+    await assertHealthy(port, 64 * 1024, greeting);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A TCP target that counts accepted connections (and echoes). */
@@ -228,4 +254,123 @@ export function callOutcome(call: RawCall, timeoutMs = 10_000): Promise<CallOutc
       resolve({ status, frames });
     });
   });
+}
+
+/**
+ * One target for many behaviours, chosen per connection by its first line:
+ * - `echo`: sends every byte back (and the FIN after the client's FIN);
+ * - `flood`: sends pseudo-random bytes as fast as the connection takes them, never reads;
+ * - `hash`: reads to FIN, answers the SHA-256 of what it read, closes;
+ * - `stall`: like `hash`, but does not read at all until the test calls `resumeStalled()`.
+ */
+export interface ModeConnection {
+  mode: string;
+  socket: Socket;
+  /** How the tunnel ended this connection at the target: `fin` (clean) or the socket error's code. */
+  ending: Promise<string>;
+}
+
+export interface ModeTarget extends TcpTarget {
+  /** Every connection that named its mode, in arrival order. */
+  connections: ModeConnection[];
+  /** Connections in `stall` mode, in arrival order. */
+  stalled: Socket[];
+  /** Starts reading every stalled connection (they then behave as `hash`). */
+  resumeStalled(): void;
+  /** Bytes read so far by connections in `stall` mode. */
+  stalledBytesRead(): number;
+}
+
+export async function modeTarget(): Promise<ModeTarget> {
+  const stalled: Socket[] = [];
+  const connections: ModeConnection[] = [];
+  let stalledRead = 0;
+  const floodChunk = randomBytes(64 * 1024);
+  const hashUntilFin = (s: Socket, onBytes?: (n: number) => void) => {
+    const h = createHash("sha256");
+    s.on("data", (c: Buffer) => {
+      h.update(c);
+      onBytes?.(c.length);
+    });
+    s.on("end", () => s.end(h.digest("hex")));
+  };
+  const t = await listen((s) => {
+    // Watched from the start: an ending must be seen even if the mode line never arrives.
+    const ending = new Promise<string>((resolve) => {
+      s.once("end", () => resolve("fin"));
+      s.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+    let head = Buffer.alloc(0);
+    const onHead = (c: Buffer) => {
+      head = Buffer.concat([head, c]);
+      const nl = head.indexOf(10);
+      if (nl < 0) return;
+      s.off("data", onHead);
+      s.pause();
+      const rest = head.subarray(nl + 1);
+      if (rest.length) s.unshift(rest);
+      const mode = head.subarray(0, nl).toString();
+      connections.push({ mode, socket: s, ending });
+      if (mode === "echo") {
+        s.pipe(s);
+      } else if (mode === "flood") {
+        const more = () => {
+          while (!s.destroyed && s.write(floodChunk));
+        };
+        s.on("drain", more);
+        more();
+      } else if (mode === "hash") {
+        hashUntilFin(s);
+        s.resume();
+      } else if (mode === "stall") {
+        hashUntilFin(s, (n) => {
+          stalledRead += n;
+        });
+        stalled.push(s);
+      } else {
+        s.destroy();
+      }
+    };
+    s.on("data", onHead);
+  });
+  return Object.assign(t, {
+    connections,
+    stalled,
+    resumeStalled: () => {
+      for (const s of stalled) s.resume();
+    },
+    stalledBytesRead: () => stalledRead,
+  });
+}
+
+/** Dials the tunnel and asks a ModeTarget for `mode`. */
+export async function dialMode(port: number, mode: "echo" | "flood" | "hash" | "stall"): Promise<Socket> {
+  const s = await dial(port);
+  s.write(`${mode}\n`);
+  return s;
+}
+
+/** Writes random bytes to a socket as fast as it takes them (respecting 'drain') until it closes. */
+export function pump(socket: Socket, chunkBytes = 64 * 1024): { written: () => number } {
+  const chunk = randomBytes(chunkBytes);
+  let written = 0;
+  const more = () => {
+    while (!socket.destroyed && !socket.writableEnded) {
+      written += chunk.length;
+      if (!socket.write(chunk)) return;
+    }
+  };
+  socket.on("drain", more);
+  socket.on("error", () => {});
+  more();
+  return { written: () => written };
+}
+
+/** Counts bytes arriving on a socket. */
+export function countIncoming(socket: Socket): () => number {
+  let n = 0;
+  socket.on("data", (c: Buffer) => {
+    n += c.length;
+  });
+  return () => n;
 }
