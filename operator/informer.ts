@@ -24,6 +24,10 @@ export interface InformerOptions {
   backoff?: Backoff;
   /** Called whenever the watch had to be restarted after an error. */
   onRestart?: (reason: string) => void;
+  /** Called after every complete list (the first, and each after an expired resourceVersion). */
+  onRelist?: () => void;
+  /** Added to the log line when listing answers 404 (for a CRD: how to install it). */
+  notFoundHint?: string;
 }
 
 export class Informer<T extends KubeObject> {
@@ -93,7 +97,8 @@ export class Informer<T extends KubeObject> {
           continue;
         }
         const delay = this.backoff.next();
-        log.warn("list/watch failed; retrying", { informer: name, error: describeError(err), retryInMs: delay });
+        const hint = err instanceof KubeApiError && err.status === 404 ? this.opts.notFoundHint : undefined;
+        log.warn("list/watch failed; retrying", { informer: name, error: describeError(err), hint, retryInMs: delay });
         this.opts.onRestart?.(err instanceof KubeApiError ? `http_${err.status}` : "error");
         await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
       }
@@ -116,6 +121,7 @@ export class Informer<T extends KubeObject> {
     for (const [key, old] of this.store) if (!fresh.has(key)) this.remove(key, old);
     for (const obj of fresh.values()) this.upsert(obj);
     this.resourceVersion = rv;
+    this.opts.onRelist?.();
     if (!this.synced) {
       this.synced = true;
       this.opts.log.info("cache synced", { informer: this.opts.name, objects: this.store.size });

@@ -61,17 +61,25 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     for (const s of streams.list()) counts.set(s.status?.phase ?? "", (counts.get(s.status?.phase ?? "") ?? 0) + 1);
     return counts;
   });
-  const informer = <T extends KubeObject>(name: string, path: string, labelSelector?: string) =>
+  const informer = <T extends KubeObject>(name: string, path: string, labelSelector?: string, notFoundHint?: string) =>
     new Informer<T>({
       name,
       client,
       path,
       labelSelector,
       log,
+      notFoundHint,
       onRestart: (cause) => metrics.watchRestarts.inc({ resource: name, cause }),
+      onRelist: () => metrics.relists.inc({ resource: name }),
     });
-  const streams = informer<DeviceStream>("devicestreams", collectionPath({ ...deviceStreamResource }));
-  const devices = informer<Device>("devices", collectionPath({ ...deviceResource }));
+  const crdMissing = "the devicestreams.io CRDs are not installed: kubectl apply -f crds/";
+  const streams = informer<DeviceStream>(
+    "devicestreams",
+    collectionPath({ ...deviceStreamResource }),
+    undefined,
+    crdMissing,
+  );
+  const devices = informer<Device>("devices", collectionPath({ ...deviceResource }), undefined, crdMissing);
   const pods = informer<Pod>("pods", collectionPath(core.pods), managedSelector);
   const services = informer<Service>("services", collectionPath(core.services), managedSelector);
   const informers: Array<Pick<Informer<KubeObject>, "name" | "synced" | "start" | "stop" | "waitForSync">> = [

@@ -48,6 +48,12 @@ export function operatorMetrics(registry: Registry, streamPhases: () => Map<stri
       labelNames: ["resource", "cause"] as const,
       registers,
     }),
+    relists: new Counter({
+      name: "devicestreams_operator_relists_total",
+      help: "Complete lists of a resource: the first, then one per expired watch (410 Gone).",
+      labelNames: ["resource"] as const,
+      registers,
+    }),
     events: new Counter({
       name: "devicestreams_operator_events_total",
       help: "Kubernetes Events recorded, by type and reason.",
