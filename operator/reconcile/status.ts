@@ -77,11 +77,13 @@ export function ending(o: Observed): Ending | undefined {
         message: `no capacity within the connect timeout of ${t.connect}: ${o.capacityMessage}`,
       };
     }
-    const waitingFor = podReady(o.pod) ? `device "${ds.spec.device}" to attach` : "the relay to become ready";
+    const [waitingFor, check] = podReady(o.pod)
+      ? [`device "${ds.spec.device}" to attach`, "the device's agent and its allow-list"]
+      : ["the relay to become ready", "the relay Pod's events (image, resources, scheduling)"];
     return {
       phase: "Failed",
       reason: "ConnectTimeout",
-      message: `still waiting for ${waitingFor} after the connect timeout of ${t.connect}; check the device's agent and create a new DeviceStream`,
+      message: `still waiting for ${waitingFor} after the connect timeout of ${t.connect}; check ${check}, then create a new DeviceStream`,
     };
   }
   const last = prev?.lastActivityAt ? Date.parse(prev.lastActivityAt) : undefined;
