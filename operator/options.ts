@@ -137,7 +137,8 @@ export function parseOperatorOptions(
   if (!(options.retryPeriodMs < options.renewDeadlineMs && options.renewDeadlineMs < options.leaseDurationMs)) {
     throw new DeviceStreamsError(
       "DS_USAGE",
-      "--retry-period < --renew-deadline < --lease-duration must hold, so that a leader gives up before another takes over",
+      `--retry-period < --renew-deadline < --lease-duration must hold (now ${o["retry-period"]}, ${o["renew-deadline"]}, ` +
+        `${o["lease-duration"]}), so that a leader gives up before another may take over`,
     );
   }
   return {

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { parseOperatorOptions } from "./options.ts";
+
+describe("operator options", () => {
+  it("has generous defaults and a printable effective set", () => {
+    const { options, printable } = parseOperatorOptions(["--namespace=ops"])!;
+    assert.equal(options.namespace, "ops");
+    assert.equal(options.leaderElect, true);
+    assert.equal(options.leaseDurationMs, 15_000);
+    assert.equal(options.maxStreams, 10_000);
+    assert.equal(options.maxStreamsPerNamespace, 1000);
+    assert.match(options.relayImage, /^ghcr\.io\/devicestreams\/devicestreams:/);
+    assert.equal(printable.namespace, "ops");
+    assert.ok(printable.identity, "the generated identity is printed");
+  });
+
+  it("reads DEVICESTREAMS_OPERATOR_* variables, flags win", () => {
+    process.env.DEVICESTREAMS_OPERATOR_MAX_STREAMS = "7";
+    try {
+      assert.equal(parseOperatorOptions(["--namespace=ops"])!.options.maxStreams, 7);
+      assert.equal(parseOperatorOptions(["--namespace=ops", "--max-streams=9"])!.options.maxStreams, 9);
+    } finally {
+      delete process.env.DEVICESTREAMS_OPERATOR_MAX_STREAMS;
+    }
+  });
+
+  it("refuses values that cannot work, saying which flag and why", () => {
+    const refuses = (argv: string[], re: RegExp) =>
+      assert.throws(
+        () => parseOperatorOptions(["--namespace=ops", ...argv]),
+        (err: Error) => re.test(err.message),
+      );
+    refuses(
+      ["--lease-duration=5s"],
+      /--retry-period < --renew-deadline < --lease-duration must hold \(now 2s, 10s, 5s\)/,
+    );
+    refuses(["--max-streams=0"], /--max-streams must be at least 1/);
+    refuses(["--workers=many"], /--workers must be a whole number/);
+    refuses(["--leader-elect=yes"], /--leader-elect must be true or false/);
+    refuses(["--relay-image-pull-policy=Sometimes"], /Always, IfNotPresent or Never/);
+    refuses(["--resync-period=soon"], /--resync-period: "soon" is not a duration/);
+  });
+});
