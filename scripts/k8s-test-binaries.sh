@@ -10,6 +10,10 @@
 # Progress goes to stderr. Needs Go >= 1.24 and the Go module proxy.
 set -euo pipefail
 
+# Braces make bash read the whole script before running it: a build takes minutes, and a script
+# edited (or checked out anew) meanwhile must not be read from the middle.
+{
+
 HELM_VERSION=v3.19.5
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -130,3 +134,5 @@ if $want_helm && ! helm_ok; then
 fi
 
 echo "$cache"
+exit 0
+}
