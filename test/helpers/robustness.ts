@@ -322,6 +322,19 @@ export async function modeTarget(): Promise<ModeTarget> {
       } else if (mode === "hash") {
         hashUntilFin(s);
         s.resume();
+      } else if (mode.startsWith("gen ")) {
+        const gen = generated(Number(mode.slice(4)));
+        const more = () => {
+          for (let c = gen.next(); !s.destroyed; c = gen.next()) {
+            if (c.done) {
+              s.end();
+              return;
+            }
+            if (!s.write(c.value)) return;
+          }
+        };
+        s.on("drain", more);
+        more();
       } else if (mode === "stall") {
         hashUntilFin(s, (n) => {
           stalledRead += n;
@@ -343,8 +356,32 @@ export async function modeTarget(): Promise<ModeTarget> {
   });
 }
 
-/** Dials the tunnel and asks a ModeTarget for `mode`. */
-export async function dialMode(port: number, mode: "echo" | "flood" | "hash" | "stall"): Promise<Socket> {
+const generatorBlock = randomBytes(1024 * 1024);
+
+/**
+ * `total` bytes in 1 MiB chunks, each a shared random block stamped with its index, so that a
+ * reordered, lost or repeated chunk changes the hash, without holding the whole stream in memory.
+ */
+export function* generated(total: number): Generator<Buffer> {
+  for (let i = 0, left = total; left > 0; i++) {
+    const c = Buffer.from(generatorBlock.subarray(0, Math.min(left, generatorBlock.length)));
+    c.writeUInt32BE(i, 0);
+    left -= c.length;
+    yield c;
+  }
+}
+
+export function generatedSha256(total: number): string {
+  const h = createHash("sha256");
+  for (const c of generated(total)) h.update(c);
+  return h.digest("hex");
+}
+
+/** Dials the tunnel and asks a ModeTarget for `mode` (`gen N`: the target sends generated(N), then FIN). */
+export async function dialMode(
+  port: number,
+  mode: "echo" | "flood" | "hash" | "stall" | `gen ${number}`,
+): Promise<Socket> {
   const s = await dial(port);
   s.write(`${mode}\n`);
   return s;
