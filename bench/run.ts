@@ -15,7 +15,10 @@ const pings = smoke ? 200 : 5000;
 
 const sink = await startSink();
 const echo = await startEcho();
-const plane = await startDataPlane({ service: "sink", allow: [`sink=127.0.0.1:${sink.port}`, `echo=127.0.0.1:${echo.port}`] });
+const plane = await startDataPlane({
+  service: "sink",
+  allow: [`sink=127.0.0.1:${sink.port}`, `echo=127.0.0.1:${echo.port}`],
+});
 const echoPlane = await startDataPlane({ service: "echo", allow: [`echo=127.0.0.1:${echo.port}`] });
 
 const results = {

@@ -13,6 +13,10 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: "reach a device through a relay",
     run: async (a) => (await import("../client/main.ts")).runConnect(a),
   },
+  operator: {
+    summary: "reconcile DeviceStreams into relays (cloud cluster)",
+    run: async (a) => (await import("../operator/main.ts")).runOperator(a),
+  },
   demo: {
     summary: "run relay, agent and a target on loopback",
     run: async (a) => (await import("./demo.ts")).runDemo(a),

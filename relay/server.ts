@@ -3,7 +3,12 @@ import { Server, type ServerDuplexStream, status } from "@grpc/grpc-js";
 import type { Role } from "../proto/credentials.ts";
 import { metadataKeys } from "../proto/metadata.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "../proto/relay-service.ts";
-import { type KeepaliveOptions, serverOptions, withServerWindow } from "../runtime/grpc-options.ts";
+import {
+  type KeepaliveOptions,
+  serverOptions,
+  widenSessionWindows,
+  withServerWindow,
+} from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { type ServerTls, serverCredentials } from "../runtime/tls.ts";
 import type { RelayMetrics } from "./metrics.ts";
@@ -59,6 +64,7 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
       err ? reject(err) : resolve(p),
     );
   });
+  widenSessionWindows(server);
   return {
     port,
     forceClose: () => server.forceShutdown(),

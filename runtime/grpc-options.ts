@@ -1,6 +1,6 @@
 // Channel and server options shared by every component, so keepalive and flow control agree
 // on both ends of each hop.
-import type { ChannelOptions, ServerCredentials } from "@grpc/grpc-js";
+import type { ChannelOptions, Server, ServerCredentials } from "@grpc/grpc-js";
 
 export interface KeepaliveOptions {
   /** Idle time before a ping is sent. */
@@ -15,6 +15,8 @@ export const defaultKeepalive: KeepaliveOptions = { timeMs: 10_000, timeoutMs: 5
 export const maxFrameBytes = 256 * 1024;
 // Per-stream HTTP/2 window: bounds how much one stalled connection can hold in flight.
 export const flowControlWindowBytes = 1024 * 1024;
+// Per-connection HTTP/2 window, shared by all of a connection's streams.
+export const sessionWindowBytes = 32 * 1024 * 1024;
 const messageOverhead = 64;
 
 export function channelOptions(keepalive: KeepaliveOptions): ChannelOptions {
@@ -56,6 +58,27 @@ export function withServerWindow(creds: ServerCredentials, windowBytes = flowCon
   internal._getConstructorOptions = () => ({
     ...base(),
     settings: { initialWindowSize: windowBytes, maxConcurrentStreams: 100_000 },
+    // grpc-js disables Nagle on its client sockets but not on accepted ones; small frames
+    // (WINDOW_UPDATE, pings, short replies) must not wait for an ACK.
+    noDelay: true,
   });
   return creds;
+}
+
+/**
+ * The connection-level HTTP/2 window is separate from the per-stream one and grpc-js leaves it at
+ * 64 KiB on servers; all streams of a connection share it, so it caps the relay's intake to one
+ * window per round trip however many connections there are. Widen it on every new session.
+ * Call after bindAsync (grpc-js creates its HTTP/2 servers there).
+ */
+export function widenSessionWindows(server: Server, windowBytes = sessionWindowBytes): void {
+  const servers = (server as unknown as { http2Servers?: Map<import("node:events").EventEmitter, unknown> })
+    .http2Servers;
+  if (!servers) throw new Error("grpc-js internals changed: Server.http2Servers is gone; update widenSessionWindows");
+  for (const h2 of servers.keys()) {
+    h2.on("session", (session: import("node:http2").Http2Session) => {
+      session.once("connect", () => session.setLocalWindowSize(windowBytes));
+      if (!session.connecting) session.setLocalWindowSize(windowBytes);
+    });
+  }
 }
