@@ -19,6 +19,7 @@ export const relayOptionSpecs = {
   "tls-cert": { description: "serving certificate (PEM)" },
   "tls-key": { description: "serving key (PEM)", secret: true },
   "max-connections": { description: "concurrent tunnelled connections", default: "1000" },
+  "bandwidth-limit": { description: "bytes per second each way for the whole stream (0: unlimited)", default: "0" },
   "idle-timeout": { description: "reset a connection idle this long (0: never)", default: "1h" },
   "max-lifetime": { description: "end the stream this long after start (0: never)", default: "0" },
   "dial-timeout": { description: "how long the device may take to reach its target", default: "10s" },
@@ -50,6 +51,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     dialTimeoutMs: parseDuration(o["dial-timeout"]!),
     attachWaitMs: parseDuration(o["attach-wait"]!),
     maxFrameBytes,
+    bandwidthBytesPerSecond: positiveInt("bandwidth-limit", o["bandwidth-limit"]),
   };
   const keepalive = { timeMs: parseDuration(o["keepalive-time"]!), timeoutMs: parseDuration(o["keepalive-timeout"]!) };
   const lifetimeMs = parseDuration(o["max-lifetime"]!);

@@ -5,8 +5,9 @@
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
 import type { AgentMessage, RelayMessage } from "../proto/relay-service.ts";
 import type { Logger } from "../runtime/log.ts";
+import { TokenBucket } from "./bandwidth.ts";
 import type { RelayMetrics } from "./metrics.ts";
-import { type CloseReason, Splice } from "./splice.ts";
+import { type CloseReason, type Direction, Splice } from "./splice.ts";
 import type { StreamConfig } from "./stream-config.ts";
 
 type FrameCall = ServerDuplexStream<Buffer, Buffer>;
@@ -21,6 +22,8 @@ export interface RelayLimits {
   /** How long a new connection waits for an agent to attach, when none is. */
   attachWaitMs: number;
   maxFrameBytes: number;
+  /** Bytes per second each way for the whole stream; 0 = unlimited. */
+  bandwidthBytesPerSecond: number;
 }
 
 interface Pending {
@@ -52,12 +55,15 @@ export class Pairing {
   private readonly pending = new Map<number, Pending>();
   private readonly active = new Map<number, Splice>();
   private readonly agentWaiters = new Set<() => void>();
+  private readonly buckets: Record<Direction, TokenBucket> | undefined;
 
   constructor(config: StreamConfig, limits: RelayLimits, metrics: RelayMetrics, log: Logger) {
     this.config = config;
     this.limits = limits;
     this.metrics = metrics;
     this.log = log;
+    const bw = limits.bandwidthBytesPerSecond;
+    if (bw > 0) this.buckets = { to_device: new TokenBucket(bw), from_device: new TokenBucket(bw) };
   }
 
   get connectionCount(): number {
@@ -242,8 +248,10 @@ export class Pairing {
     this.metrics.connections.inc({ result: "paired" });
     this.metrics.pairingSeconds.observe(Number(process.hrtime.bigint() - p.startedAt) / 1e9);
     this.metrics.connectionsActive.inc();
+    const buckets = this.buckets;
     const splice = new Splice(id, p.source, destination, {
       onBytes: (direction, n) => this.metrics.bytes.inc({ direction }, n),
+      throttle: buckets ? (direction, n) => buckets[direction].take(n) : undefined,
       onClose: (reason: CloseReason, detail: string) => {
         this.active.delete(id);
         this.metrics.connectionsActive.dec();

@@ -20,6 +20,8 @@ const sideName: Record<Direction, string> = { to_device: "service side", from_de
 export interface SpliceHooks {
   onBytes(direction: Direction, bytes: number): void;
   onClose(reason: CloseReason, detail: string): void;
+  /** How long to stop reading a direction after `bytes` passed (the stream's bandwidth limit). */
+  throttle?(direction: Direction, bytes: number): number;
 }
 
 export class Splice {
@@ -46,6 +48,12 @@ export class Splice {
     const lost = () => {
       if (this.closed) return;
       const peer = direction === "to_device" ? "the client" : "the device's agent";
+      // A side that sent its Fin and then left had finished (ssh kills its ProxyCommand right
+      // after its last write): not a loss, but the other side can no longer answer it.
+      if (this.finForwarded[direction]) {
+        this.reset("completed", "DS_PEER_CLOSED", `${peer} left after closing its side`, from);
+        return;
+      }
       this.reset("peer_lost", "DS_PEER_LOST", `${peer} went away (process stopped or network lost)`, from);
     };
     // A gRPC half-close without a Fin frame is a loss, not a FIN. Both edges always send Fin or
@@ -80,10 +88,7 @@ export class Splice {
     switch (kind) {
       case "data":
         this.hooks.onBytes(direction, body);
-        if (!to.write(frame)) {
-          from.pause();
-          to.once("drain", () => from.resume());
-        }
+        this.hold(from, to.write(frame) ? undefined : to, this.hooks.throttle?.(direction, body) ?? 0);
         return;
       case "fin":
         to.write(frame);
@@ -95,6 +100,18 @@ export class Splice {
         this.finish("reset", `${sideName[direction]} reset the connection`);
         return;
     }
+  }
+
+  /** Stops reading `from` until `full` drains and `ms` have passed, whichever is later. */
+  private hold(from: Call, full: Call | undefined, ms: number): void {
+    if (!full && ms <= 0) return;
+    from.pause();
+    let waits = (full ? 1 : 0) + (ms > 0 ? 1 : 0);
+    const release = () => {
+      if (--waits === 0 && !this.closed) from.resume();
+    };
+    full?.once("drain", release);
+    if (ms > 0) setTimeout(release, ms);
   }
 
   /**
