@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { chartFiles } from "./chart-files.ts";
 import { crdTypes } from "./crd-types.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -33,6 +34,7 @@ function protoOutputs(): Output[] {
         "-o",
         js,
         "proto/devicestreams/v1alpha1/relay.proto",
+        "proto/devicestreams/v1alpha1/hub.proto",
       ],
       { cwd: root, stdio: "inherit" },
     );
@@ -47,7 +49,11 @@ function protoOutputs(): Output[] {
 }
 
 // Generators register here; each returns the files it owns.
-const generators: Array<() => Output[] | Promise<Output[]>> = [protoOutputs, () => crdTypes(root)];
+const generators: Array<() => Output[] | Promise<Output[]>> = [
+  protoOutputs,
+  () => crdTypes(root),
+  () => chartFiles(root),
+];
 
 let drift = 0;
 for (const generate of generators) {

@@ -927,5 +927,1412 @@ export namespace devicestreams {
             /** Shape of a Dial. */
             type $Shape = devicestreams.v1alpha1.Dial.$Properties;
         }
+
+        /** Represents a Hub */
+        class Hub extends $protobuf.rpc.Service {
+
+            /**
+             * Constructs a new Hub service.
+             * @param rpcImpl RPC implementation
+             * @param [requestDelimited=false] Whether requests are length-delimited
+             * @param [responseDelimited=false] Whether responses are length-delimited
+             */
+            constructor(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean);
+
+            /**
+             * Creates new Hub service using the specified rpc implementation.
+             * @param rpcImpl RPC implementation
+             * @param [requestDelimited=false] Whether requests are length-delimited
+             * @param [responseDelimited=false] Whether responses are length-delimited
+             * @returns RPC service. Useful where requests and/or responses are streamed.
+             */
+            static create(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean): Hub;
+
+            /** Calls Enroll. */
+            enroll: devicestreams.v1alpha1.Hub.Enroll;
+
+            /** Calls Session. */
+            session: devicestreams.v1alpha1.Hub.Session;
+        }
+
+        namespace Hub {
+
+            /**
+             * Callback as used by {@link devicestreams.v1alpha1.Hub#enroll}.
+             * @param error Error, if any
+             * @param [response] EnrollResponse
+             */
+            type EnrollCallback = (error: (Error|null), response?: devicestreams.v1alpha1.EnrollResponse) => void;
+
+            /** Calls Enroll. */
+            type Enroll = {
+              (request: devicestreams.v1alpha1.IEnrollRequest, callback: devicestreams.v1alpha1.Hub.EnrollCallback): void;
+              (request: devicestreams.v1alpha1.IEnrollRequest): Promise<devicestreams.v1alpha1.EnrollResponse>;
+              readonly name: "Enroll";
+              readonly path: "/devicestreams.v1alpha1.Hub/Enroll";
+              readonly requestType: "EnrollRequest";
+              readonly responseType: "EnrollResponse";
+              readonly requestStream: undefined;
+              readonly responseStream: undefined;
+            };
+
+            /**
+             * Callback as used by {@link devicestreams.v1alpha1.Hub#session}.
+             * @param error Error, if any
+             * @param [response] HubControl
+             */
+            type SessionCallback = (error: (Error|null), response?: devicestreams.v1alpha1.HubControl) => void;
+
+            /** Calls Session. */
+            type Session = {
+              (request: devicestreams.v1alpha1.IAgentControl, callback: devicestreams.v1alpha1.Hub.SessionCallback): void;
+              (request: devicestreams.v1alpha1.IAgentControl): Promise<devicestreams.v1alpha1.HubControl>;
+              readonly name: "Session";
+              readonly path: "/devicestreams.v1alpha1.Hub/Session";
+              readonly requestType: "AgentControl";
+              readonly responseType: "HubControl";
+              readonly requestStream: true;
+              readonly responseStream: true;
+            };
+        }
+
+        /**
+         * Properties of an EnrollRequest.
+         * @deprecated Use devicestreams.v1alpha1.EnrollRequest.$Properties instead.
+         */
+        interface IEnrollRequest extends devicestreams.v1alpha1.EnrollRequest.$Properties {
+        }
+
+        /** Represents an EnrollRequest. */
+        class EnrollRequest {
+
+            /**
+             * Constructs a new EnrollRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.EnrollRequest.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** EnrollRequest token. */
+            token: string;
+
+            /** EnrollRequest namespace. */
+            namespace: string;
+
+            /** EnrollRequest name. */
+            name: string;
+
+            /** EnrollRequest csrPem. */
+            csrPem: string;
+
+            /**
+             * Creates a new EnrollRequest instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns EnrollRequest instance
+             */
+            static create(properties: devicestreams.v1alpha1.EnrollRequest.$Shape): devicestreams.v1alpha1.EnrollRequest & devicestreams.v1alpha1.EnrollRequest.$Shape;
+            static create(properties?: devicestreams.v1alpha1.EnrollRequest.$Properties): devicestreams.v1alpha1.EnrollRequest;
+
+            /**
+             * Encodes the specified EnrollRequest message. Does not implicitly {@link devicestreams.v1alpha1.EnrollRequest.verify|verify} messages.
+             * @param message EnrollRequest message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.EnrollRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an EnrollRequest message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.EnrollRequest & devicestreams.v1alpha1.EnrollRequest.$Shape} EnrollRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.EnrollRequest & devicestreams.v1alpha1.EnrollRequest.$Shape;
+
+            /**
+             * Gets the type url for EnrollRequest
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace EnrollRequest {
+
+            /** Properties of an EnrollRequest. */
+            interface $Properties {
+
+                /** EnrollRequest token */
+                token?: (string|null);
+
+                /** EnrollRequest namespace */
+                namespace?: (string|null);
+
+                /** EnrollRequest name */
+                name?: (string|null);
+
+                /** EnrollRequest csrPem */
+                csrPem?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an EnrollRequest. */
+            type $Shape = devicestreams.v1alpha1.EnrollRequest.$Properties;
+        }
+
+        /**
+         * Properties of an EnrollResponse.
+         * @deprecated Use devicestreams.v1alpha1.EnrollResponse.$Properties instead.
+         */
+        interface IEnrollResponse extends devicestreams.v1alpha1.EnrollResponse.$Properties {
+        }
+
+        /** Represents an EnrollResponse. */
+        class EnrollResponse {
+
+            /**
+             * Constructs a new EnrollResponse.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.EnrollResponse.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** EnrollResponse certificateChainPem. */
+            certificateChainPem: string;
+
+            /** EnrollResponse caBundlePem. */
+            caBundlePem: string;
+
+            /**
+             * Creates a new EnrollResponse instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns EnrollResponse instance
+             */
+            static create(properties: devicestreams.v1alpha1.EnrollResponse.$Shape): devicestreams.v1alpha1.EnrollResponse & devicestreams.v1alpha1.EnrollResponse.$Shape;
+            static create(properties?: devicestreams.v1alpha1.EnrollResponse.$Properties): devicestreams.v1alpha1.EnrollResponse;
+
+            /**
+             * Encodes the specified EnrollResponse message. Does not implicitly {@link devicestreams.v1alpha1.EnrollResponse.verify|verify} messages.
+             * @param message EnrollResponse message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.EnrollResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an EnrollResponse message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.EnrollResponse & devicestreams.v1alpha1.EnrollResponse.$Shape} EnrollResponse
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.EnrollResponse & devicestreams.v1alpha1.EnrollResponse.$Shape;
+
+            /**
+             * Gets the type url for EnrollResponse
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace EnrollResponse {
+
+            /** Properties of an EnrollResponse. */
+            interface $Properties {
+
+                /** EnrollResponse certificateChainPem */
+                certificateChainPem?: (string|null);
+
+                /** EnrollResponse caBundlePem */
+                caBundlePem?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an EnrollResponse. */
+            type $Shape = devicestreams.v1alpha1.EnrollResponse.$Properties;
+        }
+
+        /**
+         * Properties of an AgentControl.
+         * @deprecated Use devicestreams.v1alpha1.AgentControl.$Properties instead.
+         */
+        interface IAgentControl extends devicestreams.v1alpha1.AgentControl.$Properties {
+        }
+
+        /** Represents an AgentControl. */
+        class AgentControl {
+
+            /**
+             * Constructs a new AgentControl.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.AgentControl.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** AgentControl hello. */
+            hello?: (devicestreams.v1alpha1.AgentHello.$Properties|null);
+
+            /** AgentControl heartbeat. */
+            heartbeat?: (devicestreams.v1alpha1.Heartbeat.$Properties|null);
+
+            /** AgentControl offerReply. */
+            offerReply?: (devicestreams.v1alpha1.OfferReply.$Properties|null);
+
+            /** AgentControl streamState. */
+            streamState?: (devicestreams.v1alpha1.StreamState.$Properties|null);
+
+            /** AgentControl renewRequest. */
+            renewRequest?: (devicestreams.v1alpha1.RenewRequest.$Properties|null);
+
+            /** AgentControl kind. */
+            kind?: ("hello"|"heartbeat"|"offerReply"|"streamState"|"renewRequest");
+
+            /**
+             * Creates a new AgentControl instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns AgentControl instance
+             */
+            static create(properties: devicestreams.v1alpha1.AgentControl.$Shape): devicestreams.v1alpha1.AgentControl & devicestreams.v1alpha1.AgentControl.$Shape;
+            static create(properties?: devicestreams.v1alpha1.AgentControl.$Properties): devicestreams.v1alpha1.AgentControl;
+
+            /**
+             * Encodes the specified AgentControl message. Does not implicitly {@link devicestreams.v1alpha1.AgentControl.verify|verify} messages.
+             * @param message AgentControl message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.AgentControl.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an AgentControl message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.AgentControl & devicestreams.v1alpha1.AgentControl.$Shape} AgentControl
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.AgentControl & devicestreams.v1alpha1.AgentControl.$Shape;
+
+            /**
+             * Gets the type url for AgentControl
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace AgentControl {
+
+            /** Properties of an AgentControl. */
+            interface $Properties {
+
+                /** AgentControl hello */
+                hello?: (devicestreams.v1alpha1.AgentHello.$Properties|null);
+
+                /** AgentControl heartbeat */
+                heartbeat?: (devicestreams.v1alpha1.Heartbeat.$Properties|null);
+
+                /** AgentControl offerReply */
+                offerReply?: (devicestreams.v1alpha1.OfferReply.$Properties|null);
+
+                /** AgentControl streamState */
+                streamState?: (devicestreams.v1alpha1.StreamState.$Properties|null);
+
+                /** AgentControl renewRequest */
+                renewRequest?: (devicestreams.v1alpha1.RenewRequest.$Properties|null);
+
+                /** AgentControl kind */
+                kind?: ("hello"|"heartbeat"|"offerReply"|"streamState"|"renewRequest");
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Narrowed shape of an AgentControl. */
+            type $Shape = {
+              hello?: devicestreams.v1alpha1.AgentHello.$Shape|null;
+              heartbeat?: devicestreams.v1alpha1.Heartbeat.$Shape|null;
+              offerReply?: devicestreams.v1alpha1.OfferReply.$Shape|null;
+              streamState?: devicestreams.v1alpha1.StreamState.$Shape|null;
+              renewRequest?: devicestreams.v1alpha1.RenewRequest.$Shape|null;
+              $unknowns?: Uint8Array[];
+            } & (
+              ({ kind?: undefined; hello?: null; heartbeat?: null; offerReply?: null; streamState?: null; renewRequest?: null }|{ kind?: "hello"; hello: devicestreams.v1alpha1.AgentHello.$Shape; heartbeat?: null; offerReply?: null; streamState?: null; renewRequest?: null }|{ kind?: "heartbeat"; hello?: null; heartbeat: devicestreams.v1alpha1.Heartbeat.$Shape; offerReply?: null; streamState?: null; renewRequest?: null }|{ kind?: "offerReply"; hello?: null; heartbeat?: null; offerReply: devicestreams.v1alpha1.OfferReply.$Shape; streamState?: null; renewRequest?: null }|{ kind?: "streamState"; hello?: null; heartbeat?: null; offerReply?: null; streamState: devicestreams.v1alpha1.StreamState.$Shape; renewRequest?: null }|{ kind?: "renewRequest"; hello?: null; heartbeat?: null; offerReply?: null; streamState?: null; renewRequest: devicestreams.v1alpha1.RenewRequest.$Shape })
+            );
+        }
+
+        /**
+         * Properties of a HubControl.
+         * @deprecated Use devicestreams.v1alpha1.HubControl.$Properties instead.
+         */
+        interface IHubControl extends devicestreams.v1alpha1.HubControl.$Properties {
+        }
+
+        /** Represents a HubControl. */
+        class HubControl {
+
+            /**
+             * Constructs a new HubControl.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.HubControl.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** HubControl offer. */
+            offer?: (devicestreams.v1alpha1.Offer.$Properties|null);
+
+            /** HubControl withdraw. */
+            withdraw?: (devicestreams.v1alpha1.Withdraw.$Properties|null);
+
+            /** HubControl renewResponse. */
+            renewResponse?: (devicestreams.v1alpha1.RenewResponse.$Properties|null);
+
+            /** HubControl heartbeat. */
+            heartbeat?: (devicestreams.v1alpha1.Heartbeat.$Properties|null);
+
+            /** HubControl kind. */
+            kind?: ("offer"|"withdraw"|"renewResponse"|"heartbeat");
+
+            /**
+             * Creates a new HubControl instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns HubControl instance
+             */
+            static create(properties: devicestreams.v1alpha1.HubControl.$Shape): devicestreams.v1alpha1.HubControl & devicestreams.v1alpha1.HubControl.$Shape;
+            static create(properties?: devicestreams.v1alpha1.HubControl.$Properties): devicestreams.v1alpha1.HubControl;
+
+            /**
+             * Encodes the specified HubControl message. Does not implicitly {@link devicestreams.v1alpha1.HubControl.verify|verify} messages.
+             * @param message HubControl message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.HubControl.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a HubControl message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.HubControl & devicestreams.v1alpha1.HubControl.$Shape} HubControl
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.HubControl & devicestreams.v1alpha1.HubControl.$Shape;
+
+            /**
+             * Gets the type url for HubControl
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace HubControl {
+
+            /** Properties of a HubControl. */
+            interface $Properties {
+
+                /** HubControl offer */
+                offer?: (devicestreams.v1alpha1.Offer.$Properties|null);
+
+                /** HubControl withdraw */
+                withdraw?: (devicestreams.v1alpha1.Withdraw.$Properties|null);
+
+                /** HubControl renewResponse */
+                renewResponse?: (devicestreams.v1alpha1.RenewResponse.$Properties|null);
+
+                /** HubControl heartbeat */
+                heartbeat?: (devicestreams.v1alpha1.Heartbeat.$Properties|null);
+
+                /** HubControl kind */
+                kind?: ("offer"|"withdraw"|"renewResponse"|"heartbeat");
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Narrowed shape of a HubControl. */
+            type $Shape = {
+              offer?: devicestreams.v1alpha1.Offer.$Shape|null;
+              withdraw?: devicestreams.v1alpha1.Withdraw.$Shape|null;
+              renewResponse?: devicestreams.v1alpha1.RenewResponse.$Shape|null;
+              heartbeat?: devicestreams.v1alpha1.Heartbeat.$Shape|null;
+              $unknowns?: Uint8Array[];
+            } & (
+              ({ kind?: undefined; offer?: null; withdraw?: null; renewResponse?: null; heartbeat?: null }|{ kind?: "offer"; offer: devicestreams.v1alpha1.Offer.$Shape; withdraw?: null; renewResponse?: null; heartbeat?: null }|{ kind?: "withdraw"; offer?: null; withdraw: devicestreams.v1alpha1.Withdraw.$Shape; renewResponse?: null; heartbeat?: null }|{ kind?: "renewResponse"; offer?: null; withdraw?: null; renewResponse: devicestreams.v1alpha1.RenewResponse.$Shape; heartbeat?: null }|{ kind?: "heartbeat"; offer?: null; withdraw?: null; renewResponse?: null; heartbeat: devicestreams.v1alpha1.Heartbeat.$Shape })
+            );
+        }
+
+        /**
+         * Properties of an AgentHello.
+         * @deprecated Use devicestreams.v1alpha1.AgentHello.$Properties instead.
+         */
+        interface IAgentHello extends devicestreams.v1alpha1.AgentHello.$Properties {
+        }
+
+        /** Represents an AgentHello. */
+        class AgentHello {
+
+            /**
+             * Constructs a new AgentHello.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.AgentHello.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** AgentHello agentVersion. */
+            agentVersion: string;
+
+            /** AgentHello services. */
+            services: string[];
+
+            /**
+             * Creates a new AgentHello instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns AgentHello instance
+             */
+            static create(properties: devicestreams.v1alpha1.AgentHello.$Shape): devicestreams.v1alpha1.AgentHello & devicestreams.v1alpha1.AgentHello.$Shape;
+            static create(properties?: devicestreams.v1alpha1.AgentHello.$Properties): devicestreams.v1alpha1.AgentHello;
+
+            /**
+             * Encodes the specified AgentHello message. Does not implicitly {@link devicestreams.v1alpha1.AgentHello.verify|verify} messages.
+             * @param message AgentHello message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.AgentHello.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an AgentHello message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.AgentHello & devicestreams.v1alpha1.AgentHello.$Shape} AgentHello
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.AgentHello & devicestreams.v1alpha1.AgentHello.$Shape;
+
+            /**
+             * Gets the type url for AgentHello
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace AgentHello {
+
+            /** Properties of an AgentHello. */
+            interface $Properties {
+
+                /** AgentHello agentVersion */
+                agentVersion?: (string|null);
+
+                /** AgentHello services */
+                services?: (string[]|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an AgentHello. */
+            type $Shape = devicestreams.v1alpha1.AgentHello.$Properties;
+        }
+
+        /**
+         * Properties of a Heartbeat.
+         * @deprecated Use devicestreams.v1alpha1.Heartbeat.$Properties instead.
+         */
+        interface IHeartbeat extends devicestreams.v1alpha1.Heartbeat.$Properties {
+        }
+
+        /** Represents a Heartbeat. */
+        class Heartbeat {
+
+            /**
+             * Constructs a new Heartbeat.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.Heartbeat.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Heartbeat sentAtMs. */
+            sentAtMs: number;
+
+            /**
+             * Creates a new Heartbeat instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Heartbeat instance
+             */
+            static create(properties: devicestreams.v1alpha1.Heartbeat.$Shape): devicestreams.v1alpha1.Heartbeat & devicestreams.v1alpha1.Heartbeat.$Shape;
+            static create(properties?: devicestreams.v1alpha1.Heartbeat.$Properties): devicestreams.v1alpha1.Heartbeat;
+
+            /**
+             * Encodes the specified Heartbeat message. Does not implicitly {@link devicestreams.v1alpha1.Heartbeat.verify|verify} messages.
+             * @param message Heartbeat message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.Heartbeat.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Heartbeat message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Heartbeat & devicestreams.v1alpha1.Heartbeat.$Shape} Heartbeat
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.Heartbeat & devicestreams.v1alpha1.Heartbeat.$Shape;
+
+            /**
+             * Gets the type url for Heartbeat
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Heartbeat {
+
+            /** Properties of a Heartbeat. */
+            interface $Properties {
+
+                /** Heartbeat sentAtMs */
+                sentAtMs?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Heartbeat. */
+            type $Shape = devicestreams.v1alpha1.Heartbeat.$Properties;
+        }
+
+        /**
+         * Properties of an Offer.
+         * @deprecated Use devicestreams.v1alpha1.Offer.$Properties instead.
+         */
+        interface IOffer extends devicestreams.v1alpha1.Offer.$Properties {
+        }
+
+        /** Represents an Offer. */
+        class Offer {
+
+            /**
+             * Constructs a new Offer.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.Offer.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Offer stream. */
+            stream: string;
+
+            /** Offer service. */
+            service: string;
+
+            /** Offer relayAddress. */
+            relayAddress: string;
+
+            /** Offer relayCaPem. */
+            relayCaPem: string;
+
+            /** Offer relayServerName. */
+            relayServerName: string;
+
+            /** Offer destinationToken. */
+            destinationToken: string;
+
+            /** Offer expiresAtMs. */
+            expiresAtMs: number;
+
+            /**
+             * Creates a new Offer instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Offer instance
+             */
+            static create(properties: devicestreams.v1alpha1.Offer.$Shape): devicestreams.v1alpha1.Offer & devicestreams.v1alpha1.Offer.$Shape;
+            static create(properties?: devicestreams.v1alpha1.Offer.$Properties): devicestreams.v1alpha1.Offer;
+
+            /**
+             * Encodes the specified Offer message. Does not implicitly {@link devicestreams.v1alpha1.Offer.verify|verify} messages.
+             * @param message Offer message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.Offer.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an Offer message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Offer & devicestreams.v1alpha1.Offer.$Shape} Offer
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.Offer & devicestreams.v1alpha1.Offer.$Shape;
+
+            /**
+             * Gets the type url for Offer
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Offer {
+
+            /** Properties of an Offer. */
+            interface $Properties {
+
+                /** Offer stream */
+                stream?: (string|null);
+
+                /** Offer service */
+                service?: (string|null);
+
+                /** Offer relayAddress */
+                relayAddress?: (string|null);
+
+                /** Offer relayCaPem */
+                relayCaPem?: (string|null);
+
+                /** Offer relayServerName */
+                relayServerName?: (string|null);
+
+                /** Offer destinationToken */
+                destinationToken?: (string|null);
+
+                /** Offer expiresAtMs */
+                expiresAtMs?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an Offer. */
+            type $Shape = devicestreams.v1alpha1.Offer.$Properties;
+        }
+
+        /**
+         * Properties of an OfferReply.
+         * @deprecated Use devicestreams.v1alpha1.OfferReply.$Properties instead.
+         */
+        interface IOfferReply extends devicestreams.v1alpha1.OfferReply.$Properties {
+        }
+
+        /** Represents an OfferReply. */
+        class OfferReply {
+
+            /**
+             * Constructs a new OfferReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.OfferReply.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** OfferReply stream. */
+            stream: string;
+
+            /** OfferReply accepted. */
+            accepted?: (devicestreams.v1alpha1.Accepted.$Properties|null);
+
+            /** OfferReply refused. */
+            refused?: (devicestreams.v1alpha1.Refused.$Properties|null);
+
+            /** OfferReply result. */
+            result?: ("accepted"|"refused");
+
+            /**
+             * Creates a new OfferReply instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns OfferReply instance
+             */
+            static create(properties: devicestreams.v1alpha1.OfferReply.$Shape): devicestreams.v1alpha1.OfferReply & devicestreams.v1alpha1.OfferReply.$Shape;
+            static create(properties?: devicestreams.v1alpha1.OfferReply.$Properties): devicestreams.v1alpha1.OfferReply;
+
+            /**
+             * Encodes the specified OfferReply message. Does not implicitly {@link devicestreams.v1alpha1.OfferReply.verify|verify} messages.
+             * @param message OfferReply message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.OfferReply.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an OfferReply message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.OfferReply & devicestreams.v1alpha1.OfferReply.$Shape} OfferReply
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.OfferReply & devicestreams.v1alpha1.OfferReply.$Shape;
+
+            /**
+             * Gets the type url for OfferReply
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace OfferReply {
+
+            /** Properties of an OfferReply. */
+            interface $Properties {
+
+                /** OfferReply stream */
+                stream?: (string|null);
+
+                /** OfferReply accepted */
+                accepted?: (devicestreams.v1alpha1.Accepted.$Properties|null);
+
+                /** OfferReply refused */
+                refused?: (devicestreams.v1alpha1.Refused.$Properties|null);
+
+                /** OfferReply result */
+                result?: ("accepted"|"refused");
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Narrowed shape of an OfferReply. */
+            type $Shape = {
+              stream?: string|null;
+              accepted?: devicestreams.v1alpha1.Accepted.$Shape|null;
+              refused?: devicestreams.v1alpha1.Refused.$Shape|null;
+              $unknowns?: Uint8Array[];
+            } & (
+              ({ result?: undefined; accepted?: null; refused?: null }|{ result?: "accepted"; accepted: devicestreams.v1alpha1.Accepted.$Shape; refused?: null }|{ result?: "refused"; accepted?: null; refused: devicestreams.v1alpha1.Refused.$Shape })
+            );
+        }
+
+        /**
+         * Properties of an Accepted.
+         * @deprecated Use devicestreams.v1alpha1.Accepted.$Properties instead.
+         */
+        interface IAccepted extends devicestreams.v1alpha1.Accepted.$Properties {
+        }
+
+        /** Represents an Accepted. */
+        class Accepted {
+
+            /**
+             * Constructs a new Accepted.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.Accepted.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /**
+             * Creates a new Accepted instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Accepted instance
+             */
+            static create(properties: devicestreams.v1alpha1.Accepted.$Shape): devicestreams.v1alpha1.Accepted & devicestreams.v1alpha1.Accepted.$Shape;
+            static create(properties?: devicestreams.v1alpha1.Accepted.$Properties): devicestreams.v1alpha1.Accepted;
+
+            /**
+             * Encodes the specified Accepted message. Does not implicitly {@link devicestreams.v1alpha1.Accepted.verify|verify} messages.
+             * @param message Accepted message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.Accepted.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an Accepted message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Accepted & devicestreams.v1alpha1.Accepted.$Shape} Accepted
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.Accepted & devicestreams.v1alpha1.Accepted.$Shape;
+
+            /**
+             * Gets the type url for Accepted
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Accepted {
+
+            /** Properties of an Accepted. */
+            interface $Properties {
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an Accepted. */
+            type $Shape = devicestreams.v1alpha1.Accepted.$Properties;
+        }
+
+        /**
+         * Properties of a Refused.
+         * @deprecated Use devicestreams.v1alpha1.Refused.$Properties instead.
+         */
+        interface IRefused extends devicestreams.v1alpha1.Refused.$Properties {
+        }
+
+        /** Represents a Refused. */
+        class Refused {
+
+            /**
+             * Constructs a new Refused.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.Refused.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Refused code. */
+            code: string;
+
+            /** Refused message. */
+            message: string;
+
+            /**
+             * Creates a new Refused instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Refused instance
+             */
+            static create(properties: devicestreams.v1alpha1.Refused.$Shape): devicestreams.v1alpha1.Refused & devicestreams.v1alpha1.Refused.$Shape;
+            static create(properties?: devicestreams.v1alpha1.Refused.$Properties): devicestreams.v1alpha1.Refused;
+
+            /**
+             * Encodes the specified Refused message. Does not implicitly {@link devicestreams.v1alpha1.Refused.verify|verify} messages.
+             * @param message Refused message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.Refused.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Refused message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Refused & devicestreams.v1alpha1.Refused.$Shape} Refused
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.Refused & devicestreams.v1alpha1.Refused.$Shape;
+
+            /**
+             * Gets the type url for Refused
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Refused {
+
+            /** Properties of a Refused. */
+            interface $Properties {
+
+                /** Refused code */
+                code?: (string|null);
+
+                /** Refused message */
+                message?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Refused. */
+            type $Shape = devicestreams.v1alpha1.Refused.$Properties;
+        }
+
+        /**
+         * Properties of a StreamState.
+         * @deprecated Use devicestreams.v1alpha1.StreamState.$Properties instead.
+         */
+        interface IStreamState extends devicestreams.v1alpha1.StreamState.$Properties {
+        }
+
+        /** Represents a StreamState. */
+        class StreamState {
+
+            /**
+             * Constructs a new StreamState.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.StreamState.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** StreamState stream. */
+            stream: string;
+
+            /** StreamState connected. */
+            connected?: (devicestreams.v1alpha1.Connected.$Properties|null);
+
+            /** StreamState closed. */
+            closed?: (devicestreams.v1alpha1.Closed.$Properties|null);
+
+            /** StreamState state. */
+            state?: ("connected"|"closed");
+
+            /**
+             * Creates a new StreamState instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns StreamState instance
+             */
+            static create(properties: devicestreams.v1alpha1.StreamState.$Shape): devicestreams.v1alpha1.StreamState & devicestreams.v1alpha1.StreamState.$Shape;
+            static create(properties?: devicestreams.v1alpha1.StreamState.$Properties): devicestreams.v1alpha1.StreamState;
+
+            /**
+             * Encodes the specified StreamState message. Does not implicitly {@link devicestreams.v1alpha1.StreamState.verify|verify} messages.
+             * @param message StreamState message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.StreamState.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a StreamState message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.StreamState & devicestreams.v1alpha1.StreamState.$Shape} StreamState
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.StreamState & devicestreams.v1alpha1.StreamState.$Shape;
+
+            /**
+             * Gets the type url for StreamState
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace StreamState {
+
+            /** Properties of a StreamState. */
+            interface $Properties {
+
+                /** StreamState stream */
+                stream?: (string|null);
+
+                /** StreamState connected */
+                connected?: (devicestreams.v1alpha1.Connected.$Properties|null);
+
+                /** StreamState closed */
+                closed?: (devicestreams.v1alpha1.Closed.$Properties|null);
+
+                /** StreamState state */
+                state?: ("connected"|"closed");
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Narrowed shape of a StreamState. */
+            type $Shape = {
+              stream?: string|null;
+              connected?: devicestreams.v1alpha1.Connected.$Shape|null;
+              closed?: devicestreams.v1alpha1.Closed.$Shape|null;
+              $unknowns?: Uint8Array[];
+            } & (
+              ({ state?: undefined; connected?: null; closed?: null }|{ state?: "connected"; connected: devicestreams.v1alpha1.Connected.$Shape; closed?: null }|{ state?: "closed"; connected?: null; closed: devicestreams.v1alpha1.Closed.$Shape })
+            );
+        }
+
+        /**
+         * Properties of a Connected.
+         * @deprecated Use devicestreams.v1alpha1.Connected.$Properties instead.
+         */
+        interface IConnected extends devicestreams.v1alpha1.Connected.$Properties {
+        }
+
+        /** Represents a Connected. */
+        class Connected {
+
+            /**
+             * Constructs a new Connected.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.Connected.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /**
+             * Creates a new Connected instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Connected instance
+             */
+            static create(properties: devicestreams.v1alpha1.Connected.$Shape): devicestreams.v1alpha1.Connected & devicestreams.v1alpha1.Connected.$Shape;
+            static create(properties?: devicestreams.v1alpha1.Connected.$Properties): devicestreams.v1alpha1.Connected;
+
+            /**
+             * Encodes the specified Connected message. Does not implicitly {@link devicestreams.v1alpha1.Connected.verify|verify} messages.
+             * @param message Connected message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.Connected.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Connected message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Connected & devicestreams.v1alpha1.Connected.$Shape} Connected
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.Connected & devicestreams.v1alpha1.Connected.$Shape;
+
+            /**
+             * Gets the type url for Connected
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Connected {
+
+            /** Properties of a Connected. */
+            interface $Properties {
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Connected. */
+            type $Shape = devicestreams.v1alpha1.Connected.$Properties;
+        }
+
+        /**
+         * Properties of a Closed.
+         * @deprecated Use devicestreams.v1alpha1.Closed.$Properties instead.
+         */
+        interface IClosed extends devicestreams.v1alpha1.Closed.$Properties {
+        }
+
+        /** Represents a Closed. */
+        class Closed {
+
+            /**
+             * Constructs a new Closed.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.Closed.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Closed reason. */
+            reason: string;
+
+            /**
+             * Creates a new Closed instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Closed instance
+             */
+            static create(properties: devicestreams.v1alpha1.Closed.$Shape): devicestreams.v1alpha1.Closed & devicestreams.v1alpha1.Closed.$Shape;
+            static create(properties?: devicestreams.v1alpha1.Closed.$Properties): devicestreams.v1alpha1.Closed;
+
+            /**
+             * Encodes the specified Closed message. Does not implicitly {@link devicestreams.v1alpha1.Closed.verify|verify} messages.
+             * @param message Closed message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.Closed.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Closed message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Closed & devicestreams.v1alpha1.Closed.$Shape} Closed
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.Closed & devicestreams.v1alpha1.Closed.$Shape;
+
+            /**
+             * Gets the type url for Closed
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Closed {
+
+            /** Properties of a Closed. */
+            interface $Properties {
+
+                /** Closed reason */
+                reason?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Closed. */
+            type $Shape = devicestreams.v1alpha1.Closed.$Properties;
+        }
+
+        /**
+         * Properties of a Withdraw.
+         * @deprecated Use devicestreams.v1alpha1.Withdraw.$Properties instead.
+         */
+        interface IWithdraw extends devicestreams.v1alpha1.Withdraw.$Properties {
+        }
+
+        /** Represents a Withdraw. */
+        class Withdraw {
+
+            /**
+             * Constructs a new Withdraw.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.Withdraw.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Withdraw stream. */
+            stream: string;
+
+            /** Withdraw reason. */
+            reason: string;
+
+            /**
+             * Creates a new Withdraw instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Withdraw instance
+             */
+            static create(properties: devicestreams.v1alpha1.Withdraw.$Shape): devicestreams.v1alpha1.Withdraw & devicestreams.v1alpha1.Withdraw.$Shape;
+            static create(properties?: devicestreams.v1alpha1.Withdraw.$Properties): devicestreams.v1alpha1.Withdraw;
+
+            /**
+             * Encodes the specified Withdraw message. Does not implicitly {@link devicestreams.v1alpha1.Withdraw.verify|verify} messages.
+             * @param message Withdraw message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.Withdraw.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Withdraw message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Withdraw & devicestreams.v1alpha1.Withdraw.$Shape} Withdraw
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.Withdraw & devicestreams.v1alpha1.Withdraw.$Shape;
+
+            /**
+             * Gets the type url for Withdraw
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Withdraw {
+
+            /** Properties of a Withdraw. */
+            interface $Properties {
+
+                /** Withdraw stream */
+                stream?: (string|null);
+
+                /** Withdraw reason */
+                reason?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Withdraw. */
+            type $Shape = devicestreams.v1alpha1.Withdraw.$Properties;
+        }
+
+        /**
+         * Properties of a RenewRequest.
+         * @deprecated Use devicestreams.v1alpha1.RenewRequest.$Properties instead.
+         */
+        interface IRenewRequest extends devicestreams.v1alpha1.RenewRequest.$Properties {
+        }
+
+        /** Represents a RenewRequest. */
+        class RenewRequest {
+
+            /**
+             * Constructs a new RenewRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.RenewRequest.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** RenewRequest csrPem. */
+            csrPem: string;
+
+            /**
+             * Creates a new RenewRequest instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns RenewRequest instance
+             */
+            static create(properties: devicestreams.v1alpha1.RenewRequest.$Shape): devicestreams.v1alpha1.RenewRequest & devicestreams.v1alpha1.RenewRequest.$Shape;
+            static create(properties?: devicestreams.v1alpha1.RenewRequest.$Properties): devicestreams.v1alpha1.RenewRequest;
+
+            /**
+             * Encodes the specified RenewRequest message. Does not implicitly {@link devicestreams.v1alpha1.RenewRequest.verify|verify} messages.
+             * @param message RenewRequest message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.RenewRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a RenewRequest message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.RenewRequest & devicestreams.v1alpha1.RenewRequest.$Shape} RenewRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.RenewRequest & devicestreams.v1alpha1.RenewRequest.$Shape;
+
+            /**
+             * Gets the type url for RenewRequest
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace RenewRequest {
+
+            /** Properties of a RenewRequest. */
+            interface $Properties {
+
+                /** RenewRequest csrPem */
+                csrPem?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a RenewRequest. */
+            type $Shape = devicestreams.v1alpha1.RenewRequest.$Properties;
+        }
+
+        /**
+         * Properties of a RenewResponse.
+         * @deprecated Use devicestreams.v1alpha1.RenewResponse.$Properties instead.
+         */
+        interface IRenewResponse extends devicestreams.v1alpha1.RenewResponse.$Properties {
+        }
+
+        /** Represents a RenewResponse. */
+        class RenewResponse {
+
+            /**
+             * Constructs a new RenewResponse.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.RenewResponse.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** RenewResponse certificateChainPem. */
+            certificateChainPem: string;
+
+            /**
+             * Creates a new RenewResponse instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns RenewResponse instance
+             */
+            static create(properties: devicestreams.v1alpha1.RenewResponse.$Shape): devicestreams.v1alpha1.RenewResponse & devicestreams.v1alpha1.RenewResponse.$Shape;
+            static create(properties?: devicestreams.v1alpha1.RenewResponse.$Properties): devicestreams.v1alpha1.RenewResponse;
+
+            /**
+             * Encodes the specified RenewResponse message. Does not implicitly {@link devicestreams.v1alpha1.RenewResponse.verify|verify} messages.
+             * @param message RenewResponse message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.RenewResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a RenewResponse message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.RenewResponse & devicestreams.v1alpha1.RenewResponse.$Shape} RenewResponse
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.RenewResponse & devicestreams.v1alpha1.RenewResponse.$Shape;
+
+            /**
+             * Gets the type url for RenewResponse
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace RenewResponse {
+
+            /** Properties of a RenewResponse. */
+            interface $Properties {
+
+                /** RenewResponse certificateChainPem */
+                certificateChainPem?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a RenewResponse. */
+            type $Shape = devicestreams.v1alpha1.RenewResponse.$Properties;
+        }
     }
 }

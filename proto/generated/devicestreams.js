@@ -2132,6 +2132,3279 @@ export const devicestreams = $root.devicestreams = (() => {
             return Dial;
         })();
 
+        v1alpha1.Hub = (function() {
+
+            /**
+             * Constructs a new Hub service.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a Hub
+             * @extends $protobuf.rpc.Service
+             * @constructor
+             * @param {$protobuf.RPCImpl} rpcImpl RPC implementation
+             * @param {boolean} [requestDelimited=false] Whether requests are length-delimited
+             * @param {boolean} [responseDelimited=false] Whether responses are length-delimited
+             */
+            const Hub = function(rpcImpl, requestDelimited, responseDelimited) {
+                $protobuf.rpc.Service.call(this, rpcImpl, requestDelimited, responseDelimited);
+            };
+
+            $Object.defineProperty(Hub.prototype = $Object.create($protobuf.rpc.Service.prototype), "constructor", { value: Hub, writable: true, enumerable: false, configurable: true });
+
+            /**
+             * Creates new Hub service using the specified rpc implementation.
+             * @function create
+             * @memberof devicestreams.v1alpha1.Hub
+             * @static
+             * @param {$protobuf.RPCImpl} rpcImpl RPC implementation
+             * @param {boolean} [requestDelimited=false] Whether requests are length-delimited
+             * @param {boolean} [responseDelimited=false] Whether responses are length-delimited
+             * @returns {Hub} RPC service. Useful where requests and/or responses are streamed.
+             */
+            Hub.create = function(rpcImpl, requestDelimited, responseDelimited) {
+                return new this(rpcImpl, requestDelimited, responseDelimited);
+            };
+
+            /**
+             * Callback as used by {@link devicestreams.v1alpha1.Hub#enroll}.
+             * @memberof devicestreams.v1alpha1.Hub
+             * @typedef EnrollCallback
+             * @type {function}
+             * @param {Error|null} error Error, if any
+             * @param {devicestreams.v1alpha1.EnrollResponse} [response] EnrollResponse
+             */
+
+            /**
+             * Calls Enroll.
+             * @memberof devicestreams.v1alpha1.Hub
+             * @typedef Enroll
+             * @type {{
+             *   (request: devicestreams.v1alpha1.IEnrollRequest, callback: devicestreams.v1alpha1.Hub.EnrollCallback): void;
+             *   (request: devicestreams.v1alpha1.IEnrollRequest): Promise<devicestreams.v1alpha1.EnrollResponse>;
+             *   readonly name: "Enroll";
+             *   readonly path: "/devicestreams.v1alpha1.Hub/Enroll";
+             *   readonly requestType: "EnrollRequest";
+             *   readonly responseType: "EnrollResponse";
+             *   readonly requestStream: undefined;
+             *   readonly responseStream: undefined;
+             * }}
+             */
+
+            /**
+             * Calls Enroll.
+             * @name devicestreams.v1alpha1.Hub#enroll
+             * @type {devicestreams.v1alpha1.Hub.Enroll}
+             */
+            $Object.defineProperties(Hub.prototype.enroll = function(request, callback) {
+                return $protobuf.rpc.Service.prototype.rpcCall.call(this, Hub.prototype.enroll, $root.devicestreams.v1alpha1.EnrollRequest, $root.devicestreams.v1alpha1.EnrollResponse, request, callback);
+            }, {
+                name: { value: "Enroll" },
+                path: { value: "/devicestreams.v1alpha1.Hub/Enroll" },
+                requestType: { value: "EnrollRequest" },
+                responseType: { value: "EnrollResponse" },
+                requestStream: { value: $undefined },
+                responseStream: { value: $undefined }
+            });
+
+            /**
+             * Callback as used by {@link devicestreams.v1alpha1.Hub#session}.
+             * @memberof devicestreams.v1alpha1.Hub
+             * @typedef SessionCallback
+             * @type {function}
+             * @param {Error|null} error Error, if any
+             * @param {devicestreams.v1alpha1.HubControl} [response] HubControl
+             */
+
+            /**
+             * Calls Session.
+             * @memberof devicestreams.v1alpha1.Hub
+             * @typedef Session
+             * @type {{
+             *   (request: devicestreams.v1alpha1.IAgentControl, callback: devicestreams.v1alpha1.Hub.SessionCallback): void;
+             *   (request: devicestreams.v1alpha1.IAgentControl): Promise<devicestreams.v1alpha1.HubControl>;
+             *   readonly name: "Session";
+             *   readonly path: "/devicestreams.v1alpha1.Hub/Session";
+             *   readonly requestType: "AgentControl";
+             *   readonly responseType: "HubControl";
+             *   readonly requestStream: true;
+             *   readonly responseStream: true;
+             * }}
+             */
+
+            /**
+             * Calls Session.
+             * @name devicestreams.v1alpha1.Hub#session
+             * @type {devicestreams.v1alpha1.Hub.Session}
+             */
+            $Object.defineProperties(Hub.prototype.session = function(request, callback) {
+                return $protobuf.rpc.Service.prototype.rpcCall.call(this, Hub.prototype.session, $root.devicestreams.v1alpha1.AgentControl, $root.devicestreams.v1alpha1.HubControl, request, callback);
+            }, {
+                name: { value: "Session" },
+                path: { value: "/devicestreams.v1alpha1.Hub/Session" },
+                requestType: { value: "AgentControl" },
+                responseType: { value: "HubControl" },
+                requestStream: { value: true },
+                responseStream: { value: true }
+            });
+
+            return Hub;
+        })();
+
+        v1alpha1.EnrollRequest = (function() {
+
+            /**
+             * Properties of an EnrollRequest.
+             * @typedef {Object} devicestreams.v1alpha1.EnrollRequest.$Properties
+             * @property {string|null} [token] EnrollRequest token
+             * @property {string|null} [namespace] EnrollRequest namespace
+             * @property {string|null} [name] EnrollRequest name
+             * @property {string|null} [csrPem] EnrollRequest csrPem
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an EnrollRequest.
+             * @memberof devicestreams.v1alpha1
+             * @interface IEnrollRequest
+             * @augments devicestreams.v1alpha1.EnrollRequest.$Properties
+             * @deprecated Use devicestreams.v1alpha1.EnrollRequest.$Properties instead.
+             */
+
+            /**
+             * Shape of an EnrollRequest.
+             * @typedef {devicestreams.v1alpha1.EnrollRequest.$Properties} devicestreams.v1alpha1.EnrollRequest.$Shape
+             */
+
+            /**
+             * Constructs a new EnrollRequest.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an EnrollRequest.
+             * @constructor
+             * @param {devicestreams.v1alpha1.EnrollRequest.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const EnrollRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * EnrollRequest token.
+             * @member {string} token
+             * @memberof devicestreams.v1alpha1.EnrollRequest
+             * @instance
+             */
+            EnrollRequest.prototype.token = "";
+
+            /**
+             * EnrollRequest namespace.
+             * @member {string} namespace
+             * @memberof devicestreams.v1alpha1.EnrollRequest
+             * @instance
+             */
+            EnrollRequest.prototype.namespace = "";
+
+            /**
+             * EnrollRequest name.
+             * @member {string} name
+             * @memberof devicestreams.v1alpha1.EnrollRequest
+             * @instance
+             */
+            EnrollRequest.prototype.name = "";
+
+            /**
+             * EnrollRequest csrPem.
+             * @member {string} csrPem
+             * @memberof devicestreams.v1alpha1.EnrollRequest
+             * @instance
+             */
+            EnrollRequest.prototype.csrPem = "";
+
+            /**
+             * Creates a new EnrollRequest instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.EnrollRequest
+             * @static
+             * @param {devicestreams.v1alpha1.EnrollRequest.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.EnrollRequest} EnrollRequest instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.EnrollRequest.$Shape): devicestreams.v1alpha1.EnrollRequest & devicestreams.v1alpha1.EnrollRequest.$Shape;
+             *   (properties?: devicestreams.v1alpha1.EnrollRequest.$Properties): devicestreams.v1alpha1.EnrollRequest;
+             * }}
+             */
+            EnrollRequest.create = function(properties) {
+                return new EnrollRequest(properties);
+            };
+
+            /**
+             * Encodes the specified EnrollRequest message. Does not implicitly {@link devicestreams.v1alpha1.EnrollRequest.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.EnrollRequest
+             * @static
+             * @param {devicestreams.v1alpha1.EnrollRequest.$Properties} message EnrollRequest message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            EnrollRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.token != null && $Object.hasOwnProperty.call(message, "token") && message.token !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.token);
+                if (message.namespace != null && $Object.hasOwnProperty.call(message, "namespace") && message.namespace !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.namespace);
+                if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.name);
+                if (message.csrPem != null && $Object.hasOwnProperty.call(message, "csrPem") && message.csrPem !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.csrPem);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an EnrollRequest message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.EnrollRequest
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.EnrollRequest & devicestreams.v1alpha1.EnrollRequest.$Shape} EnrollRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            EnrollRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.EnrollRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.token = value;
+                            else
+                                delete message.token;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.namespace = value;
+                            else
+                                delete message.namespace;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.name = value;
+                            else
+                                delete message.name;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.csrPem = value;
+                            else
+                                delete message.csrPem;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for EnrollRequest
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.EnrollRequest
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            EnrollRequest.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.EnrollRequest";
+            };
+
+            return EnrollRequest;
+        })();
+
+        v1alpha1.EnrollResponse = (function() {
+
+            /**
+             * Properties of an EnrollResponse.
+             * @typedef {Object} devicestreams.v1alpha1.EnrollResponse.$Properties
+             * @property {string|null} [certificateChainPem] EnrollResponse certificateChainPem
+             * @property {string|null} [caBundlePem] EnrollResponse caBundlePem
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an EnrollResponse.
+             * @memberof devicestreams.v1alpha1
+             * @interface IEnrollResponse
+             * @augments devicestreams.v1alpha1.EnrollResponse.$Properties
+             * @deprecated Use devicestreams.v1alpha1.EnrollResponse.$Properties instead.
+             */
+
+            /**
+             * Shape of an EnrollResponse.
+             * @typedef {devicestreams.v1alpha1.EnrollResponse.$Properties} devicestreams.v1alpha1.EnrollResponse.$Shape
+             */
+
+            /**
+             * Constructs a new EnrollResponse.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an EnrollResponse.
+             * @constructor
+             * @param {devicestreams.v1alpha1.EnrollResponse.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const EnrollResponse = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * EnrollResponse certificateChainPem.
+             * @member {string} certificateChainPem
+             * @memberof devicestreams.v1alpha1.EnrollResponse
+             * @instance
+             */
+            EnrollResponse.prototype.certificateChainPem = "";
+
+            /**
+             * EnrollResponse caBundlePem.
+             * @member {string} caBundlePem
+             * @memberof devicestreams.v1alpha1.EnrollResponse
+             * @instance
+             */
+            EnrollResponse.prototype.caBundlePem = "";
+
+            /**
+             * Creates a new EnrollResponse instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.EnrollResponse
+             * @static
+             * @param {devicestreams.v1alpha1.EnrollResponse.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.EnrollResponse} EnrollResponse instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.EnrollResponse.$Shape): devicestreams.v1alpha1.EnrollResponse & devicestreams.v1alpha1.EnrollResponse.$Shape;
+             *   (properties?: devicestreams.v1alpha1.EnrollResponse.$Properties): devicestreams.v1alpha1.EnrollResponse;
+             * }}
+             */
+            EnrollResponse.create = function(properties) {
+                return new EnrollResponse(properties);
+            };
+
+            /**
+             * Encodes the specified EnrollResponse message. Does not implicitly {@link devicestreams.v1alpha1.EnrollResponse.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.EnrollResponse
+             * @static
+             * @param {devicestreams.v1alpha1.EnrollResponse.$Properties} message EnrollResponse message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            EnrollResponse.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.certificateChainPem != null && $Object.hasOwnProperty.call(message, "certificateChainPem") && message.certificateChainPem !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.certificateChainPem);
+                if (message.caBundlePem != null && $Object.hasOwnProperty.call(message, "caBundlePem") && message.caBundlePem !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.caBundlePem);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an EnrollResponse message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.EnrollResponse
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.EnrollResponse & devicestreams.v1alpha1.EnrollResponse.$Shape} EnrollResponse
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            EnrollResponse.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.EnrollResponse();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.certificateChainPem = value;
+                            else
+                                delete message.certificateChainPem;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.caBundlePem = value;
+                            else
+                                delete message.caBundlePem;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for EnrollResponse
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.EnrollResponse
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            EnrollResponse.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.EnrollResponse";
+            };
+
+            return EnrollResponse;
+        })();
+
+        v1alpha1.AgentControl = (function() {
+
+            /**
+             * Properties of an AgentControl.
+             * @typedef {Object} devicestreams.v1alpha1.AgentControl.$Properties
+             * @property {devicestreams.v1alpha1.AgentHello.$Properties|null} [hello] AgentControl hello
+             * @property {devicestreams.v1alpha1.Heartbeat.$Properties|null} [heartbeat] AgentControl heartbeat
+             * @property {devicestreams.v1alpha1.OfferReply.$Properties|null} [offerReply] AgentControl offerReply
+             * @property {devicestreams.v1alpha1.StreamState.$Properties|null} [streamState] AgentControl streamState
+             * @property {devicestreams.v1alpha1.RenewRequest.$Properties|null} [renewRequest] AgentControl renewRequest
+             * @property {"hello"|"heartbeat"|"offerReply"|"streamState"|"renewRequest"} [kind] AgentControl kind
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an AgentControl.
+             * @memberof devicestreams.v1alpha1
+             * @interface IAgentControl
+             * @augments devicestreams.v1alpha1.AgentControl.$Properties
+             * @deprecated Use devicestreams.v1alpha1.AgentControl.$Properties instead.
+             */
+
+            /**
+             * Narrowed shape of an AgentControl.
+             * @typedef {{
+             *   hello?: devicestreams.v1alpha1.AgentHello.$Shape|null;
+             *   heartbeat?: devicestreams.v1alpha1.Heartbeat.$Shape|null;
+             *   offerReply?: devicestreams.v1alpha1.OfferReply.$Shape|null;
+             *   streamState?: devicestreams.v1alpha1.StreamState.$Shape|null;
+             *   renewRequest?: devicestreams.v1alpha1.RenewRequest.$Shape|null;
+             *   $unknowns?: Array.<Uint8Array>;
+             * } & (
+             *   ({ kind?: undefined; hello?: null; heartbeat?: null; offerReply?: null; streamState?: null; renewRequest?: null }|{ kind?: "hello"; hello: devicestreams.v1alpha1.AgentHello.$Shape; heartbeat?: null; offerReply?: null; streamState?: null; renewRequest?: null }|{ kind?: "heartbeat"; hello?: null; heartbeat: devicestreams.v1alpha1.Heartbeat.$Shape; offerReply?: null; streamState?: null; renewRequest?: null }|{ kind?: "offerReply"; hello?: null; heartbeat?: null; offerReply: devicestreams.v1alpha1.OfferReply.$Shape; streamState?: null; renewRequest?: null }|{ kind?: "streamState"; hello?: null; heartbeat?: null; offerReply?: null; streamState: devicestreams.v1alpha1.StreamState.$Shape; renewRequest?: null }|{ kind?: "renewRequest"; hello?: null; heartbeat?: null; offerReply?: null; streamState?: null; renewRequest: devicestreams.v1alpha1.RenewRequest.$Shape })
+             * )} devicestreams.v1alpha1.AgentControl.$Shape
+             */
+
+            /**
+             * Constructs a new AgentControl.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an AgentControl.
+             * @constructor
+             * @param {devicestreams.v1alpha1.AgentControl.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const AgentControl = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * AgentControl hello.
+             * @member {devicestreams.v1alpha1.AgentHello.$Properties|null|undefined} hello
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @instance
+             */
+            AgentControl.prototype.hello = null;
+
+            /**
+             * AgentControl heartbeat.
+             * @member {devicestreams.v1alpha1.Heartbeat.$Properties|null|undefined} heartbeat
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @instance
+             */
+            AgentControl.prototype.heartbeat = null;
+
+            /**
+             * AgentControl offerReply.
+             * @member {devicestreams.v1alpha1.OfferReply.$Properties|null|undefined} offerReply
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @instance
+             */
+            AgentControl.prototype.offerReply = null;
+
+            /**
+             * AgentControl streamState.
+             * @member {devicestreams.v1alpha1.StreamState.$Properties|null|undefined} streamState
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @instance
+             */
+            AgentControl.prototype.streamState = null;
+
+            /**
+             * AgentControl renewRequest.
+             * @member {devicestreams.v1alpha1.RenewRequest.$Properties|null|undefined} renewRequest
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @instance
+             */
+            AgentControl.prototype.renewRequest = null;
+
+            // OneOf field names bound to virtual getters and setters
+            let $oneOfFields;
+
+            /**
+             * AgentControl kind.
+             * @member {"hello"|"heartbeat"|"offerReply"|"streamState"|"renewRequest"|undefined} kind
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @instance
+             */
+            $Object.defineProperty(AgentControl.prototype, "kind", {
+                get: $util.oneOfGetter($oneOfFields = ["hello", "heartbeat", "offerReply", "streamState", "renewRequest"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            /**
+             * Creates a new AgentControl instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @static
+             * @param {devicestreams.v1alpha1.AgentControl.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.AgentControl} AgentControl instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.AgentControl.$Shape): devicestreams.v1alpha1.AgentControl & devicestreams.v1alpha1.AgentControl.$Shape;
+             *   (properties?: devicestreams.v1alpha1.AgentControl.$Properties): devicestreams.v1alpha1.AgentControl;
+             * }}
+             */
+            AgentControl.create = function(properties) {
+                return new AgentControl(properties);
+            };
+
+            /**
+             * Encodes the specified AgentControl message. Does not implicitly {@link devicestreams.v1alpha1.AgentControl.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @static
+             * @param {devicestreams.v1alpha1.AgentControl.$Properties} message AgentControl message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            AgentControl.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.hello != null && $Object.hasOwnProperty.call(message, "hello"))
+                    $root.devicestreams.v1alpha1.AgentHello.encode(message.hello, writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+                if (message.heartbeat != null && $Object.hasOwnProperty.call(message, "heartbeat"))
+                    $root.devicestreams.v1alpha1.Heartbeat.encode(message.heartbeat, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+                if (message.offerReply != null && $Object.hasOwnProperty.call(message, "offerReply"))
+                    $root.devicestreams.v1alpha1.OfferReply.encode(message.offerReply, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                if (message.streamState != null && $Object.hasOwnProperty.call(message, "streamState"))
+                    $root.devicestreams.v1alpha1.StreamState.encode(message.streamState, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+                if (message.renewRequest != null && $Object.hasOwnProperty.call(message, "renewRequest"))
+                    $root.devicestreams.v1alpha1.RenewRequest.encode(message.renewRequest, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an AgentControl message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.AgentControl & devicestreams.v1alpha1.AgentControl.$Shape} AgentControl
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            AgentControl.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.AgentControl();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            message.hello = $root.devicestreams.v1alpha1.AgentHello.decode(reader, reader.size(), $undefined, _depth + 1, message.hello);
+                            message.kind = "hello";
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            message.heartbeat = $root.devicestreams.v1alpha1.Heartbeat.decode(reader, reader.size(), $undefined, _depth + 1, message.heartbeat);
+                            message.kind = "heartbeat";
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.offerReply = $root.devicestreams.v1alpha1.OfferReply.decode(reader, reader.size(), $undefined, _depth + 1, message.offerReply);
+                            message.kind = "offerReply";
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            message.streamState = $root.devicestreams.v1alpha1.StreamState.decode(reader, reader.size(), $undefined, _depth + 1, message.streamState);
+                            message.kind = "streamState";
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            message.renewRequest = $root.devicestreams.v1alpha1.RenewRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.renewRequest);
+                            message.kind = "renewRequest";
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for AgentControl
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.AgentControl
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            AgentControl.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.AgentControl";
+            };
+
+            return AgentControl;
+        })();
+
+        v1alpha1.HubControl = (function() {
+
+            /**
+             * Properties of a HubControl.
+             * @typedef {Object} devicestreams.v1alpha1.HubControl.$Properties
+             * @property {devicestreams.v1alpha1.Offer.$Properties|null} [offer] HubControl offer
+             * @property {devicestreams.v1alpha1.Withdraw.$Properties|null} [withdraw] HubControl withdraw
+             * @property {devicestreams.v1alpha1.RenewResponse.$Properties|null} [renewResponse] HubControl renewResponse
+             * @property {devicestreams.v1alpha1.Heartbeat.$Properties|null} [heartbeat] HubControl heartbeat
+             * @property {"offer"|"withdraw"|"renewResponse"|"heartbeat"} [kind] HubControl kind
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a HubControl.
+             * @memberof devicestreams.v1alpha1
+             * @interface IHubControl
+             * @augments devicestreams.v1alpha1.HubControl.$Properties
+             * @deprecated Use devicestreams.v1alpha1.HubControl.$Properties instead.
+             */
+
+            /**
+             * Narrowed shape of a HubControl.
+             * @typedef {{
+             *   offer?: devicestreams.v1alpha1.Offer.$Shape|null;
+             *   withdraw?: devicestreams.v1alpha1.Withdraw.$Shape|null;
+             *   renewResponse?: devicestreams.v1alpha1.RenewResponse.$Shape|null;
+             *   heartbeat?: devicestreams.v1alpha1.Heartbeat.$Shape|null;
+             *   $unknowns?: Array.<Uint8Array>;
+             * } & (
+             *   ({ kind?: undefined; offer?: null; withdraw?: null; renewResponse?: null; heartbeat?: null }|{ kind?: "offer"; offer: devicestreams.v1alpha1.Offer.$Shape; withdraw?: null; renewResponse?: null; heartbeat?: null }|{ kind?: "withdraw"; offer?: null; withdraw: devicestreams.v1alpha1.Withdraw.$Shape; renewResponse?: null; heartbeat?: null }|{ kind?: "renewResponse"; offer?: null; withdraw?: null; renewResponse: devicestreams.v1alpha1.RenewResponse.$Shape; heartbeat?: null }|{ kind?: "heartbeat"; offer?: null; withdraw?: null; renewResponse?: null; heartbeat: devicestreams.v1alpha1.Heartbeat.$Shape })
+             * )} devicestreams.v1alpha1.HubControl.$Shape
+             */
+
+            /**
+             * Constructs a new HubControl.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a HubControl.
+             * @constructor
+             * @param {devicestreams.v1alpha1.HubControl.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const HubControl = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * HubControl offer.
+             * @member {devicestreams.v1alpha1.Offer.$Properties|null|undefined} offer
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @instance
+             */
+            HubControl.prototype.offer = null;
+
+            /**
+             * HubControl withdraw.
+             * @member {devicestreams.v1alpha1.Withdraw.$Properties|null|undefined} withdraw
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @instance
+             */
+            HubControl.prototype.withdraw = null;
+
+            /**
+             * HubControl renewResponse.
+             * @member {devicestreams.v1alpha1.RenewResponse.$Properties|null|undefined} renewResponse
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @instance
+             */
+            HubControl.prototype.renewResponse = null;
+
+            /**
+             * HubControl heartbeat.
+             * @member {devicestreams.v1alpha1.Heartbeat.$Properties|null|undefined} heartbeat
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @instance
+             */
+            HubControl.prototype.heartbeat = null;
+
+            // OneOf field names bound to virtual getters and setters
+            let $oneOfFields;
+
+            /**
+             * HubControl kind.
+             * @member {"offer"|"withdraw"|"renewResponse"|"heartbeat"|undefined} kind
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @instance
+             */
+            $Object.defineProperty(HubControl.prototype, "kind", {
+                get: $util.oneOfGetter($oneOfFields = ["offer", "withdraw", "renewResponse", "heartbeat"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            /**
+             * Creates a new HubControl instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @static
+             * @param {devicestreams.v1alpha1.HubControl.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.HubControl} HubControl instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.HubControl.$Shape): devicestreams.v1alpha1.HubControl & devicestreams.v1alpha1.HubControl.$Shape;
+             *   (properties?: devicestreams.v1alpha1.HubControl.$Properties): devicestreams.v1alpha1.HubControl;
+             * }}
+             */
+            HubControl.create = function(properties) {
+                return new HubControl(properties);
+            };
+
+            /**
+             * Encodes the specified HubControl message. Does not implicitly {@link devicestreams.v1alpha1.HubControl.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @static
+             * @param {devicestreams.v1alpha1.HubControl.$Properties} message HubControl message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            HubControl.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.offer != null && $Object.hasOwnProperty.call(message, "offer"))
+                    $root.devicestreams.v1alpha1.Offer.encode(message.offer, writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+                if (message.withdraw != null && $Object.hasOwnProperty.call(message, "withdraw"))
+                    $root.devicestreams.v1alpha1.Withdraw.encode(message.withdraw, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+                if (message.renewResponse != null && $Object.hasOwnProperty.call(message, "renewResponse"))
+                    $root.devicestreams.v1alpha1.RenewResponse.encode(message.renewResponse, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                if (message.heartbeat != null && $Object.hasOwnProperty.call(message, "heartbeat"))
+                    $root.devicestreams.v1alpha1.Heartbeat.encode(message.heartbeat, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a HubControl message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.HubControl & devicestreams.v1alpha1.HubControl.$Shape} HubControl
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            HubControl.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.HubControl();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            message.offer = $root.devicestreams.v1alpha1.Offer.decode(reader, reader.size(), $undefined, _depth + 1, message.offer);
+                            message.kind = "offer";
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            message.withdraw = $root.devicestreams.v1alpha1.Withdraw.decode(reader, reader.size(), $undefined, _depth + 1, message.withdraw);
+                            message.kind = "withdraw";
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.renewResponse = $root.devicestreams.v1alpha1.RenewResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.renewResponse);
+                            message.kind = "renewResponse";
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            message.heartbeat = $root.devicestreams.v1alpha1.Heartbeat.decode(reader, reader.size(), $undefined, _depth + 1, message.heartbeat);
+                            message.kind = "heartbeat";
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for HubControl
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.HubControl
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            HubControl.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.HubControl";
+            };
+
+            return HubControl;
+        })();
+
+        v1alpha1.AgentHello = (function() {
+
+            /**
+             * Properties of an AgentHello.
+             * @typedef {Object} devicestreams.v1alpha1.AgentHello.$Properties
+             * @property {string|null} [agentVersion] AgentHello agentVersion
+             * @property {Array.<string>|null} [services] AgentHello services
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an AgentHello.
+             * @memberof devicestreams.v1alpha1
+             * @interface IAgentHello
+             * @augments devicestreams.v1alpha1.AgentHello.$Properties
+             * @deprecated Use devicestreams.v1alpha1.AgentHello.$Properties instead.
+             */
+
+            /**
+             * Shape of an AgentHello.
+             * @typedef {devicestreams.v1alpha1.AgentHello.$Properties} devicestreams.v1alpha1.AgentHello.$Shape
+             */
+
+            /**
+             * Constructs a new AgentHello.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an AgentHello.
+             * @constructor
+             * @param {devicestreams.v1alpha1.AgentHello.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const AgentHello = function (properties) {
+                this.services = [];
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * AgentHello agentVersion.
+             * @member {string} agentVersion
+             * @memberof devicestreams.v1alpha1.AgentHello
+             * @instance
+             */
+            AgentHello.prototype.agentVersion = "";
+
+            /**
+             * AgentHello services.
+             * @member {Array.<string>} services
+             * @memberof devicestreams.v1alpha1.AgentHello
+             * @instance
+             */
+            AgentHello.prototype.services = $util.emptyArray;
+
+            /**
+             * Creates a new AgentHello instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.AgentHello
+             * @static
+             * @param {devicestreams.v1alpha1.AgentHello.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.AgentHello} AgentHello instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.AgentHello.$Shape): devicestreams.v1alpha1.AgentHello & devicestreams.v1alpha1.AgentHello.$Shape;
+             *   (properties?: devicestreams.v1alpha1.AgentHello.$Properties): devicestreams.v1alpha1.AgentHello;
+             * }}
+             */
+            AgentHello.create = function(properties) {
+                return new AgentHello(properties);
+            };
+
+            /**
+             * Encodes the specified AgentHello message. Does not implicitly {@link devicestreams.v1alpha1.AgentHello.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.AgentHello
+             * @static
+             * @param {devicestreams.v1alpha1.AgentHello.$Properties} message AgentHello message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            AgentHello.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.agentVersion != null && $Object.hasOwnProperty.call(message, "agentVersion") && message.agentVersion !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.agentVersion);
+                if (message.services != null && message.services.length)
+                    for (let i = 0; i < message.services.length; ++i)
+                        writer.uint32(/* id 2, wireType 2 =*/18).string(message.services[i]);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an AgentHello message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.AgentHello
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.AgentHello & devicestreams.v1alpha1.AgentHello.$Shape} AgentHello
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            AgentHello.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.AgentHello();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.agentVersion = value;
+                            else
+                                delete message.agentVersion;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.services && message.services.length))
+                                message.services = [];
+                            message.services.push(reader.stringVerify());
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for AgentHello
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.AgentHello
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            AgentHello.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.AgentHello";
+            };
+
+            return AgentHello;
+        })();
+
+        v1alpha1.Heartbeat = (function() {
+
+            /**
+             * Properties of a Heartbeat.
+             * @typedef {Object} devicestreams.v1alpha1.Heartbeat.$Properties
+             * @property {number|null} [sentAtMs] Heartbeat sentAtMs
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Heartbeat.
+             * @memberof devicestreams.v1alpha1
+             * @interface IHeartbeat
+             * @augments devicestreams.v1alpha1.Heartbeat.$Properties
+             * @deprecated Use devicestreams.v1alpha1.Heartbeat.$Properties instead.
+             */
+
+            /**
+             * Shape of a Heartbeat.
+             * @typedef {devicestreams.v1alpha1.Heartbeat.$Properties} devicestreams.v1alpha1.Heartbeat.$Shape
+             */
+
+            /**
+             * Constructs a new Heartbeat.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a Heartbeat.
+             * @constructor
+             * @param {devicestreams.v1alpha1.Heartbeat.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Heartbeat = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Heartbeat sentAtMs.
+             * @member {number} sentAtMs
+             * @memberof devicestreams.v1alpha1.Heartbeat
+             * @instance
+             */
+            Heartbeat.prototype.sentAtMs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * Creates a new Heartbeat instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.Heartbeat
+             * @static
+             * @param {devicestreams.v1alpha1.Heartbeat.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.Heartbeat} Heartbeat instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.Heartbeat.$Shape): devicestreams.v1alpha1.Heartbeat & devicestreams.v1alpha1.Heartbeat.$Shape;
+             *   (properties?: devicestreams.v1alpha1.Heartbeat.$Properties): devicestreams.v1alpha1.Heartbeat;
+             * }}
+             */
+            Heartbeat.create = function(properties) {
+                return new Heartbeat(properties);
+            };
+
+            /**
+             * Encodes the specified Heartbeat message. Does not implicitly {@link devicestreams.v1alpha1.Heartbeat.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.Heartbeat
+             * @static
+             * @param {devicestreams.v1alpha1.Heartbeat.$Properties} message Heartbeat message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Heartbeat.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.sentAtMs != null && $Object.hasOwnProperty.call(message, "sentAtMs") && (typeof message.sentAtMs === "object" ? message.sentAtMs.low || message.sentAtMs.high : message.sentAtMs !== 0))
+                    writer.uint32(/* id 1, wireType 0 =*/8).int64(message.sentAtMs);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a Heartbeat message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.Heartbeat
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Heartbeat & devicestreams.v1alpha1.Heartbeat.$Shape} Heartbeat
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Heartbeat.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.Heartbeat();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.int64()) === "object" ? value.low || value.high : value !== 0)
+                                message.sentAtMs = value;
+                            else
+                                delete message.sentAtMs;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for Heartbeat
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.Heartbeat
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Heartbeat.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.Heartbeat";
+            };
+
+            return Heartbeat;
+        })();
+
+        v1alpha1.Offer = (function() {
+
+            /**
+             * Properties of an Offer.
+             * @typedef {Object} devicestreams.v1alpha1.Offer.$Properties
+             * @property {string|null} [stream] Offer stream
+             * @property {string|null} [service] Offer service
+             * @property {string|null} [relayAddress] Offer relayAddress
+             * @property {string|null} [relayCaPem] Offer relayCaPem
+             * @property {string|null} [relayServerName] Offer relayServerName
+             * @property {string|null} [destinationToken] Offer destinationToken
+             * @property {number|null} [expiresAtMs] Offer expiresAtMs
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an Offer.
+             * @memberof devicestreams.v1alpha1
+             * @interface IOffer
+             * @augments devicestreams.v1alpha1.Offer.$Properties
+             * @deprecated Use devicestreams.v1alpha1.Offer.$Properties instead.
+             */
+
+            /**
+             * Shape of an Offer.
+             * @typedef {devicestreams.v1alpha1.Offer.$Properties} devicestreams.v1alpha1.Offer.$Shape
+             */
+
+            /**
+             * Constructs a new Offer.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an Offer.
+             * @constructor
+             * @param {devicestreams.v1alpha1.Offer.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Offer = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Offer stream.
+             * @member {string} stream
+             * @memberof devicestreams.v1alpha1.Offer
+             * @instance
+             */
+            Offer.prototype.stream = "";
+
+            /**
+             * Offer service.
+             * @member {string} service
+             * @memberof devicestreams.v1alpha1.Offer
+             * @instance
+             */
+            Offer.prototype.service = "";
+
+            /**
+             * Offer relayAddress.
+             * @member {string} relayAddress
+             * @memberof devicestreams.v1alpha1.Offer
+             * @instance
+             */
+            Offer.prototype.relayAddress = "";
+
+            /**
+             * Offer relayCaPem.
+             * @member {string} relayCaPem
+             * @memberof devicestreams.v1alpha1.Offer
+             * @instance
+             */
+            Offer.prototype.relayCaPem = "";
+
+            /**
+             * Offer relayServerName.
+             * @member {string} relayServerName
+             * @memberof devicestreams.v1alpha1.Offer
+             * @instance
+             */
+            Offer.prototype.relayServerName = "";
+
+            /**
+             * Offer destinationToken.
+             * @member {string} destinationToken
+             * @memberof devicestreams.v1alpha1.Offer
+             * @instance
+             */
+            Offer.prototype.destinationToken = "";
+
+            /**
+             * Offer expiresAtMs.
+             * @member {number} expiresAtMs
+             * @memberof devicestreams.v1alpha1.Offer
+             * @instance
+             */
+            Offer.prototype.expiresAtMs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * Creates a new Offer instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.Offer
+             * @static
+             * @param {devicestreams.v1alpha1.Offer.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.Offer} Offer instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.Offer.$Shape): devicestreams.v1alpha1.Offer & devicestreams.v1alpha1.Offer.$Shape;
+             *   (properties?: devicestreams.v1alpha1.Offer.$Properties): devicestreams.v1alpha1.Offer;
+             * }}
+             */
+            Offer.create = function(properties) {
+                return new Offer(properties);
+            };
+
+            /**
+             * Encodes the specified Offer message. Does not implicitly {@link devicestreams.v1alpha1.Offer.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.Offer
+             * @static
+             * @param {devicestreams.v1alpha1.Offer.$Properties} message Offer message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Offer.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.stream != null && $Object.hasOwnProperty.call(message, "stream") && message.stream !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.stream);
+                if (message.service != null && $Object.hasOwnProperty.call(message, "service") && message.service !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.service);
+                if (message.relayAddress != null && $Object.hasOwnProperty.call(message, "relayAddress") && message.relayAddress !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.relayAddress);
+                if (message.relayCaPem != null && $Object.hasOwnProperty.call(message, "relayCaPem") && message.relayCaPem !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.relayCaPem);
+                if (message.relayServerName != null && $Object.hasOwnProperty.call(message, "relayServerName") && message.relayServerName !== "")
+                    writer.uint32(/* id 5, wireType 2 =*/42).string(message.relayServerName);
+                if (message.destinationToken != null && $Object.hasOwnProperty.call(message, "destinationToken") && message.destinationToken !== "")
+                    writer.uint32(/* id 6, wireType 2 =*/50).string(message.destinationToken);
+                if (message.expiresAtMs != null && $Object.hasOwnProperty.call(message, "expiresAtMs") && (typeof message.expiresAtMs === "object" ? message.expiresAtMs.low || message.expiresAtMs.high : message.expiresAtMs !== 0))
+                    writer.uint32(/* id 7, wireType 0 =*/56).int64(message.expiresAtMs);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an Offer message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.Offer
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Offer & devicestreams.v1alpha1.Offer.$Shape} Offer
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Offer.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.Offer();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.stream = value;
+                            else
+                                delete message.stream;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.service = value;
+                            else
+                                delete message.service;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.relayAddress = value;
+                            else
+                                delete message.relayAddress;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.relayCaPem = value;
+                            else
+                                delete message.relayCaPem;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.relayServerName = value;
+                            else
+                                delete message.relayServerName;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.destinationToken = value;
+                            else
+                                delete message.destinationToken;
+                            continue;
+                        }
+                    case 7: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.int64()) === "object" ? value.low || value.high : value !== 0)
+                                message.expiresAtMs = value;
+                            else
+                                delete message.expiresAtMs;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for Offer
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.Offer
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Offer.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.Offer";
+            };
+
+            return Offer;
+        })();
+
+        v1alpha1.OfferReply = (function() {
+
+            /**
+             * Properties of an OfferReply.
+             * @typedef {Object} devicestreams.v1alpha1.OfferReply.$Properties
+             * @property {string|null} [stream] OfferReply stream
+             * @property {devicestreams.v1alpha1.Accepted.$Properties|null} [accepted] OfferReply accepted
+             * @property {devicestreams.v1alpha1.Refused.$Properties|null} [refused] OfferReply refused
+             * @property {"accepted"|"refused"} [result] OfferReply result
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an OfferReply.
+             * @memberof devicestreams.v1alpha1
+             * @interface IOfferReply
+             * @augments devicestreams.v1alpha1.OfferReply.$Properties
+             * @deprecated Use devicestreams.v1alpha1.OfferReply.$Properties instead.
+             */
+
+            /**
+             * Narrowed shape of an OfferReply.
+             * @typedef {{
+             *   stream?: string|null;
+             *   accepted?: devicestreams.v1alpha1.Accepted.$Shape|null;
+             *   refused?: devicestreams.v1alpha1.Refused.$Shape|null;
+             *   $unknowns?: Array.<Uint8Array>;
+             * } & (
+             *   ({ result?: undefined; accepted?: null; refused?: null }|{ result?: "accepted"; accepted: devicestreams.v1alpha1.Accepted.$Shape; refused?: null }|{ result?: "refused"; accepted?: null; refused: devicestreams.v1alpha1.Refused.$Shape })
+             * )} devicestreams.v1alpha1.OfferReply.$Shape
+             */
+
+            /**
+             * Constructs a new OfferReply.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an OfferReply.
+             * @constructor
+             * @param {devicestreams.v1alpha1.OfferReply.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const OfferReply = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * OfferReply stream.
+             * @member {string} stream
+             * @memberof devicestreams.v1alpha1.OfferReply
+             * @instance
+             */
+            OfferReply.prototype.stream = "";
+
+            /**
+             * OfferReply accepted.
+             * @member {devicestreams.v1alpha1.Accepted.$Properties|null|undefined} accepted
+             * @memberof devicestreams.v1alpha1.OfferReply
+             * @instance
+             */
+            OfferReply.prototype.accepted = null;
+
+            /**
+             * OfferReply refused.
+             * @member {devicestreams.v1alpha1.Refused.$Properties|null|undefined} refused
+             * @memberof devicestreams.v1alpha1.OfferReply
+             * @instance
+             */
+            OfferReply.prototype.refused = null;
+
+            // OneOf field names bound to virtual getters and setters
+            let $oneOfFields;
+
+            /**
+             * OfferReply result.
+             * @member {"accepted"|"refused"|undefined} result
+             * @memberof devicestreams.v1alpha1.OfferReply
+             * @instance
+             */
+            $Object.defineProperty(OfferReply.prototype, "result", {
+                get: $util.oneOfGetter($oneOfFields = ["accepted", "refused"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            /**
+             * Creates a new OfferReply instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.OfferReply
+             * @static
+             * @param {devicestreams.v1alpha1.OfferReply.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.OfferReply} OfferReply instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.OfferReply.$Shape): devicestreams.v1alpha1.OfferReply & devicestreams.v1alpha1.OfferReply.$Shape;
+             *   (properties?: devicestreams.v1alpha1.OfferReply.$Properties): devicestreams.v1alpha1.OfferReply;
+             * }}
+             */
+            OfferReply.create = function(properties) {
+                return new OfferReply(properties);
+            };
+
+            /**
+             * Encodes the specified OfferReply message. Does not implicitly {@link devicestreams.v1alpha1.OfferReply.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.OfferReply
+             * @static
+             * @param {devicestreams.v1alpha1.OfferReply.$Properties} message OfferReply message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            OfferReply.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.stream != null && $Object.hasOwnProperty.call(message, "stream") && message.stream !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.stream);
+                if (message.accepted != null && $Object.hasOwnProperty.call(message, "accepted"))
+                    $root.devicestreams.v1alpha1.Accepted.encode(message.accepted, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+                if (message.refused != null && $Object.hasOwnProperty.call(message, "refused"))
+                    $root.devicestreams.v1alpha1.Refused.encode(message.refused, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an OfferReply message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.OfferReply
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.OfferReply & devicestreams.v1alpha1.OfferReply.$Shape} OfferReply
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            OfferReply.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.OfferReply();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.stream = value;
+                            else
+                                delete message.stream;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            message.accepted = $root.devicestreams.v1alpha1.Accepted.decode(reader, reader.size(), $undefined, _depth + 1, message.accepted);
+                            message.result = "accepted";
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.refused = $root.devicestreams.v1alpha1.Refused.decode(reader, reader.size(), $undefined, _depth + 1, message.refused);
+                            message.result = "refused";
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for OfferReply
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.OfferReply
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            OfferReply.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.OfferReply";
+            };
+
+            return OfferReply;
+        })();
+
+        v1alpha1.Accepted = (function() {
+
+            /**
+             * Properties of an Accepted.
+             * @typedef {Object} devicestreams.v1alpha1.Accepted.$Properties
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an Accepted.
+             * @memberof devicestreams.v1alpha1
+             * @interface IAccepted
+             * @augments devicestreams.v1alpha1.Accepted.$Properties
+             * @deprecated Use devicestreams.v1alpha1.Accepted.$Properties instead.
+             */
+
+            /**
+             * Shape of an Accepted.
+             * @typedef {devicestreams.v1alpha1.Accepted.$Properties} devicestreams.v1alpha1.Accepted.$Shape
+             */
+
+            /**
+             * Constructs a new Accepted.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an Accepted.
+             * @constructor
+             * @param {devicestreams.v1alpha1.Accepted.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Accepted = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Creates a new Accepted instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.Accepted
+             * @static
+             * @param {devicestreams.v1alpha1.Accepted.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.Accepted} Accepted instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.Accepted.$Shape): devicestreams.v1alpha1.Accepted & devicestreams.v1alpha1.Accepted.$Shape;
+             *   (properties?: devicestreams.v1alpha1.Accepted.$Properties): devicestreams.v1alpha1.Accepted;
+             * }}
+             */
+            Accepted.create = function(properties) {
+                return new Accepted(properties);
+            };
+
+            /**
+             * Encodes the specified Accepted message. Does not implicitly {@link devicestreams.v1alpha1.Accepted.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.Accepted
+             * @static
+             * @param {devicestreams.v1alpha1.Accepted.$Properties} message Accepted message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Accepted.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an Accepted message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.Accepted
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Accepted & devicestreams.v1alpha1.Accepted.$Shape} Accepted
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Accepted.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.Accepted();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    reader.skipType(tag & 7, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for Accepted
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.Accepted
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Accepted.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.Accepted";
+            };
+
+            return Accepted;
+        })();
+
+        v1alpha1.Refused = (function() {
+
+            /**
+             * Properties of a Refused.
+             * @typedef {Object} devicestreams.v1alpha1.Refused.$Properties
+             * @property {string|null} [code] Refused code
+             * @property {string|null} [message] Refused message
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Refused.
+             * @memberof devicestreams.v1alpha1
+             * @interface IRefused
+             * @augments devicestreams.v1alpha1.Refused.$Properties
+             * @deprecated Use devicestreams.v1alpha1.Refused.$Properties instead.
+             */
+
+            /**
+             * Shape of a Refused.
+             * @typedef {devicestreams.v1alpha1.Refused.$Properties} devicestreams.v1alpha1.Refused.$Shape
+             */
+
+            /**
+             * Constructs a new Refused.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a Refused.
+             * @constructor
+             * @param {devicestreams.v1alpha1.Refused.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Refused = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Refused code.
+             * @member {string} code
+             * @memberof devicestreams.v1alpha1.Refused
+             * @instance
+             */
+            Refused.prototype.code = "";
+
+            /**
+             * Refused message.
+             * @member {string} message
+             * @memberof devicestreams.v1alpha1.Refused
+             * @instance
+             */
+            Refused.prototype.message = "";
+
+            /**
+             * Creates a new Refused instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.Refused
+             * @static
+             * @param {devicestreams.v1alpha1.Refused.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.Refused} Refused instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.Refused.$Shape): devicestreams.v1alpha1.Refused & devicestreams.v1alpha1.Refused.$Shape;
+             *   (properties?: devicestreams.v1alpha1.Refused.$Properties): devicestreams.v1alpha1.Refused;
+             * }}
+             */
+            Refused.create = function(properties) {
+                return new Refused(properties);
+            };
+
+            /**
+             * Encodes the specified Refused message. Does not implicitly {@link devicestreams.v1alpha1.Refused.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.Refused
+             * @static
+             * @param {devicestreams.v1alpha1.Refused.$Properties} message Refused message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Refused.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.code != null && $Object.hasOwnProperty.call(message, "code") && message.code !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.code);
+                if (message.message != null && $Object.hasOwnProperty.call(message, "message") && message.message !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.message);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a Refused message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.Refused
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Refused & devicestreams.v1alpha1.Refused.$Shape} Refused
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Refused.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.Refused();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.code = value;
+                            else
+                                delete message.code;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.message = value;
+                            else
+                                delete message.message;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for Refused
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.Refused
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Refused.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.Refused";
+            };
+
+            return Refused;
+        })();
+
+        v1alpha1.StreamState = (function() {
+
+            /**
+             * Properties of a StreamState.
+             * @typedef {Object} devicestreams.v1alpha1.StreamState.$Properties
+             * @property {string|null} [stream] StreamState stream
+             * @property {devicestreams.v1alpha1.Connected.$Properties|null} [connected] StreamState connected
+             * @property {devicestreams.v1alpha1.Closed.$Properties|null} [closed] StreamState closed
+             * @property {"connected"|"closed"} [state] StreamState state
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a StreamState.
+             * @memberof devicestreams.v1alpha1
+             * @interface IStreamState
+             * @augments devicestreams.v1alpha1.StreamState.$Properties
+             * @deprecated Use devicestreams.v1alpha1.StreamState.$Properties instead.
+             */
+
+            /**
+             * Narrowed shape of a StreamState.
+             * @typedef {{
+             *   stream?: string|null;
+             *   connected?: devicestreams.v1alpha1.Connected.$Shape|null;
+             *   closed?: devicestreams.v1alpha1.Closed.$Shape|null;
+             *   $unknowns?: Array.<Uint8Array>;
+             * } & (
+             *   ({ state?: undefined; connected?: null; closed?: null }|{ state?: "connected"; connected: devicestreams.v1alpha1.Connected.$Shape; closed?: null }|{ state?: "closed"; connected?: null; closed: devicestreams.v1alpha1.Closed.$Shape })
+             * )} devicestreams.v1alpha1.StreamState.$Shape
+             */
+
+            /**
+             * Constructs a new StreamState.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a StreamState.
+             * @constructor
+             * @param {devicestreams.v1alpha1.StreamState.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const StreamState = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * StreamState stream.
+             * @member {string} stream
+             * @memberof devicestreams.v1alpha1.StreamState
+             * @instance
+             */
+            StreamState.prototype.stream = "";
+
+            /**
+             * StreamState connected.
+             * @member {devicestreams.v1alpha1.Connected.$Properties|null|undefined} connected
+             * @memberof devicestreams.v1alpha1.StreamState
+             * @instance
+             */
+            StreamState.prototype.connected = null;
+
+            /**
+             * StreamState closed.
+             * @member {devicestreams.v1alpha1.Closed.$Properties|null|undefined} closed
+             * @memberof devicestreams.v1alpha1.StreamState
+             * @instance
+             */
+            StreamState.prototype.closed = null;
+
+            // OneOf field names bound to virtual getters and setters
+            let $oneOfFields;
+
+            /**
+             * StreamState state.
+             * @member {"connected"|"closed"|undefined} state
+             * @memberof devicestreams.v1alpha1.StreamState
+             * @instance
+             */
+            $Object.defineProperty(StreamState.prototype, "state", {
+                get: $util.oneOfGetter($oneOfFields = ["connected", "closed"]),
+                set: $util.oneOfSetter($oneOfFields)
+            });
+
+            /**
+             * Creates a new StreamState instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.StreamState
+             * @static
+             * @param {devicestreams.v1alpha1.StreamState.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.StreamState} StreamState instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.StreamState.$Shape): devicestreams.v1alpha1.StreamState & devicestreams.v1alpha1.StreamState.$Shape;
+             *   (properties?: devicestreams.v1alpha1.StreamState.$Properties): devicestreams.v1alpha1.StreamState;
+             * }}
+             */
+            StreamState.create = function(properties) {
+                return new StreamState(properties);
+            };
+
+            /**
+             * Encodes the specified StreamState message. Does not implicitly {@link devicestreams.v1alpha1.StreamState.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.StreamState
+             * @static
+             * @param {devicestreams.v1alpha1.StreamState.$Properties} message StreamState message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            StreamState.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.stream != null && $Object.hasOwnProperty.call(message, "stream") && message.stream !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.stream);
+                if (message.connected != null && $Object.hasOwnProperty.call(message, "connected"))
+                    $root.devicestreams.v1alpha1.Connected.encode(message.connected, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+                if (message.closed != null && $Object.hasOwnProperty.call(message, "closed"))
+                    $root.devicestreams.v1alpha1.Closed.encode(message.closed, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a StreamState message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.StreamState
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.StreamState & devicestreams.v1alpha1.StreamState.$Shape} StreamState
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            StreamState.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.StreamState();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.stream = value;
+                            else
+                                delete message.stream;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            message.connected = $root.devicestreams.v1alpha1.Connected.decode(reader, reader.size(), $undefined, _depth + 1, message.connected);
+                            message.state = "connected";
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.closed = $root.devicestreams.v1alpha1.Closed.decode(reader, reader.size(), $undefined, _depth + 1, message.closed);
+                            message.state = "closed";
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for StreamState
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.StreamState
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            StreamState.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.StreamState";
+            };
+
+            return StreamState;
+        })();
+
+        v1alpha1.Connected = (function() {
+
+            /**
+             * Properties of a Connected.
+             * @typedef {Object} devicestreams.v1alpha1.Connected.$Properties
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Connected.
+             * @memberof devicestreams.v1alpha1
+             * @interface IConnected
+             * @augments devicestreams.v1alpha1.Connected.$Properties
+             * @deprecated Use devicestreams.v1alpha1.Connected.$Properties instead.
+             */
+
+            /**
+             * Shape of a Connected.
+             * @typedef {devicestreams.v1alpha1.Connected.$Properties} devicestreams.v1alpha1.Connected.$Shape
+             */
+
+            /**
+             * Constructs a new Connected.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a Connected.
+             * @constructor
+             * @param {devicestreams.v1alpha1.Connected.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Connected = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Creates a new Connected instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.Connected
+             * @static
+             * @param {devicestreams.v1alpha1.Connected.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.Connected} Connected instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.Connected.$Shape): devicestreams.v1alpha1.Connected & devicestreams.v1alpha1.Connected.$Shape;
+             *   (properties?: devicestreams.v1alpha1.Connected.$Properties): devicestreams.v1alpha1.Connected;
+             * }}
+             */
+            Connected.create = function(properties) {
+                return new Connected(properties);
+            };
+
+            /**
+             * Encodes the specified Connected message. Does not implicitly {@link devicestreams.v1alpha1.Connected.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.Connected
+             * @static
+             * @param {devicestreams.v1alpha1.Connected.$Properties} message Connected message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Connected.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a Connected message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.Connected
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Connected & devicestreams.v1alpha1.Connected.$Shape} Connected
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Connected.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.Connected();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    reader.skipType(tag & 7, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for Connected
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.Connected
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Connected.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.Connected";
+            };
+
+            return Connected;
+        })();
+
+        v1alpha1.Closed = (function() {
+
+            /**
+             * Properties of a Closed.
+             * @typedef {Object} devicestreams.v1alpha1.Closed.$Properties
+             * @property {string|null} [reason] Closed reason
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Closed.
+             * @memberof devicestreams.v1alpha1
+             * @interface IClosed
+             * @augments devicestreams.v1alpha1.Closed.$Properties
+             * @deprecated Use devicestreams.v1alpha1.Closed.$Properties instead.
+             */
+
+            /**
+             * Shape of a Closed.
+             * @typedef {devicestreams.v1alpha1.Closed.$Properties} devicestreams.v1alpha1.Closed.$Shape
+             */
+
+            /**
+             * Constructs a new Closed.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a Closed.
+             * @constructor
+             * @param {devicestreams.v1alpha1.Closed.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Closed = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Closed reason.
+             * @member {string} reason
+             * @memberof devicestreams.v1alpha1.Closed
+             * @instance
+             */
+            Closed.prototype.reason = "";
+
+            /**
+             * Creates a new Closed instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.Closed
+             * @static
+             * @param {devicestreams.v1alpha1.Closed.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.Closed} Closed instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.Closed.$Shape): devicestreams.v1alpha1.Closed & devicestreams.v1alpha1.Closed.$Shape;
+             *   (properties?: devicestreams.v1alpha1.Closed.$Properties): devicestreams.v1alpha1.Closed;
+             * }}
+             */
+            Closed.create = function(properties) {
+                return new Closed(properties);
+            };
+
+            /**
+             * Encodes the specified Closed message. Does not implicitly {@link devicestreams.v1alpha1.Closed.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.Closed
+             * @static
+             * @param {devicestreams.v1alpha1.Closed.$Properties} message Closed message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Closed.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.reason != null && $Object.hasOwnProperty.call(message, "reason") && message.reason !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.reason);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a Closed message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.Closed
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Closed & devicestreams.v1alpha1.Closed.$Shape} Closed
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Closed.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.Closed();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.reason = value;
+                            else
+                                delete message.reason;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for Closed
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.Closed
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Closed.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.Closed";
+            };
+
+            return Closed;
+        })();
+
+        v1alpha1.Withdraw = (function() {
+
+            /**
+             * Properties of a Withdraw.
+             * @typedef {Object} devicestreams.v1alpha1.Withdraw.$Properties
+             * @property {string|null} [stream] Withdraw stream
+             * @property {string|null} [reason] Withdraw reason
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Withdraw.
+             * @memberof devicestreams.v1alpha1
+             * @interface IWithdraw
+             * @augments devicestreams.v1alpha1.Withdraw.$Properties
+             * @deprecated Use devicestreams.v1alpha1.Withdraw.$Properties instead.
+             */
+
+            /**
+             * Shape of a Withdraw.
+             * @typedef {devicestreams.v1alpha1.Withdraw.$Properties} devicestreams.v1alpha1.Withdraw.$Shape
+             */
+
+            /**
+             * Constructs a new Withdraw.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a Withdraw.
+             * @constructor
+             * @param {devicestreams.v1alpha1.Withdraw.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Withdraw = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Withdraw stream.
+             * @member {string} stream
+             * @memberof devicestreams.v1alpha1.Withdraw
+             * @instance
+             */
+            Withdraw.prototype.stream = "";
+
+            /**
+             * Withdraw reason.
+             * @member {string} reason
+             * @memberof devicestreams.v1alpha1.Withdraw
+             * @instance
+             */
+            Withdraw.prototype.reason = "";
+
+            /**
+             * Creates a new Withdraw instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.Withdraw
+             * @static
+             * @param {devicestreams.v1alpha1.Withdraw.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.Withdraw} Withdraw instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.Withdraw.$Shape): devicestreams.v1alpha1.Withdraw & devicestreams.v1alpha1.Withdraw.$Shape;
+             *   (properties?: devicestreams.v1alpha1.Withdraw.$Properties): devicestreams.v1alpha1.Withdraw;
+             * }}
+             */
+            Withdraw.create = function(properties) {
+                return new Withdraw(properties);
+            };
+
+            /**
+             * Encodes the specified Withdraw message. Does not implicitly {@link devicestreams.v1alpha1.Withdraw.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.Withdraw
+             * @static
+             * @param {devicestreams.v1alpha1.Withdraw.$Properties} message Withdraw message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Withdraw.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.stream != null && $Object.hasOwnProperty.call(message, "stream") && message.stream !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.stream);
+                if (message.reason != null && $Object.hasOwnProperty.call(message, "reason") && message.reason !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.reason);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a Withdraw message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.Withdraw
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.Withdraw & devicestreams.v1alpha1.Withdraw.$Shape} Withdraw
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Withdraw.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.Withdraw();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.stream = value;
+                            else
+                                delete message.stream;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.reason = value;
+                            else
+                                delete message.reason;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for Withdraw
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.Withdraw
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            Withdraw.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.Withdraw";
+            };
+
+            return Withdraw;
+        })();
+
+        v1alpha1.RenewRequest = (function() {
+
+            /**
+             * Properties of a RenewRequest.
+             * @typedef {Object} devicestreams.v1alpha1.RenewRequest.$Properties
+             * @property {string|null} [csrPem] RenewRequest csrPem
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a RenewRequest.
+             * @memberof devicestreams.v1alpha1
+             * @interface IRenewRequest
+             * @augments devicestreams.v1alpha1.RenewRequest.$Properties
+             * @deprecated Use devicestreams.v1alpha1.RenewRequest.$Properties instead.
+             */
+
+            /**
+             * Shape of a RenewRequest.
+             * @typedef {devicestreams.v1alpha1.RenewRequest.$Properties} devicestreams.v1alpha1.RenewRequest.$Shape
+             */
+
+            /**
+             * Constructs a new RenewRequest.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a RenewRequest.
+             * @constructor
+             * @param {devicestreams.v1alpha1.RenewRequest.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const RenewRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * RenewRequest csrPem.
+             * @member {string} csrPem
+             * @memberof devicestreams.v1alpha1.RenewRequest
+             * @instance
+             */
+            RenewRequest.prototype.csrPem = "";
+
+            /**
+             * Creates a new RenewRequest instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.RenewRequest
+             * @static
+             * @param {devicestreams.v1alpha1.RenewRequest.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.RenewRequest} RenewRequest instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.RenewRequest.$Shape): devicestreams.v1alpha1.RenewRequest & devicestreams.v1alpha1.RenewRequest.$Shape;
+             *   (properties?: devicestreams.v1alpha1.RenewRequest.$Properties): devicestreams.v1alpha1.RenewRequest;
+             * }}
+             */
+            RenewRequest.create = function(properties) {
+                return new RenewRequest(properties);
+            };
+
+            /**
+             * Encodes the specified RenewRequest message. Does not implicitly {@link devicestreams.v1alpha1.RenewRequest.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.RenewRequest
+             * @static
+             * @param {devicestreams.v1alpha1.RenewRequest.$Properties} message RenewRequest message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            RenewRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.csrPem != null && $Object.hasOwnProperty.call(message, "csrPem") && message.csrPem !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.csrPem);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a RenewRequest message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.RenewRequest
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.RenewRequest & devicestreams.v1alpha1.RenewRequest.$Shape} RenewRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            RenewRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.RenewRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.csrPem = value;
+                            else
+                                delete message.csrPem;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for RenewRequest
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.RenewRequest
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            RenewRequest.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.RenewRequest";
+            };
+
+            return RenewRequest;
+        })();
+
+        v1alpha1.RenewResponse = (function() {
+
+            /**
+             * Properties of a RenewResponse.
+             * @typedef {Object} devicestreams.v1alpha1.RenewResponse.$Properties
+             * @property {string|null} [certificateChainPem] RenewResponse certificateChainPem
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a RenewResponse.
+             * @memberof devicestreams.v1alpha1
+             * @interface IRenewResponse
+             * @augments devicestreams.v1alpha1.RenewResponse.$Properties
+             * @deprecated Use devicestreams.v1alpha1.RenewResponse.$Properties instead.
+             */
+
+            /**
+             * Shape of a RenewResponse.
+             * @typedef {devicestreams.v1alpha1.RenewResponse.$Properties} devicestreams.v1alpha1.RenewResponse.$Shape
+             */
+
+            /**
+             * Constructs a new RenewResponse.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a RenewResponse.
+             * @constructor
+             * @param {devicestreams.v1alpha1.RenewResponse.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const RenewResponse = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * RenewResponse certificateChainPem.
+             * @member {string} certificateChainPem
+             * @memberof devicestreams.v1alpha1.RenewResponse
+             * @instance
+             */
+            RenewResponse.prototype.certificateChainPem = "";
+
+            /**
+             * Creates a new RenewResponse instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.RenewResponse
+             * @static
+             * @param {devicestreams.v1alpha1.RenewResponse.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.RenewResponse} RenewResponse instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.RenewResponse.$Shape): devicestreams.v1alpha1.RenewResponse & devicestreams.v1alpha1.RenewResponse.$Shape;
+             *   (properties?: devicestreams.v1alpha1.RenewResponse.$Properties): devicestreams.v1alpha1.RenewResponse;
+             * }}
+             */
+            RenewResponse.create = function(properties) {
+                return new RenewResponse(properties);
+            };
+
+            /**
+             * Encodes the specified RenewResponse message. Does not implicitly {@link devicestreams.v1alpha1.RenewResponse.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.RenewResponse
+             * @static
+             * @param {devicestreams.v1alpha1.RenewResponse.$Properties} message RenewResponse message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            RenewResponse.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.certificateChainPem != null && $Object.hasOwnProperty.call(message, "certificateChainPem") && message.certificateChainPem !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.certificateChainPem);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a RenewResponse message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.RenewResponse
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.RenewResponse & devicestreams.v1alpha1.RenewResponse.$Shape} RenewResponse
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            RenewResponse.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.RenewResponse();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.certificateChainPem = value;
+                            else
+                                delete message.certificateChainPem;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for RenewResponse
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.RenewResponse
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            RenewResponse.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.RenewResponse";
+            };
+
+            return RenewResponse;
+        })();
+
         return v1alpha1;
     })();
 
