@@ -11,6 +11,12 @@ export type Readiness = () => string;
 export function createRegistry(component: string): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "devicestreams_" });
+  // prom-client's *_active_{handles,requests,resources}_total are gauges, and a `_total` suffix
+  // promises a counter (promtool check metrics refuses them). The same counts by type stay, as
+  // `devicestreams_nodejs_active_handles{type}` etc.: sum them for the total.
+  for (const what of ["handles", "requests", "resources"]) {
+    registry.removeSingleMetric(`devicestreams_nodejs_active_${what}_total`);
+  }
   const info = new Gauge({
     name: "devicestreams_build_info",
     help: "Always 1; labels carry the component, its version and the Node.js version.",
