@@ -14,6 +14,9 @@ import { loadOrCreateCA } from "./ca.ts";
 import { Capacity } from "./capacity.ts";
 import { Controller } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
+import { enrollmentExpiresAnnotation, ensureEnrollmentToken } from "./hub/enrollment.ts";
+import { Hub } from "./hub/server.ts";
+import { hubTokenKey } from "./hub/token-key.ts";
 import { Informer } from "./informer.ts";
 import { collectionPath, core, KubeClient } from "./kube/client.ts";
 import { type KubeObject, keyOf, type Pod, type Service } from "./kube/types.ts";
@@ -27,6 +30,8 @@ import { reconcileStream } from "./reconcile/stream.ts";
 export interface RunningOperator {
   identity: string;
   metricsPort: number;
+  /** The hub's bound port once it serves (the CA must be loaded first); undefined when disabled. */
+  hubPort(): number | undefined;
   isLeader(): boolean;
   /** Graceful: stop reconciling, release the lease, stop watching. */
   stop(): Promise<void>;
@@ -123,7 +128,20 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
   const controller = new Controller("devicestream", (key) => reconcileStream(ctx, key), options.workers, metrics, log);
 
   streams.on((_event, obj) => controller.enqueue(keyOf(obj)));
-  devices.on((_event, device) => {
+  const enrolling = new Set<string>();
+  const ensureToken = (device: Device) => {
+    const key = keyOf(device);
+    if (!leading || !ca || !options.hubListen || enrolling.has(key)) return;
+    if (device.spec?.identity?.publicKeySHA256) return;
+    const expires = Date.parse(device.metadata.annotations?.[enrollmentExpiresAnnotation] ?? "");
+    if (Number.isFinite(expires) && expires - Date.now() > Math.min(options.enrollmentTokenTtlMs / 10, 60_000)) return;
+    enrolling.add(key);
+    ensureEnrollmentToken(client, device, hubTokenKey(ca), options.enrollmentTokenTtlMs, Date.now(), fieldManager)
+      .catch((err: unknown) => log.warn("cannot write the enrolment token", { device: key, error: describeError(err) }))
+      .finally(() => enrolling.delete(key));
+  };
+  devices.on((event, device) => {
+    if (event !== "delete") ensureToken(device);
     for (const s of streams.list(device.metadata.namespace)) {
       if (s.spec.device === device.metadata.name) controller.enqueue(keyOf(s));
     }
@@ -167,8 +185,10 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     }
     controller.start();
     for (const s of streams.list()) controller.enqueue(keyOf(s));
+    for (const d of devices.list()) ensureToken(d);
     resync = setInterval(() => {
       for (const s of streams.list()) controller.enqueue(keyOf(s));
+      for (const d of devices.list()) ensureToken(d);
     }, options.resyncPeriodMs);
     resync.unref();
     log.info("reconciling", { streams: streams.list().length, workers: options.workers });
@@ -206,6 +226,35 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     throw err;
   }
 
+  // Every replica serves the hub, so every replica needs the CA (created by whoever comes first).
+  let hub: Hub | undefined;
+  const startHub = async () => {
+    const backoff = new Backoff({ initialMs: 500, maxMs: 15_000 });
+    while (!stopping.signal.aborted) {
+      try {
+        ca ??= await loadOrCreateCA(client, options.namespace, options.caSecret, fieldManager, log);
+        const h = new Hub(
+          {
+            listen: options.hubListen,
+            dnsNames: options.hubDnsNames,
+            ipAddresses: options.hubIpAddresses,
+            certValidityMs: options.deviceCertValidityMs,
+          },
+          { client, devices, streams, pods, events, ca, replica: options.identity, registry, log },
+        );
+        await h.start();
+        hub = h;
+        for (const d of devices.list()) ensureToken(d);
+        return;
+      } catch (err) {
+        const delay = backoff.next();
+        log.warn("cannot start the hub; retrying", { error: describeError(err), retryInMs: delay });
+        await sleep(delay, undefined, { signal: stopping.signal }).catch(() => undefined);
+      }
+    }
+  };
+  const hubStarted = options.hubListen ? startHub() : Promise.resolve();
+
   const elector = options.leaderElect
     ? new LeaderElector({
         client,
@@ -228,10 +277,13 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
   return {
     identity: options.identity,
     metricsPort: endpoints.port,
+    hubPort: () => hub?.port,
     isLeader: () => leading && controller.started,
     stop: () =>
       (stopped ??= (async () => {
         stopping.abort();
+        await hubStarted;
+        await hub?.stop();
         // Workers finish their reconcile before the lease is released, so no successor overlaps.
         if (elector) await elector.stop();
         else await transition(stopLeading);

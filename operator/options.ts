@@ -42,6 +42,19 @@ export const operatorOptionSpecs = {
   "max-streams-per-namespace": { description: "concurrent streams per namespace", default: "1000" },
   workers: { description: "reconciles that may run at once (one per stream at most)", default: "16" },
   "resync-period": { description: "look at every stream again this often even without changes", default: "10m" },
+  "hub-listen": {
+    description: "gRPC+TLS address of the hub that agents dial (every replica serves it); empty disables the hub",
+    default: "0.0.0.0:8444",
+  },
+  "hub-dns-names": {
+    description:
+      "comma list of names in the hub's serving certificate; empty: devicestreams-hub, devicestreams-hub.<namespace>.svc, localhost",
+    default: "",
+  },
+  "hub-ip-addresses": { description: "comma list of IPs in the hub's serving certificate", default: "127.0.0.1" },
+  "device-cert-validity": { description: "lifetime of device certificates (agents renew at 2/3)", default: "720h" },
+  "enrollment-token-ttl": { description: "lifetime of a Device's one-time enrolment token", default: "24h" },
+  "usage-poll-interval": { description: "how often the leader reads each ready relay's /usage", default: "5s" },
 };
 
 export interface OperatorOptions {
@@ -64,6 +77,13 @@ export interface OperatorOptions {
   maxStreamsPerNamespace: number;
   workers: number;
   resyncPeriodMs: number;
+  /** Empty: no hub on this replica. */
+  hubListen: string;
+  hubDnsNames: string[];
+  hubIpAddresses: string[];
+  deviceCertValidityMs: number;
+  enrollmentTokenTtlMs: number;
+  usagePollIntervalMs: number;
 }
 
 const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -92,6 +112,13 @@ function atLeastOne(flag: string, value: string | undefined): number {
   const n = positiveInt(flag, value);
   if (n < 1) throw new DeviceStreamsError("DS_USAGE", `--${flag} must be at least 1`);
   return n;
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((v) => v.trim())
+    .filter(Boolean);
 }
 
 /** Parses and validates; undefined when --help was asked for (usage already printed). */
@@ -132,7 +159,16 @@ export function parseOperatorOptions(
     maxStreamsPerNamespace: atLeastOne("max-streams-per-namespace", o["max-streams-per-namespace"]),
     workers: atLeastOne("workers", o.workers),
     resyncPeriodMs: duration("resync-period", o["resync-period"]),
+    hubListen: o["hub-listen"] ?? "",
+    hubDnsNames: [],
+    hubIpAddresses: list(o["hub-ip-addresses"]),
+    deviceCertValidityMs: duration("device-cert-validity", o["device-cert-validity"]),
+    enrollmentTokenTtlMs: duration("enrollment-token-ttl", o["enrollment-token-ttl"]),
+    usagePollIntervalMs: duration("usage-poll-interval", o["usage-poll-interval"]),
   };
+  options.hubDnsNames = o["hub-dns-names"]
+    ? list(o["hub-dns-names"])
+    : ["devicestreams-hub", `devicestreams-hub.${options.namespace}.svc`, "localhost"];
   // client-go's rule: the leader must give up before anyone else may take over.
   if (!(options.retryPeriodMs < options.renewDeadlineMs && options.renewDeadlineMs < options.leaseDurationMs)) {
     throw new DeviceStreamsError(

@@ -14,6 +14,8 @@ import {
   relayPorts,
 } from "./api/constants.ts";
 import type { DeviceStream, ResourceAmounts } from "./api/v1alpha1.ts";
+import { destinationToken } from "./hub/enrollment-token.ts";
+import { hubTokenKey } from "./hub/token-key.ts";
 import type { KubeObject, OwnerReference, Pod, Secret, Service } from "./kube/types.ts";
 
 export interface RelaySettings {
@@ -73,7 +75,8 @@ function withHash<T extends KubeObject>(obj: T): T {
 /** Fresh tokens and a serving certificate: call only to create the Secret, never to update it. */
 export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySettings): Promise<Secret> {
   const source = newToken("source");
-  const destination = newToken("destination");
+  // Derived, not random: any hub replica hands it to the device without reading this Secret.
+  const destination = destinationToken(hubTokenKey(ca), ds.metadata.uid!);
   const expires = expiresAt(ds);
   const dnsNames = serviceDnsNames(ds, s.clusterDomain);
   // Valid a little past the stream's end so that its last minutes are not cut by clock skew.
@@ -195,6 +198,9 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
             `--idle-timeout=${spec.timeouts.idle}`,
             `--max-lifetime=${spec.timeouts.maxLifetime}`,
             `--max-connections=${spec.limits.maxConnections}`,
+            ...(spec.limits.bandwidthBytesPerSecond
+              ? [`--bandwidth-limit=${spec.limits.bandwidthBytesPerSecond}`]
+              : []),
           ],
           ports: [
             { name: "grpc", containerPort: relayPorts.grpc, protocol: "TCP" },

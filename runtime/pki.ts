@@ -2,7 +2,7 @@
 // (and later device certificates); the quick start makes a throwaway CA. ECDSA P-256 keeps
 // handshakes cheap. Keys are PKCS#8 PEM and never leave the process that made them unless the
 // caller stores them in a Secret.
-import { createPrivateKey, webcrypto } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, webcrypto } from "node:crypto";
 import { isIP } from "node:net";
 import "reflect-metadata"; // @peculiar/x509 resolves its parts through tsyringe, which needs it
 import * as x509 from "@peculiar/x509";
@@ -24,6 +24,8 @@ export interface CertificateRequest {
   commonName: string;
   dnsNames?: string[];
   ipAddresses?: string[];
+  /** URI SANs, e.g. a device's identity `devicestreams://device/<ns>/<name>/<uid>`. */
+  uris?: string[];
   usage: "server" | "client" | "both";
   validityMs?: number;
 }
@@ -76,6 +78,7 @@ async function sign(ca: KeyPairPem, req: CertificateRequest, publicKey: CryptoKe
   const names: x509.JsonGeneralName[] = [
     ...(req.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
     ...(req.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
+    ...(req.uris ?? []).map((value) => ({ type: "url" as const, value })),
   ];
   for (const ip of req.ipAddresses ?? []) if (!isIP(ip)) throw new Error(`"${ip}" is not an IP address`);
   const extensions: x509.Extension[] = [
@@ -114,6 +117,26 @@ export async function createCertificateRequest(commonName: string): Promise<{ cs
   return { csrPem: csr.toString("pem"), keyPem: await keyPem(keys.privateKey) };
 }
 
+/** A CSR for a key the caller already holds: a device renews its certificate without a new key. */
+export async function createCertificateRequestForKey(commonName: string, keyPem: string): Promise<string> {
+  const spki = createPublicKey(createPrivateKey(keyPem)).export({ type: "spki", format: "der" });
+  const publicKey = (await webcrypto.subtle.importKey("spki", spki, algorithm, true, ["verify"])) as CryptoKey;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${commonName}`,
+    keys: { privateKey: signingKeyFrom(keyPem), publicKey },
+    signingAlgorithm: algorithm,
+  });
+  return csr.toString("pem");
+}
+
+/** Hex SHA-256 of the SubjectPublicKeyInfo (DER) in a certificate or CSR (PEM). */
+export function publicKeySha256(pem: string): string {
+  const parsed = pem.includes("CERTIFICATE REQUEST")
+    ? new x509.Pkcs10CertificateRequest(pem)
+    : new x509.X509Certificate(pem);
+  return createHash("sha256").update(Buffer.from(parsed.publicKey.rawData)).digest("hex");
+}
+
 /** Signs a CSR after checking its self-signature; the subject is set by the caller, not the CSR. */
 export async function signCertificateRequest(ca: KeyPairPem, csrPem: string, req: CertificateRequest): Promise<string> {
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -123,4 +146,9 @@ export async function signCertificateRequest(ca: KeyPairPem, csrPem: string, req
 
 export function certificateExpiry(certPem: string): Date {
   return new x509.X509Certificate(certPem).notAfter;
+}
+
+export function certificateValidity(certPem: string): { notBefore: Date; notAfter: Date } {
+  const cert = new x509.X509Certificate(certPem);
+  return { notBefore: cert.notBefore, notAfter: cert.notAfter };
 }

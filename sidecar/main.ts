@@ -1,42 +1,63 @@
-// `devicestreams agent`: the edge sidecar. Dials out to the relay and serves the allow-list.
+// `devicestreams agent`: the edge sidecar. Static mode dials one relay (--relay, --token-file);
+// hub mode (--hub) enrols the device, holds a control session with the hub and serves the
+// streams the hub offers. Either way only the allow-list is ever dialled.
 import { RelayClient } from "../proto/relay-client.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
-import { createLogger } from "../runtime/log.ts";
-import { parseOptions, printable, requireOption } from "../runtime/options.ts";
+import { createLogger, type Logger } from "../runtime/log.ts";
+import { type OptionValues, parseOptions, printable, requireOption } from "../runtime/options.ts";
 import { readToken } from "../runtime/secret-input.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
 import { AllowList } from "./allow-list.ts";
-import { agentMetrics } from "./metrics.ts";
+import { parseDeviceName } from "./device-identity.ts";
+import { HubSession } from "./hub-session.ts";
+import { type AgentMetrics, agentMetrics } from "./metrics.ts";
 import { RelaySession } from "./relay-session.ts";
 
 export const agentOptionSpecs = {
-  relay: { description: "relay address host:port" },
-  token: { description: "the stream's destination token (prefer --token-file)", secret: true },
-  "token-file": { description: "file holding the stream's destination token" },
-  ca: { description: "CA bundle (PEM) the relay's certificate must chain to (default: system roots)" },
-  "server-name": { description: "TLS name to expect from the relay, when not the address's host" },
+  relay: { description: "static mode: relay address host:port" },
+  token: { description: "static mode: the stream's destination token (prefer --token-file)", secret: true },
+  "token-file": { description: "static mode: file holding the stream's destination token" },
+  ca: { description: "static mode: CA bundle (PEM) the relay's certificate must chain to (default: system roots)" },
+  "server-name": { description: "static mode: TLS name to expect from the relay, when not the address's host" },
+  hub: { description: "hub mode: the hub's address host:port (the agent dials out and is offered streams)" },
+  "hub-ca": { description: "hub mode: CA bundle (PEM) the hub's certificate must chain to" },
+  "hub-server-name": { description: "hub mode: TLS name to expect from the hub, when not the address's host" },
+  device: { description: "hub mode: this device as NAMESPACE/NAME (its Device object)" },
+  "enrollment-token-file": {
+    description:
+      "hub mode: file with the one-time enrolment token (the Device's <name>-enrollment Secret); first start only",
+  },
+  "state-dir": { description: "hub mode: where the device key and certificate are kept (0600)" },
   allow: { description: "allow-list entry name=host:port, repeatable (e.g. ssh=127.0.0.1:22)", multiple: true },
   config: { description: 'allow-list file, JSON {"services": {"ssh": "127.0.0.1:22"}}' },
   "metrics-listen": { description: "HTTP address for /metrics, /healthz, /readyz", default: "127.0.0.1:9091" },
   "dial-timeout": { description: "give up reaching a local target after", default: "10s" },
   "keepalive-time": { description: "ping a quiet relay after", default: "10s" },
   "keepalive-timeout": { description: "declare the relay dead when a ping goes unanswered for", default: "5s" },
+  "heartbeat-interval": { description: "hub mode: heartbeat on the control session every", default: "10s" },
 };
 
 export interface RunningAgent {
-  session: RelaySession;
+  /** Static mode's one relay session. */
+  session?: RelaySession;
+  /** Hub mode's control session. */
+  hub?: HubSession;
   metricsPort: number;
   stop(): Promise<void>;
 }
 
-export async function runAgent(argv: string[]): Promise<RunningAgent | undefined> {
-  const summary = "Edge agent: dials out to a relay and carries its tunnelled connections to local targets.";
-  const o = parseOptions("agent", summary, agentOptionSpecs, argv);
-  if (!o) return undefined;
-  const log = createLogger("agent");
-  const allowList = AllowList.from(o.allow, o.config);
+type AgentOptions = OptionValues<typeof agentOptionSpecs>;
+
+interface Mode {
+  readiness: () => string;
+  stop: () => void;
+  session?: RelaySession;
+  hub?: HubSession;
+}
+
+function staticMode(o: AgentOptions, allowList: AllowList, metrics: AgentMetrics, log: Logger): Mode {
   const token = readToken(o.token, o["token-file"], "stream's destination token", "token");
   const relay = new RelayClient({
     address: requireOption("agent", "relay", o.relay),
@@ -44,12 +65,6 @@ export async function runAgent(argv: string[]): Promise<RunningAgent | undefined
     keepalive: { timeMs: parseDuration(o["keepalive-time"]!), timeoutMs: parseDuration(o["keepalive-timeout"]!) },
     serverName: o["server-name"],
   });
-  log.info("starting", { services: allowList.services.join(",") || "(none)", ...printable(agentOptionSpecs, o) });
-  if (!allowList.services.length)
-    log.warn("the allow-list is empty: every stream will be refused; add --allow name=host:port");
-
-  const registry = createRegistry("agent");
-  const metrics = agentMetrics(registry);
   const session = new RelaySession({
     relay,
     token,
@@ -59,17 +74,62 @@ export async function runAgent(argv: string[]): Promise<RunningAgent | undefined
     log,
   });
   session.start();
-  const endpoints = await serveEndpoints(o["metrics-listen"]!, registry, () =>
-    session.state === "attached"
-      ? ""
-      : `not attached to the relay (${session.state}${session.lastError ? `: ${session.lastError}` : ""})`,
-  );
+  return {
+    session,
+    readiness: () =>
+      session.state === "attached"
+        ? ""
+        : `not attached to the relay (${session.state}${session.lastError ? `: ${session.lastError}` : ""})`,
+    stop: () => {
+      session.stop();
+      relay.close();
+    },
+  };
+}
+
+function hubMode(o: AgentOptions, allowList: AllowList, metrics: AgentMetrics, log: Logger): Mode {
+  const hub = new HubSession({
+    address: o.hub!,
+    caPem: readPem(requireOption("agent", "hub-ca", o["hub-ca"]), "hub CA bundle"),
+    serverName: o["hub-server-name"],
+    device: parseDeviceName(requireOption("agent", "device", o.device)),
+    stateDir: requireOption("agent", "state-dir", o["state-dir"]),
+    tokenFile: o["enrollment-token-file"],
+    allowList,
+    dialTimeoutMs: parseDuration(o["dial-timeout"]!),
+    keepalive: { timeMs: parseDuration(o["keepalive-time"]!), timeoutMs: parseDuration(o["keepalive-timeout"]!) },
+    heartbeatMs: parseDuration(o["heartbeat-interval"]!),
+    metrics,
+    log,
+  });
+  hub.start();
+  return {
+    hub,
+    readiness: () => (hub.state === "connected" ? "" : `hub session ${hub.state}: waiting for ${hub.waitingFor}`),
+    stop: () => hub.stop(),
+  };
+}
+
+export async function runAgent(argv: string[]): Promise<RunningAgent | undefined> {
+  const summary =
+    "Edge agent: dials out to a relay (static mode) or to the hub (hub mode) and carries tunnelled connections to local targets.";
+  const o = parseOptions("agent", summary, agentOptionSpecs, argv);
+  if (!o) return undefined;
+  const log = createLogger("agent");
+  const allowList = AllowList.from(o.allow, o.config);
+  log.info("starting", { services: allowList.services.join(",") || "(none)", ...printable(agentOptionSpecs, o) });
+  if (!allowList.services.length)
+    log.warn("the allow-list is empty: every stream will be refused; add --allow name=host:port");
+
+  const registry = createRegistry("agent");
+  const metrics = agentMetrics(registry);
+  const mode = o.hub ? hubMode(o, allowList, metrics, log) : staticMode(o, allowList, metrics, log);
+  const endpoints = await serveEndpoints(o["metrics-listen"]!, registry, mode.readiness);
   log.info("ready", { metricsPort: endpoints.port });
   const stop = async () => {
-    session.stop();
-    relay.close();
+    mode.stop();
     await endpoints.close();
   };
   onShutdownSignals(log, stop, stop);
-  return { session, metricsPort: endpoints.port, stop };
+  return { session: mode.session, hub: mode.hub, metricsPort: endpoints.port, stop };
 }

@@ -32,6 +32,23 @@ export function agentMetrics(registry: Registry) {
       help: "Tunnelled connections open between relays and local targets.",
       registers,
     }),
+    hubState: new Gauge({
+      name: "devicestreams_agent_hub_state",
+      help: "1 for the hub session's current state (enrolling, connecting, connected, waiting, revoked, stopped).",
+      labelNames: ["state"],
+      registers,
+    }),
+    hubAttempts: new Counter({
+      name: "devicestreams_agent_hub_attempts_total",
+      help: "Hub session attempts by result (connected, failed, revoked).",
+      labelNames: ["result"],
+      registers,
+    }),
+    renewals: new Counter({
+      name: "devicestreams_agent_certificate_renewals_total",
+      help: "Device certificates renewed over the hub session.",
+      registers,
+    }),
     bytesToTarget: bytes.labels({ direction: "to_target" }),
     bytesFromTarget: bytes.labels({ direction: "from_target" }),
   };

@@ -23,6 +23,8 @@ export interface RelaySessionOptions {
   metrics: AgentMetrics;
   log: Logger;
   backoff?: Backoff;
+  /** Told of each attach and loss (the hub session reports them as the stream's state). */
+  onState?: (state: SessionState, detail: string) => void;
 }
 
 export class RelaySession {
@@ -79,6 +81,7 @@ export class RelaySession {
         this.o.metrics.relaysAttached.inc();
         this.o.metrics.attachAttempts.inc({ result: "attached" });
         this.o.log.info("attached to relay", { stream: msg.streamInfo.stream ?? "", service });
+        this.o.onState?.("attached", "");
         call.write({ hello: { agentVersion: version, services: this.o.allowList.services } });
       } else if (msg.dial) {
         void this.dial(Number(msg.dial.connectionId), msg.dial.service ?? "");
@@ -94,6 +97,7 @@ export class RelaySession {
       this.o.metrics.attachAttempts.inc({ result: refused ? "refused" : attached ? "lost" : "failed" });
       this.lastError = why ? describeError(why) : "the relay ended the session";
       this.state = refused ? "refused" : "waiting";
+      this.o.onState?.(this.state, this.lastError);
       const delay = this.backoff.next();
       const log = refused || !attached ? this.o.log.warn : this.o.log.info;
       log(attached ? "relay session lost; reattaching" : "cannot attach to relay; retrying", {

@@ -198,6 +198,8 @@ export class OperatorEnv {
       "--renew-deadline=3s",
       "--retry-period=500ms",
       "--relay-image=devicestreams:test",
+      // Any free port: suites and replicas never collide on the default 8444.
+      "--hub-listen=127.0.0.1:0",
       ...overrides,
     ]);
     return parsed!.options;

@@ -65,6 +65,7 @@ describe("operator: replicas, outages and scale", function () {
           "--retry-period=500ms",
           `--identity=replica-${i}`,
           "--relay-image=devicestreams:test",
+          "--hub-listen=127.0.0.1:0",
         ],
         join(env.cluster.dataDir, "logs", `operator-${i}.log`),
       );

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { checkEnrollmentToken, destinationToken, makeEnrollmentToken, tokenKey } from "./enrollment-token.ts";
+
+describe("enrolment tokens", () => {
+  const key = tokenKey("-----BEGIN PRIVATE KEY-----\nfake\n", "hub tokens");
+  const now = 1_800_000_000_000;
+
+  it("accepts the token made for this Device's UID until it expires", () => {
+    const token = makeEnrollmentToken(key, "uid-1", now + 60_000);
+    assert.deepEqual(checkEnrollmentToken(key, "uid-1", token, now), { ok: true, expiresAtMs: now + 60_000 });
+    assert.deepEqual(checkEnrollmentToken(key, "uid-1", `${token}\n`, now).ok, true, "a trailing newline from a file");
+  });
+
+  it("refuses an expired token with DS_ENROLLMENT_TOKEN_EXPIRED", () => {
+    const token = makeEnrollmentToken(key, "uid-1", now);
+    const r = checkEnrollmentToken(key, "uid-1", token, now);
+    assert.equal(r.ok, false);
+    assert.equal(!r.ok && r.code, "DS_ENROLLMENT_TOKEN_EXPIRED");
+  });
+
+  it("refuses another Device's token, a re-created Device's, a forged expiry, another CA's and garbage", () => {
+    const token = makeEnrollmentToken(key, "uid-1", now + 60_000);
+    const otherKey = tokenKey("another CA", "hub tokens");
+    const forged = token.replace(String(now + 60_000), String(now + 10 * 60_000));
+    for (const [uid, t, k] of [
+      ["uid-2", token, key],
+      ["uid-1", forged, key],
+      ["uid-1", token, otherKey],
+      ["uid-1", "dse1.abc.def", key],
+      ["uid-1", "", key],
+    ] as const) {
+      const r = checkEnrollmentToken(k, uid, t, now);
+      assert.equal(!r.ok && r.code, "DS_ENROLLMENT_TOKEN_INVALID", `${uid} ${t}`);
+    }
+  });
+
+  it("derives a stream's destination token the same way on every replica, distinct per stream", () => {
+    const a = destinationToken(key, "stream-uid-a");
+    assert.equal(a, destinationToken(tokenKey("-----BEGIN PRIVATE KEY-----\nfake\n", "hub tokens"), "stream-uid-a"));
+    assert.notEqual(a, destinationToken(key, "stream-uid-b"));
+    assert.match(a, /^dst_[A-Za-z0-9_-]{43}$/);
+  });
+});

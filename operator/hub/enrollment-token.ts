@@ -1,0 +1,51 @@
+// One-time enrolment tokens, stateless for the hub: the token carries its expiry and an HMAC over
+// (Device UID, expiry) under a key derived from the operator CA's private key. Every replica can
+// check it without reading Secrets (the operator may only create them), and a token made for one
+// Device (UID) is worthless for any other. Single use comes from the Device: once it has an
+// identity, enrolment is refused.
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+
+const prefix = "dse1";
+
+export function tokenKey(caKeyPem: string, purpose: string): Buffer {
+  return createHash("sha256").update(`devicestreams ${purpose}\0`).update(caKeyPem).digest();
+}
+
+function mac(key: Buffer, uid: string, expiresAtMs: number): string {
+  return createHmac("sha256", key).update(`enroll\0${uid}\0${expiresAtMs}`).digest("base64url");
+}
+
+export function makeEnrollmentToken(key: Buffer, uid: string, expiresAtMs: number): string {
+  return `${prefix}.${expiresAtMs}.${mac(key, uid, expiresAtMs)}`;
+}
+
+export type TokenCheck = { ok: true; expiresAtMs: number } | { ok: false; code: string; message: string };
+
+export function checkEnrollmentToken(key: Buffer, uid: string, token: string, now = Date.now()): TokenCheck {
+  const parts = token.trim().split(".");
+  const invalid = {
+    ok: false as const,
+    code: "DS_ENROLLMENT_TOKEN_INVALID",
+    message:
+      "the enrolment token is not this Device's (wrong device, or the Device was deleted and created again); " +
+      "read the token from the Device's <device>-enrollment Secret",
+  };
+  if (parts.length !== 3 || parts[0] !== prefix || !/^\d+$/.test(parts[1]!)) return invalid;
+  const expiresAtMs = Number(parts[1]);
+  const want = Buffer.from(mac(key, uid, expiresAtMs));
+  const got = Buffer.from(parts[2]!);
+  if (want.length !== got.length || !timingSafeEqual(want, got)) return invalid;
+  if (now >= expiresAtMs) {
+    return {
+      ok: false,
+      code: "DS_ENROLLMENT_TOKEN_EXPIRED",
+      message: `the enrolment token expired at ${new Date(expiresAtMs).toISOString()}; the operator makes a new one in the <device>-enrollment Secret (delete that Secret to get one at once)`,
+    };
+  }
+  return { ok: true, expiresAtMs };
+}
+
+/** The destination token of a stream, derived so that any hub replica can hand it to the device. */
+export function destinationToken(key: Buffer, streamUid: string): string {
+  return `dst_${createHmac("sha256", key).update(`destination\0${streamUid}`).digest("base64url")}`;
+}

@@ -1,0 +1,33 @@
+// Hub metrics; labels are bounded enums, never a device or stream name.
+import { Counter, Gauge, type Registry } from "prom-client";
+
+export function hubMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    sessions: new Gauge({
+      name: "devicestreams_hub_sessions",
+      help: "Agent control sessions this replica holds now.",
+      registers,
+    }),
+    sessionAttempts: new Counter({
+      name: "devicestreams_hub_session_attempts_total",
+      help: "Agent session attempts by result (accepted, no_certificate, bad_certificate, revoked, disabled).",
+      labelNames: ["result"],
+      registers,
+    }),
+    enrollments: new Counter({
+      name: "devicestreams_hub_enrollments_total",
+      help: "Enrolment attempts by result (ok or the DS_* code of the refusal).",
+      labelNames: ["result"],
+      registers,
+    }),
+    offers: new Counter({
+      name: "devicestreams_hub_offers_total",
+      help: "Stream offers by result (offered, accepted, refused).",
+      labelNames: ["result"],
+      registers,
+    }),
+  };
+}
+
+export type HubMetrics = ReturnType<typeof hubMetrics>;

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import type { DeviceStream } from "../api/v1alpha1.ts";
+import { OfferBook, offerable, relayAddress } from "./offers.ts";
+
+const now = Date.parse("2030-01-01T00:00:00Z");
+
+function stream(name: string, opts: { relayReady?: boolean; refused?: boolean; phase?: string; uid?: string } = {}) {
+  const conditions = [
+    { type: "RelayReady", status: opts.relayReady === false ? "False" : "True", reason: "x", message: "" },
+  ];
+  if (opts.refused) conditions.push({ type: "DeviceAccepted", status: "False", reason: "Refused", message: "no" });
+  return {
+    apiVersion: "devicestreams.io/v1alpha1",
+    kind: "DeviceStream",
+    metadata: { name, namespace: "ns", uid: opts.uid ?? `uid-${name}`, creationTimestamp: "2030-01-01T00:00:00Z" },
+    spec: { device: "dev", service: "ssh", timeouts: { connect: "5m", idle: "15m", maxLifetime: "1h" } },
+    status: {
+      phase: opts.phase ?? "WaitingForDevice",
+      conditions,
+      relay: { endpoint: `${name}-relay.ns.svc:8443`, tlsServerName: `${name}-relay.ns.svc` },
+    },
+  } as unknown as DeviceStream;
+}
+
+describe("hub offers", () => {
+  it("offers only running streams whose relay is ready and that the device did not refuse", () => {
+    assert.equal(offerable(stream("a"), now), true);
+    assert.equal(offerable(stream("a", { relayReady: false }), now), false);
+    assert.equal(offerable(stream("a", { refused: true }), now), false);
+    assert.equal(offerable(stream("a", { phase: "Expired" }), now), false);
+    assert.equal(offerable(stream("a"), now + 3600_000), false, "past maxLifetime");
+  });
+
+  it("offers once, withdraws what ended, and offers a re-created stream of the same name", () => {
+    const book = new OfferBook();
+    assert.deepEqual(
+      book.sync([stream("a"), stream("b", { relayReady: false })], now).offer.map((s) => s.metadata.name),
+      ["a"],
+    );
+    assert.deepEqual(book.sync([stream("a")], now), { offer: [], withdraw: [] });
+    assert.equal(book.update("ns/a", "accepted"), true);
+    assert.equal(book.update("ns/zzz", "accepted"), false, "an answer for a stream never offered");
+    const later = book.sync([stream("a", { phase: "Expired" }), stream("b")], now);
+    assert.deepEqual(
+      later.offer.map((s) => s.metadata.name),
+      ["b"],
+    );
+    assert.deepEqual(later.withdraw, [{ stream: "ns/a", reason: "the stream ended or was deleted" }]);
+    assert.deepEqual(
+      book.sync([stream("a", { uid: "new" }), stream("b")], now).offer.map((s) => s.metadata.uid),
+      ["new"],
+    );
+  });
+
+  it("does not withdraw what the device itself refused, and a new session starts empty (re-offer)", () => {
+    const book = new OfferBook();
+    book.sync([stream("a")], now);
+    book.update("ns/a", "refused");
+    assert.deepEqual(book.sync([stream("a", { refused: true })], now), { offer: [], withdraw: [] });
+    assert.equal(new OfferBook().sync([stream("a")], now).offer.length, 1);
+  });
+
+  it("dials a LoadBalancer address first, then the relay Pod's IP, then the Service name", () => {
+    const ds = stream("a");
+    assert.equal(relayAddress(ds, undefined), "a-relay.ns.svc:8443");
+    const pod = { metadata: { name: "a-relay" }, status: { podIP: "127.0.5.9" } };
+    assert.equal(relayAddress(ds, pod as never), "127.0.5.9:8443");
+    ds.status!.relay!.externalEndpoint = "203.0.113.7:8443";
+    assert.equal(relayAddress(ds, pod as never), "203.0.113.7:8443");
+  });
+});

@@ -1,0 +1,261 @@
+// The hub: a gRPC server on every operator replica (not only the leader). Enroll is open to any
+// TLS client (the enrolment token is the credential); Session needs a device certificate from
+// the operator CA, and the live Device it names (same UID, not disabled, same key).
+import {
+  experimental,
+  status as grpcStatus,
+  Server,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
+} from "@grpc/grpc-js";
+import type { Registry } from "prom-client";
+import {
+  type AgentControl,
+  type EnrollRequest,
+  type EnrollResponse,
+  type HubControl,
+  hubService,
+} from "../../proto/hub-service.ts";
+import type { Logger } from "../../runtime/log.ts";
+import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
+import type { Device, DeviceStream } from "../api/v1alpha1.ts";
+import { deviceResource } from "../api/v1alpha1.ts";
+import type { EventRecorder } from "../events.ts";
+import type { Informer } from "../informer.ts";
+import { isNotFound, type KubeClient, objectPath } from "../kube/client.ts";
+import type { Pod } from "../kube/types.ts";
+import { enroll, HubError } from "./enrollment.ts";
+import { deviceFromCertificate } from "./identity.ts";
+import { hubMetrics } from "./metrics.ts";
+import { HubReports } from "./reports.ts";
+import { AgentSession } from "./sessions.ts";
+import { hubTokenKey } from "./token-key.ts";
+import "../../runtime/tls.ts"; // TLS 1.3 floor for every context
+
+export interface HubOptions {
+  listen: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  certValidityMs: number;
+  /** Heartbeats refresh Device.status.lastSeen at most this often. */
+  lastSeenEveryMs?: number;
+}
+
+export interface HubDeps {
+  client: KubeClient;
+  devices: Informer<Device>;
+  streams: Informer<DeviceStream>;
+  pods: Informer<Pod>;
+  events: EventRecorder;
+  ca: KeyPairPem;
+  replica: string;
+  registry: Registry;
+  log: Logger;
+}
+
+function staticProvider(ca: string, cert?: string, key?: string): experimental.CertificateProvider {
+  return {
+    addCaCertificateListener: (l) => l({ caCertificate: Buffer.from(ca) }),
+    removeCaCertificateListener: () => {},
+    addIdentityCertificateListener: (l) =>
+      l(cert && key ? { certificate: Buffer.from(cert), privateKey: Buffer.from(key) } : null),
+    removeIdentityCertificateListener: () => {},
+  };
+}
+
+export class Hub {
+  private readonly o: HubOptions;
+  private readonly d: HubDeps;
+  private readonly server = new Server({ "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000 });
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly reports: HubReports;
+  private readonly metrics;
+  private readonly key: Buffer;
+  private timer: NodeJS.Timeout | undefined;
+  port = 0;
+
+  constructor(o: HubOptions, d: HubDeps) {
+    this.o = o;
+    this.d = d;
+    this.reports = new HubReports(d.client, d.events, d.log);
+    this.metrics = hubMetrics(d.registry);
+    this.key = hubTokenKey(d.ca);
+  }
+
+  async start(): Promise<number> {
+    const serving = await issueCertificate(this.d.ca, {
+      commonName: this.o.dnsNames[0] ?? "devicestreams-hub",
+      dnsNames: this.o.dnsNames,
+      ipAddresses: this.o.ipAddresses,
+      usage: "server",
+      validityMs: 365 * 24 * 3600_000,
+    });
+    // Client certificates are asked for but not required: Enroll is for devices that have none yet.
+    const creds = experimental.createCertificateProviderServerCredentials(
+      staticProvider(this.d.ca.certPem),
+      staticProvider(this.d.ca.certPem, serving.certPem, serving.keyPem),
+      false,
+    );
+    this.server.addService(hubService, {
+      enroll: (call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) =>
+        void this.enroll(call, cb),
+      session: (call: ServerDuplexStream<AgentControl, HubControl>) => void this.session(call),
+    });
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(this.o.listen, creds, (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.d.devices.on((event, device) => this.onDevice(event, device));
+    this.d.streams.on((_e, ds) => this.sessions.get(`${ds.metadata.namespace}/${ds.spec.device}`)?.sync());
+    this.d.pods.on((_e, pod) => {
+      for (const s of this.sessions.values()) if (s.id.namespace === pod.metadata.namespace) s.sync();
+    });
+    // Offers also depend on the clock (expiry): look again now and then.
+    this.timer = setInterval(() => {
+      for (const s of this.sessions.values()) s.sync();
+    }, 5000);
+    this.timer.unref();
+    this.d.log.info("hub serving", { listen: this.o.listen, port: this.port });
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    for (const s of [...this.sessions.values()]) s.close();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2000);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private async enroll(call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) {
+    const r = call.request;
+    try {
+      const out = await enroll(
+        {
+          client: this.d.client,
+          ca: this.d.ca,
+          tokenKey: this.key,
+          certValidityMs: this.o.certValidityMs,
+          events: this.d.events,
+          log: this.d.log,
+        },
+        { token: r.token ?? "", namespace: r.namespace ?? "", name: r.name ?? "", csrPem: r.csrPem ?? "" },
+      );
+      this.metrics.enrollments.inc({ result: "ok" });
+      cb(null, { certificateChainPem: out.chainPem, caBundlePem: out.caPem });
+    } catch (err) {
+      const e =
+        err instanceof HubError
+          ? err
+          : new HubError(grpcStatus.INTERNAL, "DS_HUB_INTERNAL", `enrolment failed: ${(err as Error).message}`);
+      this.metrics.enrollments.inc({ result: e.code });
+      this.d.log.warn("enrolment refused", { device: `${r.namespace}/${r.name}`, reason: e.code, detail: e.message });
+      cb({ code: e.grpcCode, details: e.details });
+    }
+  }
+
+  private async session(call: ServerDuplexStream<AgentControl, HubControl>): Promise<void> {
+    const refuse = (result: string, code: grpcStatus, dsCode: string, message: string) => {
+      this.metrics.sessionAttempts.inc({ result });
+      this.d.log.warn("agent session refused", { reason: dsCode, detail: message });
+      call.emit("error", { code, details: `${dsCode}: ${message}` });
+    };
+    const peer = call.getAuthContext().sslPeerCertificate;
+    if (!peer?.raw) {
+      return refuse(
+        "no_certificate",
+        grpcStatus.UNAUTHENTICATED,
+        "DS_DEVICE_CERT_REQUIRED",
+        "no device certificate issued by this hub's CA was presented; enrol the agent first (--enrollment-token-file)",
+      );
+    }
+    let id: Awaited<ReturnType<typeof deviceFromCertificate>>;
+    try {
+      id = await deviceFromCertificate(peer.raw, this.d.ca.certPem);
+    } catch (err) {
+      return refuse("bad_certificate", grpcStatus.UNAUTHENTICATED, "DS_DEVICE_CERT_INVALID", (err as Error).message);
+    }
+    const where = `Device "${id.name}" in namespace "${id.namespace}"`;
+    let device: Device | undefined;
+    try {
+      // Fresh from the API server, not the cache: a just-enrolled device must not wait for a watch.
+      device = await this.d.client.get<Device>(objectPath({ ...deviceResource }, id.namespace, id.name));
+    } catch (err) {
+      if (!isNotFound(err)) {
+        return refuse("error", grpcStatus.UNAVAILABLE, "DS_HUB_UNAVAILABLE", "the hub cannot read Devices now; retry");
+      }
+    }
+    if (!device || device.metadata.uid !== id.uid || device.metadata.deletionTimestamp) {
+      return refuse(
+        "revoked",
+        grpcStatus.UNAUTHENTICATED,
+        "DS_DEVICE_REVOKED",
+        `${where} this certificate was issued for no longer exists (deleted or re-created); access is revoked — enrol again with a new token`,
+      );
+    }
+    if (device.spec?.identity?.publicKeySHA256 !== id.publicKeySha256) {
+      return refuse(
+        "revoked",
+        grpcStatus.UNAUTHENTICATED,
+        "DS_DEVICE_REVOKED",
+        `the certificate's key is not the one ${where} enrolled with; enrol again`,
+      );
+    }
+    if (device.spec?.disabled) {
+      return refuse(
+        "disabled",
+        grpcStatus.PERMISSION_DENIED,
+        "DS_DEVICE_DISABLED",
+        `${where} is disabled (spec.disabled)`,
+      );
+    }
+    this.metrics.sessionAttempts.inc({ result: "accepted" });
+    const session = new AgentSession(call, id, {
+      replica: this.d.replica,
+      devices: this.d.devices,
+      streams: this.d.streams,
+      pods: this.d.pods,
+      reports: this.reports,
+      ca: this.d.ca,
+      tokenKey: this.key,
+      certValidityMs: this.o.certValidityMs,
+      lastSeenEveryMs: this.o.lastSeenEveryMs ?? 30_000,
+      helloTimeoutMs: 10_000,
+      metrics: this.metrics,
+      log: this.d.log,
+    });
+    // The newest session of a device wins: an old one is a half-dead connection.
+    this.sessions
+      .get(session.key)
+      ?.fail(grpcStatus.ABORTED, "DS_SESSION_REPLACED", "a newer session of this device took over");
+    this.sessions.set(session.key, session);
+    this.metrics.sessions.set(this.sessions.size);
+    session.onEnd = () => {
+      if (this.sessions.get(session.key) === session) this.sessions.delete(session.key);
+      this.metrics.sessions.set(this.sessions.size);
+    };
+    session.start();
+  }
+
+  private onDevice(event: string, device: Device): void {
+    const key = `${device.metadata.namespace}/${device.metadata.name}`;
+    const s = this.sessions.get(key);
+    if (!s) return;
+    if (event === "delete" || device.metadata.uid !== s.id.uid || device.metadata.deletionTimestamp) {
+      s.fail(
+        grpcStatus.UNAUTHENTICATED,
+        "DS_DEVICE_REVOKED",
+        `Device "${device.metadata.name}" was deleted; access is revoked`,
+      );
+    } else if (device.spec?.disabled) {
+      s.fail(grpcStatus.PERMISSION_DENIED, "DS_DEVICE_DISABLED", `Device "${device.metadata.name}" was disabled`);
+    }
+  }
+}

@@ -1,0 +1,130 @@
+// The streams the hub offered this device: each accepted one runs a RelaySession (the same
+// attachment static mode uses), with one RelayClient per relay address shared by the streams on
+// it. The allow-list decides before anything is dialled.
+import { createHash } from "node:crypto";
+import type { Offer } from "../proto/hub-service.ts";
+import { RelayClient } from "../proto/relay-client.ts";
+import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
+import type { Logger } from "../runtime/log.ts";
+import type { AllowList } from "./allow-list.ts";
+import type { AgentMetrics } from "./metrics.ts";
+import { RelaySession } from "./relay-session.ts";
+
+export type Reply = { accepted: Record<string, never> } | { refused: { code: string; message: string } };
+export type StreamReport = { connected: Record<string, never> } | { closed: { reason: string } };
+
+export interface OfferedStreamsOptions {
+  allowList: AllowList;
+  dialTimeoutMs: number;
+  keepalive: KeepaliveOptions;
+  metrics: AgentMetrics;
+  log: Logger;
+  /** Tells the hub (when a session is open) how a stream's relay attachment goes. */
+  report: (stream: string, state: StreamReport) => void;
+}
+
+interface Running {
+  session: RelaySession;
+  relayKey: string;
+  timer: NodeJS.Timeout;
+}
+
+export class OfferedStreams {
+  private readonly o: OfferedStreamsOptions;
+  private readonly relays = new Map<string, { client: RelayClient; users: number }>();
+  private readonly running = new Map<string, Running>();
+
+  constructor(o: OfferedStreamsOptions) {
+    this.o = o;
+  }
+
+  get streams(): string[] {
+    return [...this.running.keys()].sort();
+  }
+
+  offer(offer: Offer): Reply {
+    const stream = offer.stream ?? "";
+    const service = offer.service ?? "";
+    if (!this.o.allowList.lookup(service)) {
+      const has = this.o.allowList.services.join(", ") || "nothing";
+      this.o.log.warn("refused a stream: service not in the allow-list", { stream, service });
+      return {
+        refused: {
+          code: "DS_SERVICE_NOT_ALLOWED",
+          message: `service "${service}" is not in this device's allow-list (it has: ${has}); add it to the agent's --allow or config to serve it`,
+        },
+      };
+    }
+    const expiresAt = Number(offer.expiresAtMs ?? 0);
+    if (expiresAt && expiresAt <= Date.now()) {
+      return { refused: { code: "DS_STREAM_EXPIRED", message: "the offer had expired when it arrived" } };
+    }
+    const existing = this.running.get(stream);
+    if (existing) {
+      // A re-offer after the hub session came back: the relay session never stopped.
+      if (existing.session.state === "attached") this.o.report(stream, { connected: {} });
+      return { accepted: {} };
+    }
+    const relayKey = [
+      offer.relayAddress,
+      offer.relayServerName,
+      createHash("sha256")
+        .update(offer.relayCaPem ?? "")
+        .digest("hex"),
+    ].join("|");
+    let relay = this.relays.get(relayKey);
+    if (!relay) {
+      relay = {
+        client: new RelayClient({
+          address: offer.relayAddress ?? "",
+          tls: { caPem: offer.relayCaPem ?? undefined },
+          keepalive: this.o.keepalive,
+          serverName: offer.relayServerName || undefined,
+        }),
+        users: 0,
+      };
+      this.relays.set(relayKey, relay);
+    }
+    relay.users++;
+    const session = new RelaySession({
+      relay: relay.client,
+      token: offer.destinationToken ?? "",
+      allowList: this.o.allowList,
+      dialTimeoutMs: this.o.dialTimeoutMs,
+      metrics: this.o.metrics,
+      log: this.o.log.child(stream),
+      onState: (state, detail) => {
+        if (state === "attached") this.o.report(stream, { connected: {} });
+        else if (state === "waiting" || state === "refused") this.o.report(stream, { closed: { reason: detail } });
+      },
+    });
+    const lifetime = expiresAt ? Math.max(0, expiresAt - Date.now()) : 0;
+    const timer = setTimeout(
+      () => this.withdraw(stream, "the stream expired"),
+      Math.min(lifetime || 2 ** 31 - 1, 2 ** 31 - 1),
+    );
+    timer.unref();
+    this.running.set(stream, { session, relayKey, timer });
+    this.o.log.info("accepted a stream", { stream, service, relay: offer.relayAddress ?? "" });
+    session.start();
+    return { accepted: {} };
+  }
+
+  withdraw(stream: string, reason: string): void {
+    const r = this.running.get(stream);
+    if (!r) return;
+    this.running.delete(stream);
+    clearTimeout(r.timer);
+    r.session.stop();
+    this.o.log.info("stopped serving a stream", { stream, reason });
+    const relay = this.relays.get(r.relayKey);
+    if (relay && --relay.users === 0) {
+      relay.client.close();
+      this.relays.delete(r.relayKey);
+    }
+  }
+
+  stopAll(reason: string): void {
+    for (const stream of [...this.running.keys()]) this.withdraw(stream, reason);
+  }
+}
