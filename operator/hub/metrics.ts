@@ -5,7 +5,7 @@ export function hubMetrics(registry: Registry) {
   const registers = [registry];
   return {
     sessions: new Gauge({
-      name: "devicestreams_hub_sessions",
+      name: "devicestreams_hub_sessions_active",
       help: "Agent control sessions this replica holds now.",
       registers,
     }),
@@ -22,7 +22,7 @@ export function hubMetrics(registry: Registry) {
       registers,
     }),
     offers: new Counter({
-      name: "devicestreams_hub_offers_total",
+      name: "devicestreams_hub_stream_offers_total",
       help: "Stream offers by result (offered, accepted, refused).",
       labelNames: ["result"],
       registers,
