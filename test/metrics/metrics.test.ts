@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { hubMetrics } from "../../operator/hub/metrics.ts";
 import { operatorMetrics } from "../../operator/metrics.ts";
 import { createRegistry } from "../../runtime/http-endpoints.ts";
 import { runCommand } from "../helpers/command.ts";
@@ -133,10 +134,11 @@ function dashboardExpressions(): Array<{ panel: string; expr: string }> {
 }
 
 async function promtool(exposition: string): Promise<{ ok: boolean; output: string }> {
-  const r = await runCommand("promtool", ["check", "metrics"], { input: exposition, timeoutMs: 20_000 });
-  if (r.code === null || r.code === 127 || /ENOENT/.test(r.stderr)) {
-    throw new Error("promtool is not installed: apt-get install prometheus (.ci/run does)");
-  }
+  const r = await runCommand("promtool", ["check", "metrics"], { input: exposition, timeoutMs: 20_000 }).catch(
+    (err: Error) => {
+      throw new Error(`cannot run promtool (${err.message}): apt-get install prometheus (.ci/run does)`);
+    },
+  );
   return { ok: r.code === 0, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -170,6 +172,12 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
     m.watchRestarts.inc({ resource: "devicestreams", cause: "error" });
     m.relists.inc({ resource: "devicestreams" });
     m.events.inc({ type: "Normal", reason: "Connected" });
+    // The hub runs in the operator's process and registers on the same registry.
+    const hub = hubMetrics(registry);
+    hub.sessions.set(1);
+    hub.sessionAttempts.inc({ result: "accepted" });
+    hub.enrollments.inc({ result: "ok" });
+    hub.offers.inc({ result: "offered" });
     expositions.operator = await registry.metrics();
   });
   after(async () => {
@@ -267,6 +275,7 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
       "devicestreams_relay_pairing_duration_seconds_bucket",
       'devicestreams_operator_reconcile_total{result="error"}',
       "devicestreams_relay_device_attached",
+      "devicestreams_hub_sessions_active",
     ]) {
       assert.ok(all.includes(needed), `no dashboard query uses ${needed}`);
     }
