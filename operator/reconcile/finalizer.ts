@@ -37,8 +37,11 @@ export async function finalize(ctx: ReconcileContext, ds: DeviceStream, manager:
   const pod = ctx.pods.get(ds.metadata.namespace!, relayName(ds.metadata.name!));
   if (pod && controlledBy(pod, ds) && !pod.metadata.deletionTimestamp) {
     try {
+      // A deleted stream is revoked: its tunnels end now. With the Pod's own grace period (15 s)
+      // the relay would drain open sessions for that long after `kubectl delete`.
       await ctx.client.delete(objectPath(core.pods, ds.metadata.namespace!, pod.metadata.name!), {
         uid: pod.metadata.uid,
+        gracePeriodSeconds: 1,
       });
     } catch (err) {
       if (!isNotFound(err)) throw err;
