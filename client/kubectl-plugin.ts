@@ -1,0 +1,227 @@
+// `kubectl devicestream …` (the npm bin `kubectl-devicestream`): open, use, list and close
+// DeviceStreams with the user's own kubeconfig. The data path is the same as `devicestreams
+// connect` (local-port.ts, stdio.ts); only where the relay and its credentials come from differs:
+// the cluster, guarded by RBAC.
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { type DeviceStream, deviceStreamResource } from "../operator/api/v1alpha1.ts";
+import { collectionPath, KubeClient, objectPath } from "../operator/kube/client.ts";
+import type { KubeList } from "../operator/kube/types.ts";
+import { parseDuration } from "../runtime/duration.ts";
+import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
+import { splitHostPort } from "../runtime/http-endpoints.ts";
+import { createLogger } from "../runtime/log.ts";
+import { explainKubeError } from "./kube-errors.ts";
+import { forwardLocalPort } from "./local-port.ts";
+import { openStream } from "./open-stream.ts";
+import { tunnelStdio } from "./stdio.ts";
+import { getStream, readyCondition, streamAccess, waitForRelay } from "./stream-lookup.ts";
+
+const help = `kubectl devicestream: reach a device's TCP service through a DeviceStream
+
+Usage:
+  kubectl devicestream open DEVICE --service NAME [--name N] [--timeout 2m]
+  kubectl devicestream connect STREAM -L [host:]PORT
+  kubectl devicestream ssh-proxy STREAM      (ssh -o ProxyCommand='kubectl devicestream ssh-proxy %h' user@STREAM)
+  kubectl devicestream list
+  kubectl devicestream close STREAM
+
+Global options (as kubectl): --kubeconfig FILE, --context NAME, -n/--namespace NS
+connect and ssh-proxy: --relay-address host:port to dial the relay at an address of your own
+(a port-forward, a tunnel), --wait 1m for a relay that is still starting.
+`;
+
+const optionConfig = {
+  help: { type: "boolean", short: "h" },
+  kubeconfig: { type: "string" },
+  context: { type: "string" },
+  namespace: { type: "string", short: "n" },
+  service: { type: "string" },
+  name: { type: "string" },
+  timeout: { type: "string", default: "2m" },
+  wait: { type: "string", default: "1m" },
+  local: { type: "string", short: "L" },
+  "relay-address": { type: "string" },
+} as const;
+
+type Values = ReturnType<typeof parse>["values"];
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: optionConfig, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new DeviceStreamsError("DS_USAGE", `${(err as Error).message}; run \`kubectl devicestream --help\``);
+  }
+}
+
+/** As kubectl: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else in-cluster; --context; -n. */
+export function loadKubeConfig(v: Pick<Values, "kubeconfig" | "context">): KubeConfig {
+  const kc = new KubeConfig();
+  if (v.kubeconfig) kc.loadFromFile(v.kubeconfig);
+  else kc.loadFromDefault();
+  if (v.context) {
+    if (!kc.getContextObject(v.context)) {
+      throw new DeviceStreamsError("DS_USAGE", `context "${v.context}" is not in the kubeconfig`);
+    }
+    kc.setCurrentContext(v.context);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new DeviceStreamsError(
+      "DS_KUBECONFIG",
+      "no cluster configured: pass --kubeconfig or set KUBECONFIG (as for kubectl)",
+    );
+  }
+  return kc;
+}
+
+function namespaceOf(kc: KubeConfig, v: Values): string {
+  return v.namespace || kc.getContextObject(kc.getCurrentContext())?.namespace || "default";
+}
+
+function need(value: string | undefined, what: string): string {
+  if (!value) throw new DeviceStreamsError("DS_USAGE", `${what} is required; run \`kubectl devicestream --help\``);
+  return value;
+}
+
+function age(created: string | undefined, now = Date.now()): string {
+  if (!created) return "?";
+  const s = Math.max(0, Math.floor((now - Date.parse(created)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join("")).join("\n");
+}
+
+const stderr = (line: string) => process.stderr.write(`${line}\n`);
+
+async function usable(kube: KubeClient, ns: string, name: string, v: Values) {
+  const ds = await waitForRelay(kube, ns, name, parseDuration(v.wait!), stderr);
+  const access = await streamAccess(kube, ds, { relayAddress: v["relay-address"] });
+  return access;
+}
+
+export async function runKubectlPlugin(argv: string[]): Promise<number> {
+  const { values: v, positionals } = parse(argv);
+  const [command, arg] = positionals;
+  if (v.help || !command || command === "help") {
+    process.stdout.write(help);
+    return 0;
+  }
+  const kc = loadKubeConfig(v);
+  const ns = namespaceOf(kc, v);
+  const kube = new KubeClient(kc);
+  try {
+    switch (command) {
+      case "open": {
+        const device = need(arg, "DEVICE");
+        const service = need(v.service, "--service");
+        const ds = await openStream(
+          kube,
+          { namespace: ns, device, service, name: v.name, timeoutMs: parseDuration(v.timeout!) },
+          (line) => process.stdout.write(`${line}\n`),
+        );
+        const name = ds.metadata.name!;
+        const nsFlag = v.namespace ? ` -n ${ns}` : "";
+        process.stdout.write(
+          [
+            "",
+            `Stream "${name}" is ready. Connect with:`,
+            `  kubectl devicestream connect ${name}${nsFlag} -L 2222      # then: ssh -p 2222 user@127.0.0.1`,
+            `  ssh -o ProxyCommand='kubectl devicestream ssh-proxy${nsFlag} %h' user@${name}`,
+            `Close it with: kubectl devicestream close ${name}${nsFlag}`,
+            "",
+          ].join("\n"),
+        );
+        return 0;
+      }
+      case "connect": {
+        const name = need(arg, "STREAM");
+        const local = need(v.local, "-L [host:]PORT");
+        const { host, port } = /^\d+$/.test(local) ? { host: "127.0.0.1", port: Number(local) } : splitHostPort(local);
+        const access = await usable(kube, ns, name, v);
+        const forward = await forwardLocalPort(access.relay, access.token, host, port, createLogger("connect"));
+        process.stdout.write(
+          `listening on ${host}:${forward.port} → DeviceStream ${ns}/${name} (relay ${access.address} via ${access.via}); Ctrl-C to stop\n`,
+        );
+        await new Promise<void>((resolve) => {
+          process.once("SIGINT", resolve);
+          process.once("SIGTERM", resolve);
+        });
+        await forward.close();
+        access.relay.close();
+        return 0;
+      }
+      case "ssh-proxy": {
+        const name = need(arg, "STREAM");
+        const access = await usable(kube, ns, name, v);
+        kube.close();
+        const err = await tunnelStdio(access.relay, access.token);
+        access.relay.close();
+        if (!err) return 0;
+        // Say what the stream itself reports: often the reason (device gone, stream ended).
+        let context = "";
+        try {
+          const ds = await getStream(new KubeClient(kc), ns, name);
+          const ready = readyCondition(ds);
+          if (ready) context = ` (DeviceStream ${name}: ${ds.status?.phase}, ${ready.reason}: ${ready.message})`;
+        } catch {
+          // the stream may be gone: the error alone says enough
+        }
+        stderr(`kubectl devicestream ssh-proxy: ${describeError(err)}${context}`);
+        return 1;
+      }
+      case "list": {
+        let list: KubeList<DeviceStream>;
+        try {
+          list = await kube.get<KubeList<DeviceStream>>(collectionPath({ ...deviceStreamResource }, ns));
+        } catch (err) {
+          throw explainKubeError(err, `list DeviceStreams in namespace "${ns}"`);
+        }
+        if (!list.items.length) {
+          process.stdout.write(`No DeviceStreams in namespace ${ns}.\n`);
+          return 0;
+        }
+        const rows = [["NAME", "DEVICE", "SERVICE", "PHASE", "REASON", "AGE"]];
+        for (const ds of list.items) {
+          rows.push([
+            ds.metadata.name!,
+            ds.spec.device,
+            ds.spec.service,
+            ds.status?.phase ?? "Pending",
+            readyCondition(ds)?.reason ?? "",
+            age(ds.metadata.creationTimestamp),
+          ]);
+        }
+        process.stdout.write(`${table(rows)}\n`);
+        return 0;
+      }
+      case "close": {
+        const name = need(arg, "STREAM");
+        try {
+          await kube.delete(objectPath({ ...deviceStreamResource }, ns, name));
+        } catch (err) {
+          throw explainKubeError(
+            err,
+            `delete DeviceStream "${name}"`,
+            () =>
+              new DeviceStreamsError(
+                "DS_NO_SUCH_STREAM",
+                `DeviceStream "${name}" does not exist in namespace "${ns}"; see \`kubectl devicestream list -n ${ns}\``,
+              ),
+          );
+        }
+        process.stdout.write(`devicestream "${name}" closed\n`);
+        return 0;
+      }
+      default:
+        throw new DeviceStreamsError("DS_USAGE", `unknown command "${command}"; run \`kubectl devicestream --help\``);
+    }
+  } finally {
+    kube.close();
+  }
+}
