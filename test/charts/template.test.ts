@@ -1,9 +1,10 @@
 // The charts as helm renders them: lint with default and other values, the schema's refusals, and
 // what each value turns into (no cluster needed; test/charts/cluster.test.ts applies them to one).
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { load, loadAll } from "js-yaml";
+import { dump, load, loadAll } from "js-yaml";
 import {
   agentBase,
   agentChart,
@@ -101,7 +102,7 @@ describe("charts: helm lint and helm template", function () {
         /enrollment\.token or enrollment\.existingSecret/,
       ));
     it("agent: sidecar mode without a device name", () =>
-      refused(agentChart, { ...agentBase, mode: "sidecar" }, /device\.name is required in sidecar mode/));
+      refused(agentChart, { ...agentBase, mode: "sidecar" }, /device\.name is required in sidecar and embedded modes/));
   });
 
   describe("cloud chart", () => {
@@ -355,6 +356,60 @@ describe("charts: helm lint and helm template", function () {
       assert.deepEqual(JSON.parse(r.one("ConfigMap").data["config.json"]), {
         services: { modbus: "127.0.0.1:502", web: "127.0.0.1:8080" },
       });
+    });
+
+    it("embedded mode: a parent chart adds the agent's container and volumes to its own Pod", async () => {
+      // A chart of the user's own, with this chart as a dependency (alias agent), as docs/helm.md shows.
+      const parent = mkdtempSync(join(tmpdir(), "ds-parent-"));
+      try {
+        mkdirSync(join(parent, "templates"));
+        cpSync(agentChart, join(parent, "charts/devicestreams-agent"), { recursive: true });
+        writeFileSync(
+          join(parent, "Chart.yaml"),
+          dump({
+            apiVersion: "v2",
+            name: "pump",
+            version: "1.0.0",
+            dependencies: [{ name: "devicestreams-agent", version: "0.1.0", alias: "agent" }],
+          }),
+        );
+        writeFileSync(
+          join(parent, "templates/deployment.yaml"),
+          [
+            "apiVersion: apps/v1",
+            "kind: Deployment",
+            "metadata: { name: pump }",
+            "spec:",
+            "  selector: { matchLabels: { app: pump } }",
+            "  template:",
+            "    metadata: { labels: { app: pump } }",
+            "    spec:",
+            "      containers:",
+            "        - { name: app, image: example/app:1 }",
+            '        {{- include "devicestreams-agent.container" .Subcharts.agent | nindent 8 }}',
+            "      volumes:",
+            '        {{- include "devicestreams-agent.volumes" .Subcharts.agent | nindent 8 }}',
+            "",
+          ].join("\n"),
+        );
+        const agent = { ...agentBase, mode: "embedded", device: { namespace: "factory-1", name: "pump-7" } };
+        const r = await template(parent, { agent: { ...agent, state: { type: "persistentVolumeClaim" } } });
+        assert.equal(r.find("DaemonSet").length, 0);
+        const deploy = r.one("Deployment", "pump");
+        assert.deepEqual(
+          deploy.spec.template.spec.containers.map((c: { name: string }) => c.name),
+          ["app", "devicestreams-agent"],
+        );
+        // Every volume the helper mounts refers to an object the dependency rendered.
+        const vol = (n: string) => deploy.spec.template.spec.volumes.find((v: { name: string }) => v.name === n);
+        assert.equal(r.one("ConfigMap").metadata.name, vol("agent-config").configMap.name);
+        assert.equal(r.one("PersistentVolumeClaim").metadata.name, vol("agent-state").persistentVolumeClaim.claimName);
+        const secrets = r.find("Secret").map((x) => x.metadata.name);
+        assert.ok(secrets.includes(vol("agent-enrollment").secret.secretName));
+        assert.ok(secrets.includes(vol("agent-hub-ca").secret.secretName));
+      } finally {
+        rmSync(parent, { recursive: true, force: true });
+      }
     });
 
     it("existing Secrets for the token and the hub CA: the chart makes none and mounts them", async () => {

@@ -33,9 +33,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The agent container. Used by both modes; another chart that has this one as a dependency can
-include it in its own Pod: {{ include "devicestreams-agent.container" (dict "Values" .Values.agent "Release" .Release "Chart" .Subcharts.agent.Chart) }}
-with the volumes from "devicestreams-agent.volumes".
+The agent container, used by both modes. A parent chart that has this chart as a dependency
+(alias agent, mode embedded) adds it to its own Pod, with the volumes below:
+  {{- include "devicestreams-agent.container" .Subcharts.agent | nindent 8 }}
+  {{- include "devicestreams-agent.volumes" .Subcharts.agent | nindent 8 }}
 */}}
 {{- define "devicestreams-agent.container" -}}
 - name: devicestreams-agent
@@ -50,7 +51,7 @@ with the volumes from "devicestreams-agent.volumes".
     {{- else if eq .Values.mode "daemonset" }}
     - --device={{ required "device.namespace is required" .Values.device.namespace }}/$(NODE_NAME)
     {{- else }}
-    - {{ fail "device.name is required in sidecar mode (one workload is one device)" }}
+    - {{ fail "device.name is required in sidecar and embedded modes (one workload is one device)" }}
     {{- end }}
     {{- if .Values.enrollment.keyPerNode }}
     - --enrollment-token-file=/etc/devicestreams/enrollment/$(NODE_NAME)
