@@ -129,7 +129,12 @@ export class HubSession {
         hub.close();
       }
     }
-    this.connect(this.identity);
+    try {
+      this.connect(this.identity);
+    } catch (err) {
+      // A stored certificate or key that TLS cannot load: say so and keep trying (it may be fixed).
+      this.later("cannot use the stored device certificate", err);
+    }
   }
 
   private connect(identity: StoredIdentity): void {

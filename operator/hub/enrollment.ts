@@ -12,6 +12,7 @@ import { core, isNotFound, KubeApiError, type KubeClient, objectPath } from "../
 import type { Secret } from "../kube/types.ts";
 import { checkEnrollmentToken, makeEnrollmentToken } from "./enrollment-token.ts";
 import { deviceUri } from "./identity.ts";
+import { pemChain } from "./pem.ts";
 
 export const enrollmentSecretName = (device: string) => `${device}-enrollment`;
 /** When the current token in the Secret expires (so the leader knows when to make a new one). */
@@ -179,5 +180,5 @@ export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPe
   }
   d.events.record(device, "Normal", "Enrolled", "Enroll", `device enrolled; public key SHA-256 ${keyHash}`);
   d.log.info("device enrolled", { device: `${req.namespace}/${req.name}` });
-  return { chainPem: certPem + d.ca.certPem, caPem: d.ca.certPem };
+  return { chainPem: pemChain(certPem, d.ca.certPem), caPem: d.ca.certPem };
 }

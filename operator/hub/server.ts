@@ -54,12 +54,15 @@ export interface HubDeps {
   log: Logger;
 }
 
-function staticProvider(ca: string, cert?: string, key?: string): experimental.CertificateProvider {
+// One provider serves both the CA and the identity, so grpc-js's argument order (its exported
+// function passes them to the constructor swapped) cannot matter. Listeners are called on a later
+// tick: grpc-js registers its watcher only after adding them and would miss a synchronous update.
+function staticProvider(caPem: string, certPem: string, keyPem: string): experimental.CertificateProvider {
   return {
-    addCaCertificateListener: (l) => l({ caCertificate: Buffer.from(ca) }),
+    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate: Buffer.from(caPem) })),
     removeCaCertificateListener: () => {},
     addIdentityCertificateListener: (l) =>
-      l(cert && key ? { certificate: Buffer.from(cert), privateKey: Buffer.from(key) } : null),
+      queueMicrotask(() => l({ certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) })),
     removeIdentityCertificateListener: () => {},
   };
 }
@@ -92,11 +95,8 @@ export class Hub {
       validityMs: 365 * 24 * 3600_000,
     });
     // Client certificates are asked for but not required: Enroll is for devices that have none yet.
-    const creds = experimental.createCertificateProviderServerCredentials(
-      staticProvider(this.d.ca.certPem),
-      staticProvider(this.d.ca.certPem, serving.certPem, serving.keyPem),
-      false,
-    );
+    const provider = staticProvider(this.d.ca.certPem, serving.certPem, serving.keyPem);
+    const creds = experimental.createCertificateProviderServerCredentials(provider, provider, false);
     this.server.addService(hubService, {
       enroll: (call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) =>
         void this.enroll(call, cb),

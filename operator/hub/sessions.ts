@@ -14,6 +14,7 @@ import { destinationToken } from "./enrollment-token.ts";
 import { deviceUri, type PresentedCertificate } from "./identity.ts";
 import type { HubMetrics } from "./metrics.ts";
 import { OfferBook, relayAddress, relayPodName } from "./offers.ts";
+import { pemChain } from "./pem.ts";
 import { HubReports } from "./reports.ts";
 
 export interface SessionDeps {
@@ -177,7 +178,7 @@ export class AgentSession {
       usage: "client",
       validityMs: this.d.certValidityMs,
     });
-    this.call.write({ renewResponse: { certificateChainPem: cert + this.d.ca.certPem } });
+    this.call.write({ renewResponse: { certificateChainPem: pemChain(cert, this.d.ca.certPem) } });
     this.d.log.info("renewed device certificate", { device: this.key });
   }
 

@@ -1,0 +1,82 @@
+// Shared by the hub tests: an operator (in-process, under its ServiceAccount) with its hub on a
+// free port, Devices, their enrolment Secrets, and agents run as real `devicestreams agent`
+// processes enrolled through the real flow.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Device } from "../../operator/api/v1alpha1.ts";
+import { collectionPath, core, objectPath } from "../../operator/kube/client.ts";
+import type { Secret } from "../../operator/kube/types.ts";
+import type { RunningOperator } from "../../operator/main.ts";
+import { devicestreams } from "../../proto/generated/devicestreams.js";
+import { ComponentProcess } from "../helpers/component-process.ts";
+import { devices, type OperatorEnv, operatorNamespace, waitFor } from "../operator/env.ts";
+
+export { devicestreams };
+
+export const decode = (s: Secret, key: string) => Buffer.from(s.data![key]!, "base64").toString("utf8");
+
+export async function hubPort(op: RunningOperator): Promise<number> {
+  return waitFor("the hub to serve", () => op.hubPort(), 30_000);
+}
+
+export async function caPem(env: OperatorEnv): Promise<{ certPem: string; keyPem: string }> {
+  const s = await env.admin.get<Secret>(objectPath(core.secrets, operatorNamespace, "devicestreams-ca"));
+  return { certPem: decode(s, "tls.crt"), keyPem: decode(s, "tls.key") };
+}
+
+export async function createDevice(env: OperatorEnv, ns: string, name: string): Promise<Device> {
+  return env.admin.create<Device>(
+    collectionPath(devices, ns),
+    { apiVersion: "devicestreams.io/v1alpha1", kind: "Device", metadata: { name }, spec: {} },
+    "tests",
+  );
+}
+
+export function getDevice(env: OperatorEnv, ns: string, name: string): Promise<Device> {
+  return env.admin.get<Device>(objectPath(devices, ns, name));
+}
+
+/** The token the operator wrote into `<device>-enrollment` (what the kubectl plugin prints). */
+export async function enrollmentToken(env: OperatorEnv, ns: string, name: string): Promise<string> {
+  const s = await waitFor(`Secret ${ns}/${name}-enrollment`, () =>
+    env.admin.get<Secret>(objectPath(core.secrets, ns, `${name}-enrollment`)),
+  );
+  return decode(s, "token");
+}
+
+export interface AgentSetup {
+  dir: string;
+  caFile: string;
+  tokenFile: string;
+}
+
+export async function agentFiles(env: OperatorEnv, ns: string, name: string, dir?: string): Promise<AgentSetup> {
+  const base = dir ?? mkdtempSync(join(env.cluster.dataDir, `agent-${name}-`));
+  const caFile = join(base, "hub-ca.crt");
+  const tokenFile = join(base, "token");
+  writeFileSync(caFile, (await caPem(env)).certPem);
+  writeFileSync(tokenFile, await enrollmentToken(env, ns, name).catch(() => ""));
+  return { dir: base, caFile, tokenFile };
+}
+
+export function startAgent(
+  port: number,
+  ns: string,
+  name: string,
+  setup: AgentSetup,
+  allow: string[],
+  opts: { token?: boolean } = {},
+): ComponentProcess {
+  const args = [
+    "agent",
+    `--hub=127.0.0.1:${port}`,
+    `--hub-ca=${setup.caFile}`,
+    `--device=${ns}/${name}`,
+    `--state-dir=${join(setup.dir, "state")}`,
+    "--metrics-listen=127.0.0.1:0",
+    "--heartbeat-interval=1s",
+    ...allow.map((a) => `--allow=${a}`),
+  ];
+  if (opts.token !== false) args.push(`--enrollment-token-file=${setup.tokenFile}`);
+  return new ComponentProcess(`agent-${name}`, args);
+}
