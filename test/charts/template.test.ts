@@ -415,7 +415,7 @@ describe("charts: helm lint and helm template", function () {
     it("existing Secrets for the token and the hub CA: the chart makes none and mounts them", async () => {
       const r = await template(agentChart, {
         ...agentBase,
-        hub: { address: "hub:8444", existingSecret: "hub-ca" },
+        hub: { address: "10.0.0.1:8444", existingSecret: "hub-ca", serverName: "hub.example.com" },
         enrollment: { existingSecret: "pump-7-enrollment", keyPerNode: true },
         state: { type: "emptyDir" },
       });
@@ -426,11 +426,9 @@ describe("charts: helm lint and helm template", function () {
       assert.equal(vol("agent-hub-ca").secret.secretName, "hub-ca");
       assert.ok(vol("agent-state").emptyDir);
       assert.equal(pod.initContainers, undefined);
-      assert.ok(
-        container(r.one("DaemonSet"), "devicestreams-agent").args.includes(
-          "--enrollment-token-file=/etc/devicestreams/enrollment/$(NODE_NAME)",
-        ),
-      );
+      const args: string[] = container(r.one("DaemonSet"), "devicestreams-agent").args;
+      assert.ok(args.includes("--enrollment-token-file=/etc/devicestreams/enrollment/$(NODE_NAME)"));
+      assert.ok(args.includes("--hub-server-name=hub.example.com"));
     });
   });
 });

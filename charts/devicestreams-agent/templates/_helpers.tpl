@@ -46,6 +46,9 @@ The agent container, used by both modes. A parent chart that has this chart as a
     - agent
     - --hub={{ required "hub.address is required (host:port of the hub Service)" .Values.hub.address }}
     - --hub-ca=/etc/devicestreams/hub/ca.crt
+    {{- with .Values.hub.serverName }}
+    - --hub-server-name={{ . }}
+    {{- end }}
     {{- if .Values.device.name }}
     - --device={{ required "device.namespace is required" .Values.device.namespace }}/{{ .Values.device.name }}
     {{- else if eq .Values.mode "daemonset" }}
