@@ -66,6 +66,24 @@ export async function metric(port: number, name: string, labels = ""): Promise<n
   return undefined;
 }
 
+/** Polls a metric until it equals `value` (metrics trail the log lines that announce a change). */
+export async function waitForMetric(port: number, name: string, value: number, labels = "", timeoutMs = 10_000) {
+  let last: number | undefined;
+  const what = `${name}${labels ? `{${labels}}` : ""}`;
+  try {
+    await waitUntil(
+      `${what} to be ${value}`,
+      async () => {
+        last = await metric(port, name, labels);
+        return last === value;
+      },
+      timeoutMs,
+    );
+  } catch {
+    throw new Error(`${what} stayed ${last} for ${timeoutMs} ms, never ${value}`);
+  }
+}
+
 /** Counts the times `pattern` matches in a process's output so far. */
 export function countMatches(p: ComponentProcess, pattern: RegExp): number {
   return [...p.logs.matchAll(new RegExp(pattern.source, `${pattern.flags.replace("g", "")}g`))].length;
