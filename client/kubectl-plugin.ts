@@ -20,13 +20,14 @@ import { getStream, readyCondition, streamAccess, waitForRelay } from "./stream-
 const help = `kubectl devicestream: reach a device's TCP service through a DeviceStream
 
 Usage:
-  kubectl devicestream open DEVICE --service NAME [--name N] [--timeout 2m]
+  kubectl devicestream open DEVICE --service NAME [--name N] [--timeout 2m] [--connect-timeout 5m]
   kubectl devicestream connect STREAM -L [host:]PORT
   kubectl devicestream ssh-proxy STREAM      (ssh -o ProxyCommand='kubectl devicestream ssh-proxy %h' user@STREAM)
   kubectl devicestream list
   kubectl devicestream close STREAM
 
 Global options (as kubectl): --kubeconfig FILE, --context NAME, -n/--namespace NS
+open: --timeout is how long to wait here; --connect-timeout how long the stream waits for the device.
 connect and ssh-proxy: --relay-address host:port to dial the relay at an address of your own
 (a port-forward, a tunnel), --wait 1m for a relay that is still starting.
 `;
@@ -39,6 +40,7 @@ const optionConfig = {
   service: { type: "string" },
   name: { type: "string" },
   timeout: { type: "string", default: "2m" },
+  "connect-timeout": { type: "string" },
   wait: { type: "string", default: "1m" },
   local: { type: "string", short: "L" },
   "relay-address": { type: "string" },
@@ -122,7 +124,14 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         const service = need(v.service, "--service");
         const ds = await openStream(
           kube,
-          { namespace: ns, device, service, name: v.name, timeoutMs: parseDuration(v.timeout!) },
+          {
+            namespace: ns,
+            device,
+            service,
+            name: v.name,
+            timeoutMs: parseDuration(v.timeout!),
+            connectTimeout: v["connect-timeout"],
+          },
           (line) => process.stdout.write(`${line}\n`),
         );
         const name = ds.metadata.name!;

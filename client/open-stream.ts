@@ -19,6 +19,8 @@ export interface OpenRequest {
   service: string;
   name?: string;
   timeoutMs: number;
+  /** spec.timeouts.connect: how long the stream itself waits for the device (server default 5m). */
+  connectTimeout?: string;
 }
 
 /** A DNS label of at most 57 characters (the CRD's rule), from device and service. */
@@ -121,7 +123,12 @@ export async function openStream(
     apiVersion: "devicestreams.io/v1alpha1",
     kind: "DeviceStream",
     metadata: { name, namespace: r.namespace },
-    spec: { device: r.device, service: r.service },
+    spec: {
+      device: r.device,
+      service: r.service,
+      // The API wants all three timeouts together; the others are its defaults.
+      ...(r.connectTimeout ? { timeouts: { connect: r.connectTimeout, idle: "15m", maxLifetime: "8h" } } : {}),
+    },
   };
   try {
     await kube.create(collectionPath({ ...deviceStreamResource }, r.namespace), body, "kubectl-devicestream");

@@ -41,8 +41,12 @@ export class System {
   path!: string;
   private extraLogs: Array<{ name: string; path: string }> = [];
 
-  static async start(o: { replicas?: number; namespace: string }): Promise<System> {
+  /** Flags every operator replica gets on top of the test defaults (caps, ...). */
+  operatorArgs: string[] = [];
+
+  static async start(o: { replicas?: number; namespace: string; operatorArgs?: string[] }): Promise<System> {
     const s = new System();
+    s.operatorArgs = o.operatorArgs ?? [];
     s.env = await OperatorEnv.start();
     const dataDir = s.env.cluster.dataDir;
     s.kubelet = await startKubeletStandIn({ kubeConfig: s.env.cluster.kubeConfig, dataDir });
@@ -93,6 +97,7 @@ export class System {
         `--identity=${identity}`,
         "--relay-image=devicestreams:test",
         ...(hubPort ? [`--hub-listen=127.0.0.1:${hubPort}`] : []),
+        ...this.operatorArgs,
       ],
       join(this.env.cluster.dataDir, "logs", `operator-${i}.log`),
     );

@@ -1,0 +1,392 @@
+// The whole system on loopback with an agent enrolled through the real flow: two operator replicas
+// (real processes, their hubs behind one address as a Service would put them), the kubelet
+// stand-in running relay Pods, an agent in hub mode in front of a real sshd, and the user's
+// `kubectl devicestream`. Covers opening with progress, the time from `kubectl apply` to the first
+// byte, a device offline, a refused service, a cap, the agent killed, the leader killed and a
+// revoked device.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { type as osType } from "node:os";
+import { join } from "node:path";
+import { forwardLocalPort } from "../../client/local-port.ts";
+import { streamAccess } from "../../client/stream-lookup.ts";
+import { relayName } from "../../operator/api/constants.ts";
+import type { Device, DeviceStream } from "../../operator/api/v1alpha1.ts";
+import { collectionPath, core, KubeClient, objectPath } from "../../operator/kube/client.ts";
+import type { Secret } from "../../operator/kube/types.ts";
+import { createLogger } from "../../runtime/log.ts";
+import { commandLine, runCommand } from "../helpers/command.ts";
+import { ComponentProcess } from "../helpers/component-process.ts";
+import { type Sshd, startSshd } from "../helpers/sshd.ts";
+import { hubAvailable, System } from "../helpers/system.ts";
+import { startTcpBalancer, type TcpBalancer } from "../helpers/tcp-balancer.ts";
+import { devices, operatorNamespace, waitFor } from "../operator/env.ts";
+
+const ns = "e2e-hub";
+const capNs = "e2e-cap";
+const maxPerNamespace = 3;
+
+const describeIfHub = hubAvailable ? describe : describe.skip;
+
+describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function () {
+  this.timeout(240_000);
+  let sys: System;
+  let sshd: Sshd;
+  let hub: TcpBalancer;
+  let agent: ComponentProcess | undefined;
+  let agentDir: string;
+  let admin: KubeClient;
+  let extra = "";
+
+  const decode = (s: Secret, k: string) => Buffer.from(s.data![k]!, "base64").toString("utf8");
+  const device = (namespace: string, name: string) => sys.env.admin.get<Device>(objectPath(devices, namespace, name));
+  const createDevice = (namespace: string, name: string) =>
+    sys.env.admin.create(
+      collectionPath(devices, namespace),
+      { apiVersion: "devicestreams.io/v1alpha1", kind: "Device", metadata: { name }, spec: {} },
+      "tests",
+    );
+
+  /** `devicestreams agent` in hub mode; enrols with the token on first start, then uses its stored certificate. */
+  const startAgent = (enrol: boolean) => {
+    const args = [
+      "agent",
+      `--hub=127.0.0.1:${hub.port}`,
+      `--hub-ca=${join(agentDir, "hub-ca.crt")}`,
+      `--device=${ns}/edge-1`,
+      `--state-dir=${join(agentDir, "state")}`,
+      `--allow=ssh=${sshd.address}`,
+      "--metrics-listen=127.0.0.1:0",
+      "--heartbeat-interval=1s",
+      "--keepalive-time=2s",
+      "--keepalive-timeout=2s",
+      ...(enrol ? [`--enrollment-token-file=${join(agentDir, "token")}`] : []),
+    ];
+    agent = new ComponentProcess("agent edge-1", args);
+    return agent;
+  };
+
+  before(async function () {
+    this.timeout(180_000);
+    [sys, sshd] = await Promise.all([
+      System.start({ replicas: 2, namespace: ns, operatorArgs: [`--max-streams-per-namespace=${maxPerNamespace}`] }),
+      startSshd(),
+    ]);
+    admin = new KubeClient(sys.env.cluster.kubeConfig);
+    // One address for every replica's hub, as the hub's Service gives agents.
+    const hubPorts = await Promise.all(
+      sys.operators.map((r) =>
+        waitFor(
+          `${r.process.name} to serve the hub`,
+          () => r.process.running() && /hub serving/.test(r.process.tail(400)),
+        ),
+      ),
+    );
+    assert.ok(hubPorts.length === 2);
+    hub = await startTcpBalancer(() => sys.operators.filter((r) => r.process.running()).map((r) => r.hubPort!));
+    await createDevice(ns, "edge-1");
+    agentDir = join(sys.env.cluster.dataDir, "agent-edge-1");
+    mkdirSync(agentDir);
+    const ca = await sys.env.admin.get<Secret>(objectPath(core.secrets, operatorNamespace, "devicestreams-ca"));
+    writeFileSync(join(agentDir, "hub-ca.crt"), decode(ca, "tls.crt"));
+    const token = await waitFor("the enrolment token", () =>
+      sys.env.admin.get<Secret>(objectPath(core.secrets, ns, "edge-1-enrollment")),
+    );
+    writeFileSync(join(agentDir, "token"), decode(token, "token"), { mode: 0o600 });
+    startAgent(true);
+    await waitFor(
+      "Device edge-1 to show connected",
+      async () => (await device(ns, "edge-1")).status?.connected,
+      60_000,
+    );
+  });
+  after(async () => {
+    admin?.close();
+    await agent?.stop();
+    await hub?.close();
+    await sys?.stop();
+    await sshd?.stop();
+  });
+  beforeEach(() => {
+    extra = "";
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed") {
+      console.error(await sys.dump());
+      console.error(`----- agent -----\n${agent?.logs.slice(-15_000)}`);
+      console.error(`----- sshd -----\n${sshd.logs().slice(-5_000)}\n----- commands -----\n${extra.slice(-10_000)}`);
+    }
+  });
+
+  const plugin = (args: string[], o: { kubeconfig?: string; timeoutMs?: number } = {}) => {
+    const [sub, ...rest] = args;
+    return sys
+      .kubectl(["devicestream", sub!, ...rest], {
+        kubeconfig: o.kubeconfig ?? sys.userKubeconfig,
+        timeoutMs: o.timeoutMs,
+      })
+      .then((r) => {
+        extra += `$ kubectl devicestream ${args.join(" ")}\n${r.stdout}${r.stderr}`;
+        return r;
+      });
+  };
+
+  const ssh = (stream: string, command: string, o: Parameters<typeof runCommand>[2] = {}) => {
+    const proxy = commandLine("kubectl", ["devicestream", "ssh-proxy", `--kubeconfig=${sys.userKubeconfig}`, "-n", ns]);
+    const args = [...sshd.sshArgs(), "-o", `ProxyCommand=${proxy} %h`, `${sshd.user}@${stream}`, command];
+    extra += `$ ${commandLine("ssh", args)}\n`;
+    return runCommand("ssh", args, { timeoutMs: 60_000, ...o, env: { ...process.env, PATH: sys.path } }).then((r) => {
+      extra += r.stderr;
+      return r;
+    });
+  };
+
+  const sshWorks = async (stream: string, timeoutMs = 30_000) => {
+    const nonce = randomBytes(8).toString("hex");
+    await waitFor(
+      `ssh through ${stream}`,
+      async () => {
+        const r = await ssh(stream, `echo ${nonce}`, { timeoutMs: 20_000 });
+        return r.code === 0 && r.stdout === `${nonce}\n`;
+      },
+      timeoutMs,
+      250,
+    );
+  };
+
+  const open = async (name: string, deviceName = "edge-1") => {
+    const r = await plugin(["open", deviceName, "--service", "ssh", "--name", name, "-n", ns, "--timeout", "60s"]);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    return r;
+  };
+
+  it("kubectl devicestream open waits with progress until connected; ssh-proxy and connect -L carry ssh", async () => {
+    const r = await open("hub-ssh");
+    assert.match(r.stdout, /devicestream "hub-ssh" created/);
+    assert.match(r.stdout, /relay ready/);
+    assert.match(r.stdout, /device "edge-1" accepted the stream/);
+    assert.match(r.stdout, /connected: the stream carries connections now/);
+    assert.match(r.stdout, /ProxyCommand='kubectl devicestream ssh-proxy -n e2e-hub %h'/);
+    const s = await ssh("hub-ssh", "uname -s");
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(s.stdout, `${osType()}\n`);
+
+    // connect -L: a local port, as a user would run it in another terminal.
+    const proc: ChildProcess = spawn(
+      "kubectl",
+      ["devicestream", "connect", "hub-ssh", `--kubeconfig=${sys.userKubeconfig}`, "-n", ns, "-L", "127.0.0.1:0"],
+      { env: { ...process.env, PATH: sys.path }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    try {
+      let out = "";
+      proc.stdout!.on("data", (c: Buffer) => {
+        out += c.toString();
+      });
+      proc.stderr!.on("data", (c: Buffer) => {
+        out += c.toString();
+      });
+      const port = await waitFor(
+        "connect -L to listen",
+        () => /listening on 127\.0\.0\.1:(\d+)/.exec(out)?.[1],
+        30_000,
+      );
+      const viaPort = await runCommand(
+        "ssh",
+        [...sshd.sshArgs(), "-p", port, `${sshd.user}@127.0.0.1`, "echo via-port"],
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      assert.equal(viaPort.stdout, "via-port\n", viaPort.stderr + out);
+    } finally {
+      proc.kill("SIGTERM");
+    }
+    const c = await plugin(["close", "hub-ssh", "-n", ns]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /devicestream "hub-ssh" closed/);
+  });
+
+  /** Connects through the stream as the plugin does and resolves at the first byte from sshd (its banner). */
+  const firstByte = async (name: string, deadline: number): Promise<void> => {
+    for (;;) {
+      const ds = await admin.get<DeviceStream>(
+        objectPath({ ...devices, plural: "devicestreams", kind: "DeviceStream" }, ns, name),
+      );
+      const ready = ds.status?.conditions?.some((c) => c.type === "RelayReady" && c.status === "True");
+      if (ready && ds.status?.relay?.credentialsSecret) {
+        const access = await streamAccess(admin, ds);
+        const forward = await forwardLocalPort(access.relay, access.token, "127.0.0.1", 0, createLogger("e2e"));
+        try {
+          const got = await new Promise<boolean>((resolve) => {
+            const s = connect(forward.port, "127.0.0.1");
+            s.once("data", () => {
+              s.destroy();
+              resolve(true);
+            });
+            s.once("close", () => resolve(false));
+            s.once("error", () => resolve(false));
+          });
+          if (got) return;
+        } finally {
+          await forward.close();
+          access.relay.close();
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`no byte through ${name} in time`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  it("measures kubectl apply to the first byte through the tunnel (relay Pod start excluded), p50 over 20 streams", async () => {
+    const totals: number[] = [];
+    const nets: number[] = [];
+    const podStarts: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const name = `lat-${i}`;
+      const file = join(sys.env.cluster.dataDir, `${name}.yaml`);
+      writeFileSync(
+        file,
+        `apiVersion: devicestreams.io/v1alpha1\nkind: DeviceStream\nmetadata: {name: ${name}, namespace: ${ns}}\nspec: {device: edge-1, service: ssh}\n`,
+      );
+      const t0 = Date.now();
+      const a = await sys.kubectl(["apply", "-f", file]);
+      assert.equal(a.code, 0, a.stderr);
+      await firstByte(name, t0 + 60_000);
+      const total = Date.now() - t0;
+      const pod = sys.kubelet.pod(ns, relayName(name));
+      const podStart = pod?.readyAt ? pod.readyAt - pod.seenAt : 0;
+      totals.push(total);
+      podStarts.push(podStart);
+      nets.push(total - podStart);
+      await sys.kubectl(["delete", "devicestream", "-n", ns, name, "--wait=false"]);
+      // Not measured: the stream and its slot gone before the next one.
+      await waitFor(
+        `${name} to be gone`,
+        async () => (await sys.kubectl(["get", "devicestream", "-n", ns, name])).code !== 0,
+      );
+    }
+    const p50 = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+    console.log(
+      `      kubectl apply → first byte: p50 ${p50(nets)} ms without relay Pod start (p50 ${p50(totals)} ms in all, Pod start p50 ${p50(podStarts)} ms); each: ${nets.join(", ")}`,
+    );
+    assert.ok(p50(nets) < 10_000, `p50 ${p50(nets)} ms`);
+  });
+
+  it("device offline: the stream waits, then times out with a clear condition, and open says so", async () => {
+    await createDevice(ns, "offline-1");
+    const r = await plugin([
+      "open",
+      "offline-1",
+      "--service",
+      "ssh",
+      "--name",
+      "to-offline",
+      "-n",
+      ns,
+      "--connect-timeout",
+      "4s",
+      "--timeout",
+      "60s",
+    ]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /device "offline-1" is offline now; the stream will wait for it/);
+    assert.match(r.stderr, /DS_DEVICE_OFFLINE: DeviceStream "to-offline" failed: .*connect timeout of 4s/);
+    const ds = await sys.stream(ns, "to-offline");
+    assert.equal(ds.status?.phase, "Failed");
+    const ready = ds.status?.conditions?.find((c) => c.type === "Ready");
+    assert.equal(ready?.reason, "ConnectTimeout");
+    assert.equal(ds.status?.conditions?.find((c) => c.type === "DeviceAccepted")?.reason, "DeviceOffline");
+  });
+
+  it("the device refuses a service it does not allow: the condition and open say so", async () => {
+    const r = await plugin(["open", "edge-1", "--service", "vnc", "--name", "refused", "-n", ns, "--timeout", "60s"]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /DS_DEVICE_REFUSED: .*vnc/);
+    assert.match(r.stderr, /allow-list/);
+    const ds = await sys.stream(ns, "refused");
+    const accepted = ds.status?.conditions?.find((c) => c.type === "DeviceAccepted");
+    assert.equal(accepted?.status, "False");
+    assert.equal(accepted?.reason, "Refused");
+    assert.match(accepted?.message ?? "", /vnc/);
+    assert.equal(ds.status?.phase, "Failed");
+  });
+
+  it("over the per-namespace cap: open is refused clearly; without RBAC the plugin names the missing permission", async () => {
+    await sys.env.namespace(capNs);
+    await createDevice(capNs, "edge-cap");
+    for (let i = 0; i < maxPerNamespace; i++) {
+      const file = join(sys.env.cluster.dataDir, `cap-${i}.yaml`);
+      writeFileSync(
+        file,
+        `apiVersion: devicestreams.io/v1alpha1\nkind: DeviceStream\nmetadata: {name: cap-${i}, namespace: ${capNs}}\nspec: {device: edge-cap, service: ssh}\n`,
+      );
+      assert.equal((await sys.kubectl(["apply", "-f", file])).code, 0);
+    }
+    for (let i = 0; i < maxPerNamespace; i++) await sys.relayOf(capNs, `cap-${i}`);
+    const r = await plugin(
+      ["open", "edge-cap", "--service", "ssh", "--name", "one-too-many", "-n", capNs, "--timeout", "3s"],
+      { kubeconfig: sys.env.cluster.kubeconfigPath },
+    );
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /waiting for capacity: .*max-streams-per-namespace/);
+    assert.match(r.stderr, /DS_OVER_QUOTA: still no capacity after 3s: /);
+    // The user is bound only in the first namespace: RBAC says no here, and the plugin says which rule.
+    const denied = await plugin(["list", "-n", capNs]);
+    assert.equal(denied.code, 1);
+    assert.match(
+      denied.stderr,
+      /DS_FORBIDDEN: Kubernetes RBAC forbids this \(list DeviceStreams in namespace "e2e-cap"\): .*ask your cluster admin for a Role granting "list" on devicestreams\.devicestreams\.io in namespace "e2e-cap"/,
+    );
+  });
+
+  it("the agent killed: the Device shows disconnected, the agent comes back with its stored certificate", async () => {
+    await open("after-agent");
+    await agent!.stop("SIGKILL");
+    await waitFor(
+      "Device edge-1 to show disconnected",
+      async () => (await device(ns, "edge-1")).status?.connected === false,
+      60_000,
+    );
+    // No enrolment token this time: the key and certificate in --state-dir are the identity.
+    const again = startAgent(false);
+    await waitFor(
+      "Device edge-1 to show connected",
+      async () => (await device(ns, "edge-1")).status?.connected,
+      60_000,
+    );
+    assert.doesNotMatch(again.logs, /enrol(?:l)?ing|enrolment token/i);
+    await sshWorks("after-agent");
+  });
+
+  it("the leading operator killed: the other replica's hub takes the session and streams keep working", async () => {
+    const leader = await sys.waitForLeader();
+    await leader.process.stop(0);
+    const next = await sys.waitForLeader(leader.identity);
+    assert.notEqual(next.identity, leader.identity);
+    await sshWorks("after-agent", 60_000);
+    // A new stream is offered by the surviving replica's hub.
+    await open("after-leader");
+    await sshWorks("after-leader");
+    await sys.startOperator(sys.operators.indexOf(leader));
+  });
+
+  it("a revoked device (its Device deleted) is cut off and cannot reconnect", async () => {
+    const marker = join(sshd.dir, `revoked-${randomBytes(4).toString("hex")}`);
+    const session = ssh("after-leader", `touch ${marker}; sleep 60; echo never`, { timeoutMs: 90_000 });
+    await waitFor("the session to run on the device", () => existsSync(marker), 30_000);
+    const d = await sys.kubectl(["delete", "device", "-n", ns, "edge-1", "--wait=false"]);
+    assert.equal(d.code, 0, d.stderr);
+    const r = await session;
+    assert.notEqual(r.code, 0);
+    assert.doesNotMatch(r.stdout, /never/);
+    await agent!.waitFor(/DS_DEVICE_REVOKED/, 30_000);
+    // It keeps trying with its old certificate and keeps being refused.
+    const refusals = () => agent!.logs.split("DS_DEVICE_REVOKED").length;
+    const seen = refusals();
+    await waitFor("another refusal of the revoked certificate", () => refusals() > seen, 30_000);
+    assert.doesNotMatch(agent!.logs.split("DS_DEVICE_REVOKED").at(-1) ?? "", /control session with the hub is open/);
+  });
+});
