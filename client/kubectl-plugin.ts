@@ -59,8 +59,16 @@ function parse(argv: string[]) {
 /** As kubectl: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else in-cluster; --context; -n. */
 export function loadKubeConfig(v: Pick<Values, "kubeconfig" | "context">): KubeConfig {
   const kc = new KubeConfig();
-  if (v.kubeconfig) kc.loadFromFile(v.kubeconfig);
-  else kc.loadFromDefault();
+  try {
+    if (v.kubeconfig) kc.loadFromFile(v.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new DeviceStreamsError(
+      "DS_KUBECONFIG",
+      `cannot read the kubeconfig (${(err as Error).message}); pass --kubeconfig FILE or set KUBECONFIG, as for kubectl`,
+      { cause: err },
+    );
+  }
   if (v.context) {
     if (!kc.getContextObject(v.context)) {
       throw new DeviceStreamsError("DS_USAGE", `context "${v.context}" is not in the kubeconfig`);
