@@ -33,6 +33,11 @@ export function relayMetrics(registry: Registry) {
       labelNames: ["role", "reason"],
       registers,
     }),
+    tlsHandshakeFailures: new Counter({
+      name: "devicestreams_relay_tls_handshake_failures_total",
+      help: "Connections to the gRPC port dropped in the TLS handshake: not TLS, or a client that does not trust the relay's certificate.",
+      registers,
+    }),
     connectionsClosed: new Counter({
       name: "devicestreams_relay_connections_closed_total",
       help: "Paired connections that ended, by how (completed, reset, idle_timeout, lifetime, peer_lost, protocol_error).",

@@ -1,4 +1,6 @@
 // The relay's gRPC server: authenticates each call for its role, then hands it to the pairing.
+import type { Socket as NetSocket } from "node:net";
+import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { Server, type ServerDuplexStream, status } from "@grpc/grpc-js";
 import type { Role } from "../proto/credentials.ts";
 import { metadataKeys } from "../proto/metadata.ts";
@@ -65,8 +67,33 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     );
   });
   widenSessionWindows(server);
+  logHandshakeFailures(server, o);
   return {
     port,
     forceClose: () => server.forceShutdown(),
   };
+}
+
+/**
+ * grpc-js drops a connection whose TLS handshake fails without a word. Count and log it, so that
+ * the relay's side of a misconfigured client is visible: plaintext or HTTP/1 shows as "wrong
+ * version number" or "http request", a client that does not trust the relay's certificate as
+ * a hang-up. Debug only: anything on the network may knock on this port.
+ */
+function logHandshakeFailures(server: Server, o: RelayServerOptions): void {
+  const h2Servers = (server as unknown as { http2Servers?: Map<TlsServer, unknown> }).http2Servers;
+  // The peer's address, taken while the socket is open: after a hang-up Node no longer knows it.
+  const peers = new WeakMap<object, string>();
+  for (const h2 of h2Servers?.keys() ?? []) {
+    h2.prependListener("connection", (raw: NetSocket) => peers.set(raw, `${raw.remoteAddress}:${raw.remotePort}`));
+    h2.on("tlsClientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket) => {
+      o.metrics.tlsHandshakeFailures.inc();
+      const parent = (socket as TLSSocket & { _parent?: object })._parent;
+      const reason =
+        err.code === "ECONNRESET"
+          ? "the client hung up during the handshake (as one that does not trust the relay's certificate does)"
+          : (err.reason ?? err.message);
+      o.log.debug("TLS handshake failed", { peer: (parent && peers.get(parent)) ?? "unknown", reason });
+    });
+  }
 }
