@@ -30,6 +30,7 @@ import {
   metric,
   RawRelayClient,
   reasonPattern,
+  waitForMetric,
   waitForReason,
   waitUntil,
   writeTokenFile,
@@ -231,12 +232,20 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
       return done;
     };
 
+    const handshakeFailures = async () =>
+      (await metric(plane.relay.metricsPort, "devicestreams_relay_tls_handshake_failures_total")) ?? 0;
+
     harmless("random bytes, an HTTP/1.1 request and a TLS ClientHello followed by junk are dropped", async () => {
+      const before = await handshakeFailures();
       await sendRaw(randomBytes(64 * 1024));
       await sendRaw(Buffer.from("GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n"));
       await sendRaw(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")); // plaintext HTTP/2 to a TLS port
       const hello = await captureClientHello();
       await sendRaw([hello, randomBytes(16 * 1024)]);
+      // The relay counts and logs each one, naming what was wrong.
+      await waitForMetric(plane.relay.metricsPort, "devicestreams_relay_tls_handshake_failures_total", before + 4);
+      await plane.relay.process.waitFor(/TLS handshake failed peer=127\.0\.0\.1:\d+ reason="wrong version number"/);
+      await plane.relay.process.waitFor(/TLS handshake failed peer=127\.0\.0\.1:\d+ reason="http request"/);
     });
 
     harmless("junk after a good TLS handshake (instead of HTTP/2) is dropped", async () => {
@@ -345,7 +354,9 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
       const client = track(await startClient({ ...plane.stream, caCert: stranger.caCert }, plane.relay.address));
       await expectReset(client.port);
       const m = await waitForReason(client.process, connectionFailed, "DS_TLS_UNTRUSTED");
-      assert.match(m, /--ca/);
+      assert.match(m, /^DS_TLS_UNTRUSTED: the relay's certificate is not trusted \(.+\); check that --ca names the CA/);
+      // The relay's operator sees it too.
+      await plane.relay.process.waitFor(/TLS handshake failed peer=127\.0\.0\.1:\d+ reason="the client hung up/);
     });
 
     harmless("a client that expects another name says the certificate does not cover it", async () => {
@@ -366,7 +377,7 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
         ),
       );
       const m = await waitForReason(agent.process, attachFailed, "DS_TLS_UNTRUSTED");
-      assert.match(m, /--ca/);
+      assert.match(m, /^DS_TLS_UNTRUSTED: the relay's certificate is not trusted \(.+\); check that --ca names the CA/);
     });
   });
 });
