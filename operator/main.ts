@@ -26,6 +26,7 @@ import { type OperatorOptions, parseOperatorOptions } from "./options.ts";
 import type { ReconcileContext, StreamHooks } from "./reconcile/context.ts";
 import { isTerminal } from "./reconcile/status.ts";
 import { reconcileStream } from "./reconcile/stream.ts";
+import { UsagePoller } from "./usage/poller.ts";
 
 export interface RunningOperator {
   identity: string;
@@ -126,6 +127,16 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     hooks: deps.hooks ?? {},
   };
   const controller = new Controller("devicestream", (key) => reconcileStream(ctx, key), options.workers, metrics, log);
+  const usage = new UsagePoller({
+    client,
+    streams,
+    pods,
+    registry,
+    log,
+    enqueue: (key) => controller.enqueue(key),
+    intervalMs: options.usagePollIntervalMs,
+  });
+  ctx.usage = usage;
 
   streams.on((_event, obj) => controller.enqueue(keyOf(obj)));
   const enrolling = new Set<string>();
@@ -184,6 +195,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       if (running) capacity.seed(keyOf(s), s.metadata.namespace!);
     }
     controller.start();
+    usage.start();
     for (const s of streams.list()) controller.enqueue(keyOf(s));
     for (const d of devices.list()) ensureToken(d);
     resync = setInterval(() => {
@@ -197,6 +209,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     leading = false;
     metrics.leader.set(0);
     clearInterval(resync);
+    usage.stop();
     await controller.stop();
     capacity.clear();
     ctx.expectedPods.clear();

@@ -11,6 +11,7 @@ import { relayMetrics } from "./metrics.ts";
 import { Pairing } from "./pairing.ts";
 import { startRelayServer } from "./server.ts";
 import { loadStreamConfig } from "./stream-config.ts";
+import { UsageTracker } from "./usage.ts";
 
 export const relayOptionSpecs = {
   listen: { description: "gRPC (TLS) address for agents and clients", default: "0.0.0.0:8443" },
@@ -70,7 +71,11 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     log,
   });
   let draining = false;
-  const endpoints = await serveEndpoints(o["metrics-listen"]!, registry, () => (draining ? "draining" : ""));
+  const usage = new UsageTracker(config.stream, metrics);
+  usage.start();
+  const endpoints = await serveEndpoints(o["metrics-listen"]!, registry, () => (draining ? "draining" : ""), {
+    "/usage": () => usage.report(),
+  });
 
   const timers: NodeJS.Timeout[] = [];
   const sweep = Math.max(250, Math.min(limits.idleTimeoutMs / 4, 5000));
@@ -101,6 +106,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     (stopped ??= (async () => {
       draining = true;
       for (const t of timers) clearTimeout(t);
+      usage.stop();
       log.info("draining", { connections: pairing.connectionCount, graceMs });
       pairing.refuseNew("DS_RELAY_DRAINING", "the relay is shutting down; connect again in a moment");
       const deadline = Date.now() + graceMs;

@@ -33,13 +33,33 @@ export interface EndpointsServer {
   close(): Promise<void>;
 }
 
+/** Extra read-only JSON routes on the same server, e.g. the relay's `/usage`. */
+export type JsonRoutes = Record<string, () => unknown | Promise<unknown>>;
+
 export async function serveEndpoints(
   address: string,
   registry: Registry,
   readiness: Readiness,
+  json: JsonRoutes = {},
 ): Promise<EndpointsServer> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const route = Object.hasOwn(json, path) ? json[path] : undefined;
+    if (route) {
+      Promise.resolve()
+        .then(route)
+        .then(
+          (body) => {
+            res.writeHead(200, { "content-type": "application/json" });
+            res.end(`${JSON.stringify(body)}\n`);
+          },
+          (err: unknown) => {
+            res.writeHead(500, { "content-type": "text/plain" });
+            res.end(`${path} failed: ${String(err)}\n`);
+          },
+        );
+      return;
+    }
     if (path === "/metrics") {
       registry.metrics().then(
         (body) => {

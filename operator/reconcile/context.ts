@@ -32,4 +32,6 @@ export interface ReconcileContext {
   now(): number;
   log: Logger;
   hooks: StreamHooks;
+  /** The leader's usage poller: why a stream passed its bytes-per-day cap, if it did. */
+  usage?: { exceeded(key: string): string | undefined };
 }

@@ -20,6 +20,10 @@ export interface Observed {
   podConflict?: boolean;
   service?: Service;
   clusterDomain: string;
+  /** Set by the usage poller when the stream passed limits.bytesPerDay: why it must end. */
+  bytesPerDayExceeded?: string;
+  /** The stream's Device no longer exists. */
+  deviceGone?: boolean;
 }
 
 export interface Ending {
@@ -63,6 +67,18 @@ export function ending(o: Observed): Ending | undefined {
       phase: "Expired",
       reason: "LifetimeExpired",
       message: `the stream reached its maximum lifetime of ${t.maxLifetime}; create a new DeviceStream to continue`,
+    };
+  }
+  if (o.bytesPerDayExceeded) {
+    return { phase: "Expired", reason: "BytesPerDayExceeded", message: o.bytesPerDayExceeded };
+  }
+  // A Device deleted under a stream it accepted: its access is revoked, so the stream ends now
+  // rather than at its timeouts. (A stream made before its Device exists just waits.)
+  if (o.deviceGone && deviceAttached(ds)) {
+    return {
+      phase: "Failed",
+      reason: "DeviceDeleted",
+      message: `Device "${ds.spec.device}" was deleted, which revokes its access; the stream ended`,
     };
   }
   const accepted = condition(prev, conditionTypes.deviceAccepted);

@@ -16,7 +16,14 @@ import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
 import { ensureRelay, teardownRelay } from "./relay.ts";
 import { condition, desiredStatus, ending, isTerminal, nextCheckMs, type OwnedStatus, sameStatus } from "./status.ts";
 
-const warningReasons = new Set(["ConcurrentStreamLimit", "RelayNameConflict", "ConnectTimeout", "DeviceRefused"]);
+const warningReasons = new Set([
+  "ConcurrentStreamLimit",
+  "RelayNameConflict",
+  "ConnectTimeout",
+  "DeviceRefused",
+  "DeviceDeleted",
+  "BytesPerDayExceeded",
+]);
 
 export async function reconcileStream(ctx: ReconcileContext, key: string): Promise<ReconcileResult | undefined> {
   const { namespace, name } = splitKey(key);
@@ -46,6 +53,8 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     service,
     podConflict: false,
     clusterDomain: ctx.relay.clusterDomain,
+    bytesPerDayExceeded: ctx.usage?.exceeded(key),
+    deviceGone: !ctx.devices.get(namespace, ds.spec.device),
   };
 
   // Take a slot first (an ending stream gives it back below) so that the timeout message can
