@@ -15,7 +15,9 @@ import { Capacity } from "./capacity.ts";
 import { Controller } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { enrollmentExpiresAnnotation, ensureEnrollmentToken } from "./hub/enrollment.ts";
+import { HubReports } from "./hub/reports.ts";
 import { Hub } from "./hub/server.ts";
+import { holderOf, staleDevices } from "./hub/stale-devices.ts";
 import { hubTokenKey } from "./hub/token-key.ts";
 import { Informer } from "./informer.ts";
 import { collectionPath, core, KubeClient } from "./kube/client.ts";
@@ -172,6 +174,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
   let transitions = Promise.resolve();
   let leading = false;
   let resync: NodeJS.Timeout | undefined;
+  let staleSweep: NodeJS.Timeout | undefined;
   const stopping = new AbortController();
   const startLeading = async () => {
     leading = true;
@@ -203,12 +206,32 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       for (const d of devices.list()) ensureToken(d);
     }, options.resyncPeriodMs);
     resync.unref();
+    if (options.hubListen) {
+      const reports = new HubReports(client, events, log);
+      staleSweep = setInterval(() => {
+        for (const d of staleDevices(devices.list(), Date.now())) {
+          const lastSeen = Date.parse(d.status?.lastSeen ?? "") || Date.now();
+          void reports
+            .device(d, {
+              connected: false,
+              lastSeen,
+              agentVersion: d.status?.agentVersion,
+              services: d.status?.services?.map((x) => x.name),
+              replica: holderOf(d),
+              lostReason: `no hub replica has heard from the agent since ${d.status?.lastSeen ?? "ever"} (its replica ${holderOf(d)} is gone)`,
+            })
+            .catch(() => undefined);
+        }
+      }, 30_000);
+      staleSweep.unref();
+    }
     log.info("reconciling", { streams: streams.list().length, workers: options.workers });
   };
   const stopLeading = async () => {
     leading = false;
     metrics.leader.set(0);
     clearInterval(resync);
+    clearInterval(staleSweep);
     usage.stop();
     await controller.stop();
     capacity.clear();

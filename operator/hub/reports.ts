@@ -25,6 +25,8 @@ export interface DeviceReport {
   services?: string[];
   /** The replica holding the session; kept in the condition so that others do not mark it lost. */
   replica: string;
+  /** Why the session is gone, when not simply ended on `replica`. */
+  lostReason?: string;
 }
 
 export class HubReports {
@@ -41,13 +43,12 @@ export class HubReports {
   async device(device: Device, r: DeviceReport): Promise<void> {
     const old = device.status?.conditions?.find((c) => c.type === hubConditionType);
     const status = r.connected ? "True" : "False";
+    const lost = r.lostReason ?? `the agent's control session with hub replica ${r.replica} ended`;
     const cond: Condition = {
       type: hubConditionType,
       status,
       reason: r.connected ? "SessionOpen" : "SessionLost",
-      message: r.connected
-        ? `the agent holds a control session with hub replica ${r.replica}`
-        : `the agent's control session with hub replica ${r.replica} ended`,
+      message: r.connected ? `the agent holds a control session with hub replica ${r.replica}` : lost,
       lastTransitionTime: old?.status === status ? old.lastTransitionTime : rfc3339(Date.now()),
       observedGeneration: device.metadata.generation ?? 0,
     };

@@ -124,6 +124,18 @@ describe("stream status decisions", () => {
     assert.match(end!.message, /not in allow-list/);
   });
 
+  it("ends with BytesPerDayExceeded when the usage poller says the cap was passed", () => {
+    const end = ending(observed({ bytesPerDayExceeded: "moved 5 bytes, over 4" }));
+    assert.deepEqual(end, { phase: "Expired", reason: "BytesPerDayExceeded", message: "moved 5 bytes, over 4" });
+  });
+
+  it("fails with DeviceDeleted when the Device of an accepted stream is gone, but a stream made first just waits", () => {
+    const end = ending(observed({ stream: stream(accepted()), deviceGone: true }));
+    assert.equal(end?.phase, "Failed");
+    assert.equal(end?.reason, "DeviceDeleted");
+    assert.equal(ending(observed({ deviceGone: true })), undefined);
+  });
+
   it("stays ended once ended, keeping reason and end time", () => {
     const ended = desiredStatus(observed({ now: created + 10 * s }), ending(observed({ now: created + 10 * s })));
     const later = observed({ now: created + 100 * s, stream: stream(ended as DeviceStreamStatus) });

@@ -2,7 +2,7 @@
 // processes, offers answered by their allow-lists, revocation, and a session on a replica that
 // does not lead.
 import assert from "node:assert/strict";
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ServiceError, StatusObject } from "@grpc/grpc-js";
 import type { DeviceStream } from "../../operator/api/v1alpha1.ts";
@@ -193,16 +193,56 @@ describe("hub: enrolment, control sessions and offers", function () {
     const a = agent(port, ns, "doomed", setup, ["ssh=127.0.0.1:22"]);
     await connected(ns, "doomed", true);
     await a.waitFor(/control session with the hub is open/);
+    await env.createStream(ns, "doomed-s", streamSpec("doomed", "ssh"));
+    await ready(ns, "doomed-s");
+    await waitFor("stream doomed-s accepted", async () => {
+      const ds = await env.getStream(ns, "doomed-s");
+      return cond(ds, "DeviceAccepted")?.status === "True" ? ds : undefined;
+    });
     const t0 = Date.now();
     await env.admin.delete(objectPath(devices, ns, "doomed"));
     await a.waitFor(/DS_DEVICE_REVOKED/, 10_000);
     assert.ok(Date.now() - t0 < 5000, `session cut after ${Date.now() - t0} ms`);
+    const ended = await waitFor("stream doomed-s to end", async () => {
+      const ds = await env.getStream(ns, "doomed-s");
+      return ds.status?.phase === "Failed" ? ds : undefined;
+    });
+    assert.equal(cond(ended, "Ready")?.reason, "DeviceDeleted");
     // Its reconnects are refused too, also once a new Device of the same name exists.
     await createDevice(env, ns, "doomed");
     const count = () => a.logs.match(/access revoked by the hub; retrying/g)?.length ?? 0;
     const before = count();
     await waitFor("another refused reconnect", () => count() > before + 1, 30_000);
     assert.doesNotMatch(a.logs.split("DS_DEVICE_REVOKED")[1] ?? "", /control session with the hub is open/);
+  });
+
+  it("renews the device certificate over the session, with the same key, before it expires", async () => {
+    // Certificates start 5 minutes in the past (clock drift), so a 1-minute validity is due for
+    // renewal at once.
+    const op3 = await startOperator(
+      await env.operatorOptions(["--identity=replica-renew", "--device-cert-validity=1m"]),
+      { kubeConfig: env.operatorKubeConfig, log: createLogger("operator-renew") },
+    );
+    try {
+      const ns = await env.namespace("renew");
+      await createDevice(env, ns, "fresh");
+      const setup = await agentFiles(env, ns, "fresh");
+      const crt = join(setup.dir, "state", "device.crt");
+      const a = agent(await hubPort(op3), ns, "fresh", setup, ["ssh=127.0.0.1:22"]);
+      await a.waitFor(/enrolled with the hub/);
+      const first = readFileSync(crt, "utf8");
+      await a.waitFor(/device certificate renewed/);
+      const renewed = readFileSync(crt, "utf8");
+      assert.notEqual(renewed, first);
+      assert.equal(statSync(crt).mode & 0o777, 0o600);
+      const key = readFileSync(join(setup.dir, "state", "device.key"), "utf8");
+      const end = "-----END CERTIFICATE-----\n";
+      const leafKey = (chain: string) => publicKeySha256(`${chain.split(end)[0]}${end}`);
+      assert.equal(leafKey(renewed), leafKey(first), "the renewed certificate is for the same key");
+      assert.ok(key.includes("PRIVATE KEY"));
+    } finally {
+      await op3.stop();
+    }
   });
 
   it("two replicas: a device whose session the non-leader holds still gets its streams offered", async () => {

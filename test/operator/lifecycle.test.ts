@@ -191,8 +191,12 @@ describe("operator: DeviceStream lifecycle", function () {
     ds = await phaseOf(ns, "s", "WaitingForDevice");
     assert.equal(cond(ds, "RelayReady")?.status, "True");
     assert.equal(cond(ds, "Ready")?.status, "False");
+    // The DeviceAccepted stand-in writes after the operator's own status: wait for it, not the phase.
+    ds = await waitFor("DeviceAccepted WaitingForDevice", async () => {
+      const d = await env.getStream(ns, "s");
+      return cond(d, "DeviceAccepted")?.reason === "WaitingForDevice" ? d : undefined;
+    });
     assert.equal(cond(ds, "DeviceAccepted")?.status, "Unknown");
-    assert.equal(cond(ds, "DeviceAccepted")?.reason, "WaitingForDevice");
     assert.equal(ds.status!.observedGeneration, ds.metadata.generation);
 
     // The hub (its own field manager) reports that the agent took the stream.
