@@ -1,91 +1,134 @@
-// `npm run bench`: figures for the tunnel against direct TCP, measured in one run on one machine
-// and reported as ratios (absolute numbers vary too much between machines to compare).
-// `--smoke` runs tiny sizes once, to keep the benchmark from rotting in CI.
-import { execFileSync } from "node:child_process";
+// `npm run bench`: the tunnel against direct TCP, `ssh -R` (default cipher and aes128-gcm) and a
+// socat chain, all measured in one run on one machine and reported as ratios (absolute numbers
+// vary too much between machines to compare). Figures are medians of interleaved runs.
+//   --smoke     tiny sizes, 1 run, 100 idle connections (CI keeps the benchmark from rotting)
+//   --runs N    interleaved runs (default 5)
+//   --single-mib N, --parallel-mib N (per connection), --pings N, --setups N
+//   --idle 1000,10000   idle-connection counts through the tunnel
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { startDataPlane } from "../test/helpers/dataplane.ts";
-import { median, percentile, roundTrips, startEcho, startSink, throughput } from "./workloads.ts";
+import { parseArgs } from "node:util";
+import { direct } from "./baselines/direct.ts";
+import type { BenchPath } from "./baselines/path.ts";
+import { socatChain, socatLegs } from "./baselines/socat-chain.ts";
+import { sshReverse } from "./baselines/ssh-reverse.ts";
+import { tunnel } from "./baselines/tunnel.ts";
+import { loadAverage, raiseFdLimit, toolVersions } from "./procs.ts";
+import { markdown, medians, type Samples, summarize } from "./report.ts";
+import { bulk } from "./scenarios/bulk.ts";
+import { type IdleRun, idle } from "./scenarios/idle.ts";
+import { rtt } from "./scenarios/rtt.ts";
+import { setup } from "./scenarios/setup.ts";
+import { startTarget } from "./target.ts";
 
-const smoke = process.argv.includes("--smoke");
-const runs = smoke ? 1 : 5;
-const bulkBytes = smoke ? 8 * 1024 * 1024 : 1024 * 1024 * 1024;
-const pings = smoke ? 200 : 5000;
-
-const sink = await startSink();
-const echo = await startEcho();
-const plane = await startDataPlane({
-  service: "sink",
-  allow: [`sink=127.0.0.1:${sink.port}`, `echo=127.0.0.1:${echo.port}`],
+const { values: a } = parseArgs({
+  options: {
+    smoke: { type: "boolean", default: false },
+    runs: { type: "string" },
+    "single-mib": { type: "string" },
+    "parallel-mib": { type: "string" },
+    pings: { type: "string" },
+    setups: { type: "string" },
+    idle: { type: "string" },
+  },
 });
-const echoPlane = await startDataPlane({ service: "echo", allow: [`echo=127.0.0.1:${echo.port}`] });
+const smoke = a.smoke!;
+const num = (v: string | undefined, full: number, small: number) => (v ? Number(v) : smoke ? small : full);
+const o = {
+  runs: num(a.runs, 5, 1),
+  singleBytes: num(a["single-mib"], 1024, 8) * 2 ** 20,
+  parallelBytes: num(a["parallel-mib"], 128, 1) * 2 ** 20,
+  parallel: 8,
+  pings: num(a.pings, 5000, 200),
+  setups: num(a.setups, 1000, 50),
+  idle: (a.idle ?? (smoke ? "100" : "1000,10000")).split(",").map(Number),
+};
+// Generous per-operation deadlines: a stall fails the run instead of hanging it.
+const timeoutMs = Math.max(60_000, (o.singleBytes / 2 ** 20) * 500);
 
-const results = {
-  direct: { throughputBps: [] as number[], rttP50Us: [] as number[], rttP99Us: [] as number[] },
-  tunnel: { throughputBps: [] as number[], rttP50Us: [] as number[], rttP99Us: [] as number[] },
+const fdLimit = raiseFdLimit();
+const loadBefore = loadAverage();
+const log = (s: string) => process.stderr.write(`${s}\n`);
+log(`bench: ${JSON.stringify(o)}; fd limit ${fdLimit}; load average ${loadBefore}`);
+
+const target = await startTarget();
+const paths: BenchPath[] = [];
+const samples: Samples = {};
+const idleRuns: Record<string, IdleRun[]> = {};
+const push = (path: string, figs: Record<string, number>) => {
+  samples[path] ??= {};
+  const figures = samples[path];
+  for (const [k, v] of Object.entries(figs)) {
+    figures[k] ??= [];
+    figures[k].push(v);
+  }
 };
 try {
-  // Interleaved, so a slow moment of the machine hits both sides alike.
-  for (let i = 0; i < runs; i++) {
-    results.direct.throughputBps.push(await throughput(sink.port, bulkBytes));
-    results.tunnel.throughputBps.push(await throughput(plane.client.port, bulkBytes));
-    const d = await roundTrips(echo.port, pings);
-    const t = await roundTrips(echoPlane.client.port, pings);
-    results.direct.rttP50Us.push(percentile(d, 50));
-    results.direct.rttP99Us.push(percentile(d, 99));
-    results.tunnel.rttP50Us.push(percentile(t, 50));
-    results.tunnel.rttP99Us.push(percentile(t, 99));
-    process.stderr.write(`run ${i + 1}/${runs} done\n`);
+  paths.push(direct(target.port));
+  paths.push(await tunnel(target.port));
+  paths.push(await sshReverse(target.port));
+  paths.push(await sshReverse(target.port, "aes128-gcm@openssh.com"));
+  paths.push(await socatChain(target.port));
+  for (const p of paths) log(`  ${p.name}: ${p.detail}`);
+
+  for (let run = 0; run < o.runs; run++) {
+    // Interleaved, and each run starts with a different path, so a slow moment of a shared
+    // machine does not always land on the same one.
+    const order = paths.map((_, i) => paths[(i + run) % paths.length]!);
+    for (const p of order) push(p.name, { ...(await bulk(p, { ...o, timeoutMs })) });
+    for (const p of order) push(p.name, { ...(await rtt(p, o.pings, timeoutMs)) });
+    for (const p of order) {
+      const r = await setup(p, o.setups, timeoutMs);
+      push(p.name, { setupP50Us: r.p50Us, setupP99Us: r.p99Us });
+    }
+    log(`run ${run + 1}/${o.runs} done (load average ${loadAverage()})`);
   }
+
+  // Idle connections: the tunnel at each count; ssh -R (default) at the smallest, for scale.
+  const tun = paths.find((p) => p.name === "tunnel")!;
+  const ssh = paths.find((p) => p.name === "ssh-default")!;
+  idleRuns.tunnel = [];
+  for (const n of o.idle) {
+    const r = await idle(tun, n, 200, 30_000);
+    idleRuns.tunnel.push(r);
+    log(`idle ${n} through the tunnel: ${r.ok} worked in ${r.openSeconds.toFixed(1)} s ${r.errors.join("; ")}`);
+  }
+  idleRuns["ssh-default"] = [await idle(ssh, Math.min(...o.idle), 200, 30_000)];
 } finally {
-  await plane.stop();
-  await echoPlane.stop();
-  sink.server.close();
-  echo.server.close();
+  for (const p of paths) await p.stop();
+  target.stop();
 }
 
-const m = (xs: number[]) => median(xs);
-const summary = {
-  throughput_single_vs_direct: m(results.tunnel.throughputBps) / m(results.direct.throughputBps),
-  rtt_p50_vs_direct: m(results.tunnel.rttP50Us) / m(results.direct.rttP50Us),
-  rtt_p99_vs_direct: m(results.tunnel.rttP99Us) / m(results.direct.rttP99Us),
-};
-const gbit = (bps: number) => (bps / 1e9).toFixed(2);
-const rows = [
-  ["figure", "direct TCP", "tunnel", "tunnel ÷ direct"],
-  ["---", "---:", "---:", "---:"],
-  [
-    "throughput, 1 connection (Gbit/s)",
-    gbit(m(results.direct.throughputBps)),
-    gbit(m(results.tunnel.throughputBps)),
-    summary.throughput_single_vs_direct.toFixed(3),
-  ],
-  [
-    "64-byte round trip p50 (µs)",
-    m(results.direct.rttP50Us).toFixed(1),
-    m(results.tunnel.rttP50Us).toFixed(1),
-    summary.rtt_p50_vs_direct.toFixed(2),
-  ],
-  [
-    "64-byte round trip p99 (µs)",
-    m(results.direct.rttP99Us).toFixed(1),
-    m(results.tunnel.rttP99Us).toFixed(1),
-    summary.rtt_p99_vs_direct.toFixed(2),
-  ],
-];
+const m = medians(samples);
+const largest = idleRuns.tunnel?.at(-1);
+const summary = summarize(m, largest);
+const loadAfter = loadAverage();
 const environment = {
-  node: process.version,
+  ...toolVersions(),
   cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`,
-  kernel: execFileSync("uname", ["-r"]).toString().trim(),
-  runs,
-  bulkBytes,
-  pings,
+  loadAverageBefore: loadBefore,
+  loadAverageAfter: loadAfter,
+  fdLimit,
   smoke,
+  ...o,
+  socatLegs,
+  paths: Object.fromEntries(paths.map((p) => [p.name, p.detail])),
 };
-const table = rows.map((r) => `| ${r.join(" | ")} |`).join("\n");
-const markdown = `${table}\n\nMedians of ${runs} interleaved runs; ${bulkBytes / 2 ** 20} MiB per throughput run, ${pings} round trips per latency run. Node ${environment.node}, ${environment.cpus}.\n`;
+const notes = [
+  `Medians of ${o.runs} interleaved run(s); ${o.singleBytes / 2 ** 20} MiB per single-connection transfer (SHA-256 checked),`,
+  `${o.parallel} × ${o.parallelBytes / 2 ** 20} MiB for the parallel one (count checked), ${o.pings} round trips, ${o.setups} set-ups.`,
+  `\`rss_per_conn_kib_10k\` and \`conns_10k_ok\` come from the ${largest?.attempted ?? 0}-connection run.`,
+  `${environment.cpus}; Node ${environment.node}; ${environment.openssh}; ${environment.socat}; kernel ${environment.kernel}.`,
+  `Load average (1, 5, 15 min) ${loadBefore} before, ${loadAfter} after${smoke ? "; smoke run: sizes too small to compare" : ""}.`,
+];
+const md = markdown(m, idleRuns, summary, notes);
 const dir = fileURLToPath(new URL(".", import.meta.url));
-writeFileSync(`${dir}results.json`, `${JSON.stringify({ summary, results, environment }, null, 2)}\n`);
-writeFileSync(`${dir}results.md`, markdown);
-process.stdout.write(`\n${markdown}\nwrote bench/results.json and bench/results.md\n`);
+writeFileSync(
+  `${dir}results.json`,
+  `${JSON.stringify({ summary, medians: m, samples, idle: idleRuns, environment }, null, 2)}\n`,
+);
+writeFileSync(`${dir}results.md`, md);
+process.stdout.write(`\n${md}\nwrote bench/results.json and bench/results.md\n`);
+// Children (target, forwarders) are killed on exit; do not wait for stray sockets.
+process.exit(0);

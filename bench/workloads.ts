@@ -1,72 +1,92 @@
-// Workloads measured against any TCP endpoint (direct, or a tunnel's local port), so every
-// figure has a baseline taken the same way in the same run.
-import { connect, createServer, type Server, type Socket } from "node:net";
+// What the driver does over a path, against the bench target (bench/target.ts): each workload
+// takes only a port, so the tunnel and every baseline are measured the same way.
+import { createHash } from "node:crypto";
+import type { Socket } from "node:net";
+import { dial, readAll } from "./net.ts";
+import { patternAt, patternSha256 } from "./pattern.ts";
 
-/** A server that swallows bytes and, at the client's FIN, answers with the count as text. */
-export async function startSink(): Promise<{ server: Server; port: number }> {
-  const server = createServer({ allowHalfOpen: true }, (s) => {
-    let n = 0;
-    s.on("data", (c: Buffer) => {
-      n += c.length;
-    });
-    s.on("end", () => s.end(String(n)));
-    s.on("error", () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, port: (server.address() as { port: number }).port };
-}
+const chunkBytes = 256 * 1024;
 
-/** A server that echoes each read straight back (the round-trip peer). */
-export async function startEcho(): Promise<{ server: Server; port: number }> {
-  const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
-    s.pipe(s);
-    s.on("error", () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, port: (server.address() as { port: number }).port };
-}
-
-function dial(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ port, host: "127.0.0.1", allowHalfOpen: true, noDelay: true });
-    s.once("connect", () => resolve(s));
-    s.once("error", reject);
-  });
-}
-
-/** Sends `bytes` on one connection and waits for the sink's count; returns bits per second. */
-export async function throughput(port: number, bytes: number): Promise<number> {
-  const s = await dial(port);
-  const chunk = Buffer.alloc(256 * 1024, 0x5a);
-  const started = process.hrtime.bigint();
-  const reply = new Promise<string>((resolve, reject) => {
-    let text = "";
-    s.on("data", (c: Buffer) => {
-      text += c.toString();
-    });
-    s.on("end", () => resolve(text));
-    s.on("error", reject);
-  });
-  let sent = 0;
-  while (sent < bytes) {
-    const n = Math.min(chunk.length, bytes - sent);
-    sent += n;
-    if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await new Promise((r) => s.once("drain", r));
+async function writeAll(s: Socket, bytes: number): Promise<void> {
+  for (let sent = 0; sent < bytes; ) {
+    const part = patternAt(sent, Math.min(chunkBytes, bytes - sent));
+    sent += part.length;
+    if (!s.write(part)) await new Promise((r) => s.once("drain", r));
   }
   s.end();
-  const counted = Number(await reply);
+}
+
+/**
+ * Sends `bytes` of the pattern to the target; with `hash` the target answers the SHA-256 of what
+ * it got and it must match. Returns bits per second, timed from connect to the target's answer.
+ */
+export async function upload(port: number, bytes: number, hash: boolean, timeoutMs: number): Promise<number> {
+  const expected = hash ? patternSha256(bytes) : "";
+  const started = process.hrtime.bigint();
+  const s = await dial(port);
+  s.write(hash ? "U" : "C");
+  const reply = readAll(s, timeoutMs);
+  await writeAll(s, bytes);
+  const [count, sha] = (await reply).trim().split(" ");
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   s.destroy();
-  if (counted !== bytes) throw new Error(`the sink counted ${counted} bytes of ${bytes}`);
+  if (Number(count) !== bytes) throw new Error(`the target counted ${count} bytes of ${bytes}`);
+  if (hash && sha !== expected) throw new Error(`SHA-256 mismatch after ${bytes} bytes: ${sha} ≠ ${expected}`);
   return (bytes * 8) / seconds;
 }
 
-/** Sequential 64-byte ping-pongs on one connection; returns sorted round-trip times in µs. */
-export async function roundTrips(port: number, count: number, warmup = 200): Promise<number[]> {
+/** Has the target send `bytes` of the pattern; counts and hashes them here. Returns bits per second. */
+export async function download(port: number, bytes: number, timeoutMs: number): Promise<number> {
+  const expected = patternSha256(bytes);
+  const started = process.hrtime.bigint();
   const s = await dial(port);
+  const header = Buffer.alloc(9);
+  header[0] = 0x44;
+  header.writeBigUInt64BE(BigInt(bytes), 1);
+  s.write(header);
+  const hash = createHash("sha256");
+  const got = await new Promise<number>((resolve, reject) => {
+    let n = 0;
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`download stalled at ${n} of ${bytes} bytes`));
+    }, timeoutMs);
+    s.on("data", (c: Buffer) => {
+      n += c.length;
+      hash.update(c);
+    });
+    s.once("end", () => {
+      clearTimeout(timer);
+      resolve(n);
+    });
+    s.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  s.destroy();
+  const sha = hash.digest("hex");
+  if (got !== bytes) throw new Error(`received ${got} bytes of ${bytes}`);
+  if (sha !== expected) throw new Error(`SHA-256 mismatch after ${bytes} bytes`);
+  return (bytes * 8) / seconds;
+}
+
+/** `n` uploads at once (count-checked); returns the aggregate bits per second. */
+export async function parallelUpload(port: number, n: number, bytesEach: number, timeoutMs: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: n }, () => upload(port, bytesEach, false, timeoutMs)));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return (n * bytesEach * 8) / seconds;
+}
+
+/** Sequential 64-byte ping-pongs through the echo; returns sorted round-trip times in µs. */
+export async function roundTrips(port: number, count: number, warmup: number, timeoutMs: number): Promise<number[]> {
+  const s = await dial(port);
+  s.write("E");
   const ping = Buffer.alloc(64, 0x61);
   const times: number[] = [];
-  let pending: ((c: Buffer) => void) | undefined;
+  let pending: (() => void) | undefined;
   let got = 0;
   s.on("data", (c: Buffer) => {
     got += c.length;
@@ -74,19 +94,46 @@ export async function roundTrips(port: number, count: number, warmup = 200): Pro
       got -= 64;
       const p = pending;
       pending = undefined;
-      p(c);
+      p();
     }
   });
-  for (let i = 0; i < warmup + count; i++) {
-    const t0 = process.hrtime.bigint();
-    await new Promise<Buffer>((resolve) => {
-      pending = resolve;
-      s.write(ping);
-    });
-    if (i >= warmup) times.push(Number(process.hrtime.bigint() - t0) / 1000);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (let i = 0; i < warmup + count; i++) {
+      if (Date.now() > deadline) throw new Error(`round trips took longer than ${timeoutMs} ms (${i} done)`);
+      const t0 = process.hrtime.bigint();
+      await new Promise<void>((resolve, reject) => {
+        pending = resolve;
+        s.once("error", reject);
+        s.write(ping);
+      });
+      s.removeAllListeners("error");
+      if (i >= warmup) times.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+  } finally {
+    s.destroy();
   }
-  s.destroy();
   return times.sort((a, b) => a - b);
+}
+
+/** Opens a connection and waits for the target's first byte; returns the time in µs. */
+export async function setupOnce(port: number, timeoutMs: number): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const s = await dial(port, timeoutMs);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no first byte from the target")), timeoutMs);
+      s.once("data", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      s.once("error", reject);
+      s.write("I");
+    });
+    return Number(process.hrtime.bigint() - t0) / 1000;
+  } finally {
+    s.destroy();
+  }
 }
 
 export function percentile(sorted: number[], p: number): number {
