@@ -59,12 +59,6 @@ export class OfferedStreams {
     if (expiresAt && expiresAt <= Date.now()) {
       return { refused: { code: "DS_STREAM_EXPIRED", message: "the offer had expired when it arrived" } };
     }
-    const existing = this.running.get(stream);
-    if (existing) {
-      // A re-offer after the hub session came back: the relay session never stopped.
-      if (existing.session.state === "attached") this.o.report(stream, { connected: {} });
-      return { accepted: {} };
-    }
     const relayKey = [
       offer.relayAddress,
       offer.relayServerName,
@@ -72,6 +66,17 @@ export class OfferedStreams {
         .update(offer.relayCaPem ?? "")
         .digest("hex"),
     ].join("|");
+    let existing = this.running.get(stream);
+    // The relay moved (its Pod was replaced): serve the stream from its new address.
+    if (existing && existing.relayKey !== relayKey) {
+      this.withdraw(stream, "the relay moved");
+      existing = undefined;
+    }
+    if (existing) {
+      // A re-offer after the hub session came back: the relay session never stopped.
+      if (existing.session.state === "attached") this.o.report(stream, { connected: {} });
+      return { accepted: {} };
+    }
     let relay = this.relays.get(relayKey);
     if (!relay) {
       relay = {

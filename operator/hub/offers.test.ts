@@ -22,6 +22,8 @@ function stream(name: string, opts: { relayReady?: boolean; refused?: boolean; p
   } as unknown as DeviceStream;
 }
 
+const addr = (ds: DeviceStream) => relayAddress(ds, undefined);
+
 describe("hub offers", () => {
   it("offers only running streams whose relay is ready and that the device did not refuse", () => {
     assert.equal(offerable(stream("a"), now), true);
@@ -34,30 +36,41 @@ describe("hub offers", () => {
   it("offers once, withdraws what ended, and offers a re-created stream of the same name", () => {
     const book = new OfferBook();
     assert.deepEqual(
-      book.sync([stream("a"), stream("b", { relayReady: false })], now).offer.map((s) => s.metadata.name),
+      book.sync([stream("a"), stream("b", { relayReady: false })], now, addr).offer.map((s) => s.metadata.name),
       ["a"],
     );
-    assert.deepEqual(book.sync([stream("a")], now), { offer: [], withdraw: [] });
+    assert.deepEqual(book.sync([stream("a")], now, addr), { offer: [], withdraw: [] });
     assert.equal(book.update("ns/a", "accepted"), true);
     assert.equal(book.update("ns/zzz", "accepted"), false, "an answer for a stream never offered");
-    const later = book.sync([stream("a", { phase: "Expired" }), stream("b")], now);
+    const later = book.sync([stream("a", { phase: "Expired" }), stream("b")], now, addr);
     assert.deepEqual(
       later.offer.map((s) => s.metadata.name),
       ["b"],
     );
     assert.deepEqual(later.withdraw, [{ stream: "ns/a", reason: "the stream ended or was deleted" }]);
     assert.deepEqual(
-      book.sync([stream("a", { uid: "new" }), stream("b")], now).offer.map((s) => s.metadata.uid),
+      book.sync([stream("a", { uid: "new" }), stream("b")], now, addr).offer.map((s) => s.metadata.uid),
       ["new"],
     );
   });
 
   it("does not withdraw what the device itself refused, and a new session starts empty (re-offer)", () => {
     const book = new OfferBook();
-    book.sync([stream("a")], now);
+    book.sync([stream("a")], now, addr);
     book.update("ns/a", "refused");
-    assert.deepEqual(book.sync([stream("a", { refused: true })], now), { offer: [], withdraw: [] });
-    assert.equal(new OfferBook().sync([stream("a")], now).offer.length, 1);
+    assert.deepEqual(book.sync([stream("a", { refused: true })], now, addr), { offer: [], withdraw: [] });
+    assert.equal(new OfferBook().sync([stream("a")], now, addr).offer.length, 1);
+  });
+
+  it("offers again, with the new address, when the relay Pod was replaced", () => {
+    const book = new OfferBook();
+    let ip = "127.0.0.5";
+    const at = () => `${ip}:8443`;
+    assert.equal(book.sync([stream("a")], now, at).offer.length, 1);
+    assert.equal(book.sync([stream("a")], now, at).offer.length, 0);
+    ip = "127.0.0.6";
+    assert.equal(book.sync([stream("a")], now, at).offer.length, 1);
+    assert.equal(book.address("ns/a"), "127.0.0.6:8443");
   });
 
   it("dials a LoadBalancer address first, then the relay Pod's IP, then the Service name", () => {

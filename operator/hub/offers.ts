@@ -37,6 +37,7 @@ export function relayPodName(ds: DeviceStream): string {
 
 interface Entry {
   uid: string;
+  address: string;
   state: OfferState;
 }
 
@@ -49,17 +50,22 @@ export interface OfferChanges {
 export class OfferBook {
   private readonly entries = new Map<string, Entry>();
 
-  /** `candidates`: every stream of this device now. Returns what to send. */
-  sync(candidates: DeviceStream[], now: number): OfferChanges {
+  /**
+   * `candidates`: every stream of this device now; `address`: where its relay is now. Returns
+   * what to send. A relay that moved (its Pod was replaced) is offered again with the new address.
+   */
+  sync(candidates: DeviceStream[], now: number, address: (ds: DeviceStream) => string | undefined): OfferChanges {
     const out: OfferChanges = { offer: [], withdraw: [] };
     const seen = new Set<string>();
     for (const ds of candidates) {
       const key = keyOf(ds);
       const entry = this.entries.get(key);
       if (!offerable(ds, now)) continue;
+      const where = address(ds);
+      if (!where) continue;
       seen.add(key);
-      if (entry?.uid === ds.metadata.uid) continue;
-      this.entries.set(key, { uid: ds.metadata.uid!, state: "offered" });
+      if (entry && entry.uid === ds.metadata.uid && entry.address === where) continue;
+      this.entries.set(key, { uid: ds.metadata.uid!, address: where, state: "offered" });
       out.offer.push(ds);
     }
     for (const [key, entry] of this.entries) {
@@ -81,6 +87,10 @@ export class OfferBook {
 
   state(stream: string): OfferState | undefined {
     return this.entries.get(stream)?.state;
+  }
+
+  address(stream: string): string | undefined {
+    return this.entries.get(stream)?.address;
   }
 
   get size(): number {

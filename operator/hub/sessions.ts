@@ -135,11 +135,11 @@ export class AgentSession {
     if (this.ended || !this.hello) return;
     const now = Date.now();
     const candidates = this.d.streams.list(this.id.namespace).filter((s) => s.spec.device === this.id.name);
-    const changes = this.book.sync(candidates, now);
+    const where = (ds: DeviceStream) => relayAddress(ds, this.d.pods.get(ds.metadata.namespace!, relayPodName(ds)));
+    const changes = this.book.sync(candidates, now, where);
     for (const w of changes.withdraw) this.call.write({ withdraw: w });
     for (const ds of changes.offer) {
-      const address = relayAddress(ds, this.d.pods.get(ds.metadata.namespace!, relayPodName(ds)));
-      if (!address) continue;
+      const address = this.book.address(`${ds.metadata.namespace}/${ds.metadata.name}`)!;
       this.call.write({
         offer: {
           stream: `${ds.metadata.namespace}/${ds.metadata.name}`,
