@@ -170,6 +170,26 @@ describe("end to end: kubectl apply, relay Pod, static agent, ssh through kubect
     await sshWorks("web-ssh", 45_000);
   });
 
+  it("the relay process dies: restarted under restartPolicy OnFailure, the Pod shows it, the stream recovers", async () => {
+    const running = sys.kubelet.pod(ns, relayName("web-ssh"))!;
+    process.kill(running.pid!, "SIGKILL");
+    const podPath = objectPath(core.pods, ns, relayName("web-ssh"));
+    const pod = await waitFor(
+      "the Pod to show the restart and be Ready again",
+      async () => {
+        const p = await sys.env.admin.get<Pod>(podPath);
+        const c = p.status?.containerStatuses?.[0] as
+          | { restartCount: number; ready: boolean; lastState?: { terminated?: { exitCode: number } } }
+          | undefined;
+        return c && c.restartCount >= 1 && c.ready ? { p, c } : undefined;
+      },
+      30_000,
+    );
+    assert.equal(pod.p.metadata.uid, running.uid, "the same Pod, restarted in place");
+    assert.equal(pod.c.lastState?.terminated?.exitCode, 137);
+    await sshWorks("web-ssh");
+  });
+
   it("the leading operator killed: the other replica leads and streams keep working", async () => {
     const leader = await sys.waitForLeader();
     await leader.process.stop(0);

@@ -54,6 +54,8 @@ export interface RunningPod {
   readyAt?: number;
   restarts: number;
   logPath: string;
+  /** The container's process now, if it runs. */
+  pid?: number;
 }
 
 interface PodRun extends RunningPod {
@@ -140,7 +142,7 @@ export async function startKubeletStandIn(o: { kubeConfig: KubeConfig; dataDir: 
         cond("ContainersReady", running && r.ready),
         cond("Ready", running && r.ready),
       ],
-      containerStatuses: [r.container],
+      containerStatuses: [{ ...r.container, ready: running && r.ready }],
     };
     const body = { apiVersion: "v1", kind: "Pod", metadata: { name: r.name, namespace: r.namespace }, status };
     r.writes = r.writes.then(async () => {
@@ -482,5 +484,6 @@ export async function startKubeletStandIn(o: { kubeConfig: KubeConfig; dataDir: 
 
 function publicView(r: PodRun): RunningPod {
   const { namespace, name, uid, ip, seenAt, readyAt, restarts, logPath } = r;
-  return { namespace, name, uid, ip, seenAt, readyAt, restarts, logPath };
+  const pid = r.proc?.running() ? r.proc.child.pid : undefined;
+  return { namespace, name, uid, ip, seenAt, readyAt, restarts, logPath, pid };
 }
