@@ -77,15 +77,14 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
     ]);
     admin = new KubeClient(sys.env.cluster.kubeConfig);
     // One address for every replica's hub, as the hub's Service gives agents.
-    const hubPorts = await Promise.all(
-      sys.operators.map((r) =>
-        waitFor(
-          `${r.process.name} to serve the hub`,
-          () => r.process.running() && /hub serving/.test(r.process.tail(400)),
-        ),
-      ),
-    );
-    assert.ok(hubPorts.length === 2);
+    try {
+      for (const r of sys.operators) {
+        await waitFor(`${r.process.name} to serve the hub`, () => /hub serving/.test(r.process.tail(400)), 60_000);
+      }
+    } catch (err) {
+      console.error(await sys.dump());
+      throw err;
+    }
     hub = await startTcpBalancer(() => sys.operators.filter((r) => r.process.running()).map((r) => r.hubPort!));
     await createDevice(ns, "edge-1");
     agentDir = join(sys.env.cluster.dataDir, "agent-edge-1");
@@ -310,6 +309,28 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
     assert.equal(accepted?.reason, "Refused");
     assert.match(accepted?.message ?? "", /vnc/);
     assert.equal(ds.status?.phase, "Failed");
+  });
+
+  it("names a missing device, a missing stream and an ended stream, and says what to do", async () => {
+    const noDevice = await plugin(["open", "no-such-device", "--service", "ssh", "-n", ns]);
+    assert.equal(noDevice.code, 1);
+    assert.match(
+      noDevice.stderr,
+      /DS_NO_SUCH_DEVICE: Device "no-such-device" does not exist in namespace "e2e-hub"; check the name with `kubectl get devices -n e2e-hub`/,
+    );
+    const noStream = await plugin(["ssh-proxy", "no-such-stream", "-n", ns]);
+    assert.equal(noStream.code, 1);
+    assert.match(
+      noStream.stderr,
+      /DS_NO_SUCH_STREAM: DeviceStream "no-such-stream" does not exist in namespace "e2e-hub"; see `kubectl devicestream list -n e2e-hub`/,
+    );
+    // "refused" failed in the test before: connecting to it says so instead of hanging.
+    const endedStream = await plugin(["connect", "refused", "-n", ns, "-L", "0"]);
+    assert.equal(endedStream.code, 1);
+    assert.match(
+      endedStream.stderr,
+      /DS_STREAM_FAILED: DeviceStream "refused" has ended \(Failed, DeviceRefused: .*\); open a new stream/,
+    );
   });
 
   it("over the per-namespace cap: open is refused clearly; without RBAC the plugin names the missing permission", async () => {
