@@ -70,7 +70,7 @@ try {
   paths.push(await sshReverse(target.port));
   paths.push(await sshReverse(target.port, "aes128-gcm@openssh.com"));
   paths.push(await socatChain(target.port));
-  for (const p of paths) log(`  ${p.name}: ${p.detail}`);
+  for (const p of paths) log(`  ${p.name}: ${p.detail} (pids ${p.pids().join(" ")})`);
 
   for (let run = 0; run < o.runs; run++) {
     // Interleaved, and each run starts with a different path, so a slow moment of a shared

@@ -32,8 +32,9 @@ export async function socatChain(targetPort: number, timeoutMs = 15_000): Promis
     );
   });
   const deadline = Date.now() + timeoutMs;
-  // Bounded poll of each listener; a probe connection cascades through and closes at once.
-  for (const port of ports) {
+  // Bounded poll of each listener, the last leg first so that a probe (which cascades through
+  // the chain and closes at once) never meets a leg that is not listening yet.
+  for (const port of [...ports].reverse()) {
     while (!(await accepts(port))) {
       if (Date.now() > deadline) {
         for (const p of procs) p.kill("SIGKILL");
