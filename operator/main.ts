@@ -123,6 +123,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       return ca;
     },
     expectedPods: new Map(),
+    endings: new Map(),
     enqueue: (key, afterMs) => controller.enqueue(key, afterMs),
     now: Date.now,
     log,
@@ -236,6 +237,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     await controller.stop();
     capacity.clear();
     ctx.expectedPods.clear();
+    ctx.endings.clear();
   };
   const transition = (step: () => Promise<void>) => {
     transitions = transitions.then(step).catch((err: unknown) => {

@@ -9,6 +9,7 @@ import type { Informer } from "../informer.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { Pod, Service } from "../kube/types.ts";
 import type { RelaySettings } from "../relay-objects.ts";
+import type { Ending } from "./status.ts";
 
 export interface StreamHooks {
   /** The stream ended or is being deleted: the hub withdraws its offer to the device here. */
@@ -28,6 +29,8 @@ export interface ReconcileContext {
   ca: () => KeyPairPem;
   /** Relay Pods created and not yet seen in the cache, by stream key (ReplicaSet-style expectations). */
   expectedPods: Map<string, number>;
+  /** Endings decided but not yet seen in the cache, by stream UID (see reconcile/stream.ts). */
+  endings: Map<string, Ending>;
   enqueue(key: string, afterMs?: number): void;
   now(): number;
   log: Logger;

@@ -63,7 +63,12 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     observed.capacityMessage = ctx.capacity.acquire(key, namespace);
     observed.admitted = observed.capacityMessage === undefined;
   }
-  const end = ending(observed);
+  // An ending decided by an earlier pass wins until the cache shows it: that pass tore the relay
+  // down, so recomputing from a cache that lags would give another reason or message.
+  const uid = ds.metadata.uid!;
+  if (isTerminal(ds.status?.phase)) ctx.endings.delete(uid);
+  const end = ctx.endings.get(uid) ?? ending(observed);
+  if (end && !isTerminal(ds.status?.phase)) ctx.endings.set(uid, end);
   if (!end && observed.admitted) {
     const state = await ensureRelay(ctx, ds, cachedPod, cachedService, fieldManager);
     observed.podConflict = state.conflict !== undefined;
