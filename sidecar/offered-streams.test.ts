@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { createRegistry } from "../runtime/http-endpoints.ts";
+import { createLogger } from "../runtime/log.ts";
+import { AllowList } from "./allow-list.ts";
+import { agentMetrics } from "./metrics.ts";
+import { OfferedStreams } from "./offered-streams.ts";
+
+describe("offered streams", () => {
+  const make = () =>
+    new OfferedStreams({
+      allowList: new AllowList({ ssh: "127.0.0.1:22" }),
+      dialTimeoutMs: 1000,
+      keepalive: { timeMs: 10_000, timeoutMs: 5000 },
+      metrics: agentMetrics(createRegistry("agent")),
+      log: createLogger("test"),
+      report: () => {},
+    });
+
+  it("refuses a service outside the allow-list with DS_SERVICE_NOT_ALLOWED, naming what it has, and dials nothing", () => {
+    const streams = make();
+    const reply = streams.offer({
+      stream: "ns/s",
+      service: "vnc",
+      relayAddress: "127.0.0.1:1",
+      expiresAtMs: Date.now() + 60_000,
+    });
+    assert.ok("refused" in reply);
+    assert.equal(reply.refused.code, "DS_SERVICE_NOT_ALLOWED");
+    assert.match(reply.refused.message, /service "vnc" is not in this device's allow-list \(it has: ssh\)/);
+    assert.deepEqual(streams.streams, []);
+  });
+
+  it("refuses an offer that expired on the way", () => {
+    const reply = make().offer({
+      stream: "ns/s",
+      service: "ssh",
+      relayAddress: "127.0.0.1:1",
+      expiresAtMs: Date.now() - 1,
+    });
+    assert.ok("refused" in reply && reply.refused.code === "DS_STREAM_EXPIRED");
+  });
+
+  it("accepts an allowed service once, and a withdraw stops it", () => {
+    const streams = make();
+    const offer = {
+      stream: "ns/s",
+      service: "ssh",
+      relayAddress: "127.0.0.1:1",
+      destinationToken: "dst_x",
+      expiresAtMs: Date.now() + 60_000,
+    };
+    assert.ok("accepted" in streams.offer(offer));
+    assert.ok("accepted" in streams.offer(offer), "a re-offer after a reconnect");
+    assert.deepEqual(streams.streams, ["ns/s"]);
+    streams.withdraw("ns/s", "test");
+    assert.deepEqual(streams.streams, []);
+  });
+});
