@@ -1,4 +1,5 @@
-// Metrics as Prometheus sees them: each component's real /metrics passes `promtool check metrics`
+// Metrics as Prometheus sees them: each component's real /metrics (a relay and an agent carrying a
+// request, an operator leading on a real API server) passes `promtool check metrics`
 // (naming, `_total`, base units, help), carries devicestreams_build_info, uses only bounded label
 // names; the README documents exactly the metrics the code registers; and every metric the Grafana
 // dashboard queries is one the code exports. Metric names come from the running processes and from
@@ -9,11 +10,13 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hubMetrics } from "../../operator/hub/metrics.ts";
+import type { RunningOperator } from "../../operator/main.ts";
 import { operatorMetrics } from "../../operator/metrics.ts";
 import { createRegistry } from "../../runtime/http-endpoints.ts";
 import { runCommand } from "../helpers/command.ts";
 import { type DataPlane, startDataPlane } from "../helpers/dataplane.ts";
 import { type HttpTarget, httpTarget } from "../helpers/http-target.ts";
+import { OperatorEnv, waitFor } from "../operator/env.ts";
 
 const root = join(import.meta.dirname, "../..");
 
@@ -143,10 +146,14 @@ async function promtool(exposition: string): Promise<{ ok: boolean; output: stri
 }
 
 describe("metrics: promtool, build_info, bounded labels, README and dashboard", function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   let target: HttpTarget;
   let plane: DataPlane;
+  let env: OperatorEnv | undefined;
+  let operator: RunningOperator | undefined;
   const expositions: Record<"relay" | "agent" | "operator", string> = { relay: "", agent: "", operator: "" };
+  /** The operator's registry with a sample in every labelled family, which a short run may not reach. */
+  let operatorFamilies = "";
   const source = metricsInSource();
 
   before(async () => {
@@ -160,8 +167,18 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
     const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expositions.relay = await scrape(plane.relay.metricsPort);
     expositions.agent = await scrape(plane.agent.metricsPort);
-    // The operator's registry exactly as `devicestreams operator` builds it, with a sample in
-    // each labelled family (the process needs an API server; test/operator covers it running).
+
+    // A real operator (with its hub) leading on a real API server, after it reconciled a stream.
+    env = await OperatorEnv.start();
+    operator = await env.startOperator();
+    const ns = await env.namespace("metrics");
+    await env.createDevice(ns, "pump-1");
+    await env.createStream(ns, "s1", { device: "pump-1", service: "ssh" });
+    expositions.operator = await waitFor("a reconcile in the operator's metrics", async () => {
+      const text = await scrape(operator!.metricsPort);
+      return /^devicestreams_operator_reconcile_total\{/m.test(text) && text;
+    });
+
     const registry = createRegistry("operator");
     const m = operatorMetrics(registry, () => new Map([["Connected", 2]]));
     m.reconciles.inc({ controller: "devicestream", result: "success" });
@@ -178,11 +195,23 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
     hub.sessionAttempts.inc({ result: "accepted" });
     hub.enrollments.inc({ result: "ok" });
     hub.offers.inc({ result: "offered" });
-    expositions.operator = await registry.metrics();
+    operatorFamilies = await registry.metrics();
   });
   after(async () => {
+    await operator?.stop();
+    await env?.stop();
     await plane?.stop();
     await target?.close();
+  });
+
+  it("promtool check metrics passes on the operator's registry with every labelled family sampled", async () => {
+    const { ok, output } = await promtool(operatorFamilies);
+    assert.ok(ok, `promtool check metrics found problems:\n${output}`);
+  });
+
+  it("the running operator serves its hub's metrics on the same /metrics", () => {
+    assert.match(expositions.operator, /^# TYPE devicestreams_hub_sessions_active gauge/m);
+    assert.match(expositions.operator, /^devicestreams_operator_leader 1/m);
   });
 
   for (const component of ["relay", "agent", "operator"] as const) {
