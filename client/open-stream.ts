@@ -106,7 +106,7 @@ export async function openStream(
   // to read Devices is no reason to stop; the stream's own condition will tell.
   try {
     const device = await kube.get<Device>(objectPath({ ...deviceResource }, r.namespace, r.device));
-    if (device.status?.connected === false || !device.status?.connected) {
+    if (!device.status?.connected) {
       progress(`device "${r.device}" is offline now; the stream will wait for it`);
     }
   } catch (err) {

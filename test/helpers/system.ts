@@ -67,8 +67,15 @@ export class System {
     mkdirSync(bin);
     symlinkSync(join(root, "cli/kubectl-devicestream.ts"), join(bin, "kubectl-devicestream"));
     s.path = `${bin}:${dirname(process.execPath)}:${process.env.PATH}`;
-    for (let i = 0; i < (o.replicas ?? 1); i++) await s.startOperator(i);
-    await s.waitForLeader();
+    try {
+      for (let i = 0; i < (o.replicas ?? 1); i++) await s.startOperator(i);
+      await s.waitForLeader();
+    } catch (err) {
+      // A before() hook's failure skips afterEach: show why here.
+      console.error(await s.dump());
+      await s.stop();
+      throw err;
+    }
     return s;
   }
 
