@@ -91,6 +91,7 @@ export class OfferedStreams {
       this.relays.set(relayKey, relay);
     }
     relay.users++;
+    let attached = false;
     const session = new RelaySession({
       relay: relay.client,
       token: offer.destinationToken ?? "",
@@ -98,9 +99,15 @@ export class OfferedStreams {
       dialTimeoutMs: this.o.dialTimeoutMs,
       metrics: this.o.metrics,
       log: this.o.log.child(stream),
+      // Transitions only: a relay that keeps refusing reconnects must not flood the hub (and Events).
       onState: (state, detail) => {
-        if (state === "attached") this.o.report(stream, { connected: {} });
-        else if (state === "waiting" || state === "refused") this.o.report(stream, { closed: { reason: detail } });
+        if (state === "attached") {
+          attached = true;
+          this.o.report(stream, { connected: {} });
+        } else if ((state === "waiting" || state === "refused") && attached) {
+          attached = false;
+          this.o.report(stream, { closed: { reason: detail } });
+        }
       },
     });
     const lifetime = expiresAt ? Math.max(0, expiresAt - Date.now()) : 0;

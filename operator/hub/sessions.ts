@@ -200,6 +200,8 @@ export class AgentSession {
     this.ended = true;
     clearTimeout(this.helloTimer);
     this.onEnd?.();
+    // Our half too: an agent that only half-closed must not keep a call open here.
+    if (!this.call.writableEnded) this.call.end();
     this.d.log.info("agent session ended", { device: this.key, reason: why });
     if (!this.hello) return;
     const device = this.device();
