@@ -56,6 +56,14 @@ const target = await startTarget();
 const paths: BenchPath[] = [];
 const samples: Samples = {};
 const idleRuns: Record<string, IdleRun[]> = {};
+/** A failed measurement names its path and scenario (it still fails the run: a broken path is a finding). */
+async function named<T>(p: BenchPath, scenario: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (e) {
+    throw new Error(`${scenario} over ${p.name}: ${(e as Error).message}`, { cause: e });
+  }
+}
 const push = (path: string, figs: Record<string, number>) => {
   samples[path] ??= {};
   const figures = samples[path];
@@ -76,10 +84,10 @@ try {
     // Interleaved, and each run starts with a different path, so a slow moment of a shared
     // machine does not always land on the same one.
     const order = paths.map((_, i) => paths[(i + run) % paths.length]!);
-    for (const p of order) push(p.name, { ...(await bulk(p, { ...o, timeoutMs })) });
-    for (const p of order) push(p.name, { ...(await rtt(p, o.pings, timeoutMs)) });
+    for (const p of order) push(p.name, { ...(await named(p, "bulk", bulk(p, { ...o, timeoutMs }))) });
+    for (const p of order) push(p.name, { ...(await named(p, "round trips", rtt(p, o.pings, timeoutMs))) });
     for (const p of order) {
-      const r = await setup(p, o.setups, timeoutMs);
+      const r = await named(p, "set-up", setup(p, o.setups, timeoutMs));
       push(p.name, { setupP50Us: r.p50Us, setupP99Us: r.p99Us });
     }
     log(`run ${run + 1}/${o.runs} done (load average ${loadAverage()})`);

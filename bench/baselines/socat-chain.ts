@@ -24,6 +24,10 @@ export async function socatChain(targetPort: number, timeoutMs = 15_000): Promis
         [
           "-b",
           String(bufferBytes),
+          // socat closes both directions 0.5 s after the first EOF by default; the target answers
+          // an upload only after the sender's FIN has come through, which under load takes longer.
+          "-t",
+          "60",
           `TCP-LISTEN:${listen},bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay`,
           `TCP:127.0.0.1:${next},nodelay`,
         ],
