@@ -122,7 +122,8 @@ export async function runDemo(argv: string[]): Promise<void> {
     cleanup();
     throw err;
   }
-  const proxy = `node ${cli} connect --stdio ${connectArgs.join(" ")}`;
+  // The project's own Node.js 24: the `node` on a user's PATH may be older and cannot run .ts files.
+  const proxy = `${process.execPath} ${cli} connect --stdio ${connectArgs.join(" ")}`;
   process.stdout.write(
     [
       "",
