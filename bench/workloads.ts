@@ -11,7 +11,9 @@ async function writeAll(s: Socket, bytes: number): Promise<void> {
   for (let sent = 0; sent < bytes; ) {
     const part = patternAt(sent, Math.min(chunkBytes, bytes - sent));
     sent += part.length;
-    if (!s.write(part)) await new Promise((r) => s.once("drain", r));
+    if (!s.write(part)) await new Promise((r) => s.once("drain", r).once("close", r));
+    // Closed under us (the reply's deadline or a reset): the reply reports why.
+    if (s.destroyed) return;
   }
   s.end();
 }
@@ -26,6 +28,8 @@ export async function upload(port: number, bytes: number, hash: boolean, timeout
   const s = await dial(port);
   s.write(hash ? "U" : "C");
   const reply = readAll(s, timeoutMs);
+  // Handled below, after the writes; this only keeps an early failure from counting as unhandled.
+  reply.catch(() => {});
   await writeAll(s, bytes);
   const [count, sha] = (await reply).trim().split(" ");
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
