@@ -18,8 +18,9 @@ import type { Device, DeviceStream } from "../../operator/api/v1alpha1.ts";
 import { collectionPath, core, KubeClient, objectPath } from "../../operator/kube/client.ts";
 import type { Secret } from "../../operator/kube/types.ts";
 import { createLogger } from "../../runtime/log.ts";
-import { commandLine, runCommand } from "../helpers/command.ts";
+import { runCommand } from "../helpers/command.ts";
 import { ComponentProcess } from "../helpers/component-process.ts";
+import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import { hubAvailable, System } from "../helpers/system.ts";
 import { startTcpBalancer, type TcpBalancer } from "../helpers/tcp-balancer.ts";
@@ -133,28 +134,14 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
       });
   };
 
-  const ssh = (stream: string, command: string, o: Parameters<typeof runCommand>[2] = {}) => {
-    const proxy = commandLine("kubectl", ["devicestream", "ssh-proxy", `--kubeconfig=${sys.userKubeconfig}`, "-n", ns]);
-    const args = [...sshd.sshArgs(), "-o", `ProxyCommand=${proxy} %h`, `${sshd.user}@${stream}`, command];
-    extra += `$ ${commandLine("ssh", args)}\n`;
-    return runCommand("ssh", args, { timeoutMs: 60_000, ...o, env: { ...process.env, PATH: sys.path } }).then((r) => {
-      extra += r.stderr;
-      return r;
-    });
-  };
-
-  const sshWorks = async (stream: string, timeoutMs = 30_000) => {
-    const nonce = randomBytes(8).toString("hex");
-    await waitFor(
-      `ssh through ${stream}`,
-      async () => {
-        const r = await ssh(stream, `echo ${nonce}`, { timeoutMs: 20_000 });
-        return r.code === 0 && r.stdout === `${nonce}\n`;
-      },
-      timeoutMs,
-      250,
-    );
-  };
+  const { ssh, sshWorks } = pluginSsh({
+    sys: () => sys,
+    sshd: () => sshd,
+    namespace: ns,
+    transcript: (text) => {
+      extra += text;
+    },
+  });
 
   const open = async (name: string, deviceName = "edge-1") => {
     const r = await plugin(["open", deviceName, "--service", "ssh", "--name", name, "-n", ns, "--timeout", "60s"]);

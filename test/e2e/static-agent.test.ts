@@ -12,7 +12,7 @@ import { relayName } from "../../operator/api/constants.ts";
 import { core, objectPath } from "../../operator/kube/client.ts";
 import type { Pod } from "../../operator/kube/types.ts";
 import { type ManagedProcess, startProcess } from "../helpers/child-process.ts";
-import { commandLine, runCommand } from "../helpers/command.ts";
+import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import { cli, System } from "../helpers/system.ts";
 import { sha256 } from "../helpers/tcp-targets.ts";
@@ -96,29 +96,14 @@ describe("end to end: kubectl apply, relay Pod, static agent, ssh through kubect
     return proc;
   };
 
-  const ssh = (stream: string, command: string, o: Parameters<typeof runCommand>[2] = {}) => {
-    const proxy = commandLine("kubectl", ["devicestream", "ssh-proxy", `--kubeconfig=${sys.userKubeconfig}`, "-n", ns]);
-    const args = [...sshd.sshArgs(), "-o", `ProxyCommand=${proxy} %h`, `${sshd.user}@${stream}`, command];
-    extra += `$ ${commandLine("ssh", args)}\n`;
-    return runCommand("ssh", args, { timeoutMs: 60_000, ...o, env: { ...process.env, PATH: sys.path } }).then((r) => {
-      extra += r.stderr;
-      return r;
-    });
-  };
-
-  /** ssh works through the stream: retried while the agent (re)attaches, bounded. */
-  const sshWorks = async (stream: string, timeoutMs = 30_000) => {
-    const nonce = randomBytes(8).toString("hex");
-    return waitFor(
-      `ssh through ${stream}`,
-      async () => {
-        const r = await ssh(stream, `echo ${nonce}`, { timeoutMs: 20_000 });
-        return r.code === 0 && r.stdout === `${nonce}\n`;
-      },
-      timeoutMs,
-      250,
-    );
-  };
+  const { ssh, sshWorks } = pluginSsh({
+    sys: () => sys,
+    sshd: () => sshd,
+    namespace: ns,
+    transcript: (text) => {
+      extra += text;
+    },
+  });
 
   it("kubectl apply, then ssh through kubectl devicestream ssh-proxy runs a command", async () => {
     await applyStream("web-ssh");
