@@ -13,8 +13,9 @@ export const defaultKeepalive: KeepaliveOptions = { timeMs: 10_000, timeoutMs: 5
 
 /** Larger frames and windows move bytes far faster than gRPC's 64 KiB defaults. */
 export const maxFrameBytes = 256 * 1024;
-// Per-stream HTTP/2 window: bounds how much one stalled connection can hold in flight.
-export const flowControlWindowBytes = 1024 * 1024;
+// Per-stream HTTP/2 window: bounds how much one stalled connection can hold in flight, and how much
+// bulk can queue ahead of an interactive connection on the same HTTP/2 connection (docs/benchmarks.md).
+export const flowControlWindowBytes = 256 * 1024;
 // Per-connection HTTP/2 window, shared by all of a connection's streams.
 export const sessionWindowBytes = 32 * 1024 * 1024;
 const messageOverhead = 64;
