@@ -100,12 +100,7 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
   return {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: {
-      name: credentialsSecretName(ds.metadata.name!, ds.metadata.uid!),
-      namespace: ds.metadata.namespace!,
-      labels: relayLabels(ds, s.version),
-      ownerReferences: [ownerReference(ds)],
-    },
+    metadata: ownedMetadata(ds, s, credentialsSecretName(ds.metadata.name!, ds.metadata.uid!)),
     type: "Opaque",
     // Never changes, so kubelets need not watch it.
     immutable: true,
@@ -120,6 +115,16 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
   };
 }
 
+/** Name, namespace, labels and owner of an object the stream owns. */
+function ownedMetadata(ds: DeviceStream, s: RelaySettings, name: string) {
+  return {
+    name,
+    namespace: ds.metadata.namespace!,
+    labels: relayLabels(ds, s.version),
+    ownerReferences: [ownerReference(ds)],
+  };
+}
+
 export function buildService(ds: DeviceStream, s: RelaySettings): Service {
   const exposure = ds.spec.relay.exposure;
   const ports: Array<Record<string, unknown>> = [
@@ -130,12 +135,7 @@ export function buildService(ds: DeviceStream, s: RelaySettings): Service {
   return withHash<Service>({
     apiVersion: "v1",
     kind: "Service",
-    metadata: {
-      name: relayName(ds.metadata.name!),
-      namespace: ds.metadata.namespace!,
-      labels: relayLabels(ds, s.version),
-      ownerReferences: [ownerReference(ds)],
-    },
+    metadata: ownedMetadata(ds, s, relayName(ds.metadata.name!)),
     spec: {
       type: exposure,
       // Inside the cluster a headless Service suffices (one Pod behind it) and spares a ClusterIP
@@ -161,12 +161,7 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
   return withHash<Pod>({
     apiVersion: "v1",
     kind: "Pod",
-    metadata: {
-      name: relayName(ds.metadata.name!),
-      namespace: ds.metadata.namespace!,
-      labels: relayLabels(ds, s.version),
-      ownerReferences: [ownerReference(ds)],
-    },
+    metadata: ownedMetadata(ds, s, relayName(ds.metadata.name!)),
     spec: {
       // A relay that exits cleanly is done; one that crashes restarts with the same credentials.
       restartPolicy: "OnFailure",

@@ -37,15 +37,6 @@ export interface KubeList<T> {
   items: T[];
 }
 
-export interface Condition {
-  type: string;
-  status: "True" | "False" | "Unknown";
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
-
 export interface PodCondition {
   type: string;
   status: string;
