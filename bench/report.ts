@@ -1,5 +1,6 @@
 // Turns the per-run figures into medians, the summary ratios of issue 6 and a markdown table.
 import type { IdleRun } from "./scenarios/idle.ts";
+import type { StreamOpenRun } from "./scenarios/stream-open.ts";
 import { median } from "./workloads.ts";
 
 /** Per path, per figure: one value per run. */
@@ -51,10 +52,20 @@ export interface Summary {
   rtt_p99_load_vs_idle: number;
   rss_per_conn_kib_10k: number;
   conns_10k_ok: number;
+  /** Absent when the run skipped the stream-open scenario (`--stream-opens 0`). */
+  stream_open_p50_ms?: number;
+  stream_open_vs_ssh?: number;
 }
 
-/** The issue's summary; `largestIdle` is the 10,000-connection run (100 in a smoke run). */
-export function summarize(m: Record<string, Record<string, number>>, largestIdle: IdleRun | undefined): Summary {
+/**
+ * The issue's summary; `largestIdle` is the 10,000-connection run (100 in a smoke run),
+ * `streamOpen` the DeviceStream-created-to-first-byte scenario if it ran.
+ */
+export function summarize(
+  m: Record<string, Record<string, number>>,
+  largestIdle: IdleRun | undefined,
+  streamOpen?: StreamOpenRun,
+): Summary {
   const t = m.tunnel!;
   const s = m["ssh-default"]!;
   const d = m.direct!;
@@ -66,6 +77,10 @@ export function summarize(m: Record<string, Record<string, number>>, largestIdle
     rtt_p99_load_vs_idle: t.loadP99Us! / t.idleP99Us!,
     rss_per_conn_kib_10k: largestIdle ? Math.max(...Object.values(largestIdle.rssPerConnKiB)) : Number.NaN,
     conns_10k_ok: largestIdle?.ok ?? 0,
+    ...(streamOpen && {
+      stream_open_p50_ms: streamOpen.withoutPodP50Ms,
+      stream_open_vs_ssh: streamOpen.withoutPodP50Ms / streamOpen.sshOpenP50Ms,
+    }),
   };
 }
 
@@ -76,6 +91,7 @@ export function markdown(
   idleRuns: Record<string, IdleRun[]>,
   summary: Summary,
   notes: string[],
+  streamOpen?: StreamOpenRun,
 ): string {
   const paths = pathOrder.filter((p) => m[p]);
   const lines = [
@@ -101,6 +117,18 @@ export function markdown(
         .join(", ");
       lines.push(`| ${r.attempted} | ${headers[path] ?? path} | ${r.ok} | ${r.openSeconds.toFixed(1)} | ${per} |`);
     }
+  }
+  if (streamOpen) {
+    const so = streamOpen;
+    lines.push(
+      "",
+      `| DeviceStream created → first byte, ${so.opens} opens (ms) | p50 | p99 |`,
+      "| --- | ---: | ---: |",
+      `| \`kubectl apply\` → sshd's banner through the stream | ${so.totalP50Ms} | ${so.totalP99Ms} |`,
+      `| the same without the relay Pod's start | ${so.withoutPodP50Ms} | ${so.withoutPodP99Ms} |`,
+      `| fresh \`ssh -N -R\` started → sshd's banner through the forward | ${so.sshOpenP50Ms} | ${so.sshOpenP99Ms} |`,
+      `| without Pod start ÷ \`ssh -N -R\` | ${fmt(so.withoutPodP50Ms / so.sshOpenP50Ms, 2)} | ${fmt(so.withoutPodP99Ms / so.sshOpenP99Ms, 2)} |`,
+    );
   }
   lines.push("", "| summary (issue 6) | value |", "| --- | ---: |");
   for (const [k, v] of Object.entries(summary)) lines.push(`| \`${k}\` | ${fmt(v, 3)} |`);

@@ -5,6 +5,8 @@
 //   --runs N    interleaved runs (default 5)
 //   --single-mib N, --parallel-mib N (per connection), --pings N, --setups N
 //   --idle 1000,10000   idle-connection counts through the tunnel
+//   --stream-opens N    DeviceStreams created to first byte, against a real kube-apiserver
+//                       (default 20, 3 with --smoke; 0 skips it), once after the other scenarios
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -20,6 +22,7 @@ import { bulk } from "./scenarios/bulk.ts";
 import { type IdleRun, idle } from "./scenarios/idle.ts";
 import { rtt } from "./scenarios/rtt.ts";
 import { setup } from "./scenarios/setup.ts";
+import { type StreamOpenRun, streamOpen, streamOpenPrerequisites } from "./scenarios/stream-open.ts";
 import { startTarget } from "./target.ts";
 
 const { values: a } = parseArgs({
@@ -31,6 +34,7 @@ const { values: a } = parseArgs({
     pings: { type: "string" },
     setups: { type: "string" },
     idle: { type: "string" },
+    "stream-opens": { type: "string" },
   },
 });
 const smoke = a.smoke!;
@@ -43,6 +47,7 @@ const o = {
   pings: num(a.pings, 5000, 200),
   setups: num(a.setups, 1000, 50),
   idle: (a.idle ?? (smoke ? "100" : "1000,10000")).split(",").map(Number),
+  streamOpens: num(a["stream-opens"], 20, 3),
 };
 // Generous per-operation deadlines: a stall fails the run instead of hanging it.
 const timeoutMs = Math.max(60_000, (o.singleBytes / 2 ** 20) * 500);
@@ -52,10 +57,14 @@ const loadBefore = loadAverage();
 const log = (s: string) => process.stderr.write(`${s}\n`);
 log(`bench: ${JSON.stringify(o)}; fd limit ${fdLimit}; load average ${loadBefore}`);
 
+// Before the other scenarios: a missing control plane fails the run at once, naming the fix.
+if (o.streamOpens > 0) await streamOpenPrerequisites();
+
 const target = await startTarget();
 const paths: BenchPath[] = [];
 const samples: Samples = {};
 const idleRuns: Record<string, IdleRun[]> = {};
+let streamOpened: StreamOpenRun | undefined;
 /** A failed measurement names its path and scenario (it still fails the run: a broken path is a finding). */
 async function named<T>(p: BenchPath, scenario: string, work: Promise<T>): Promise<T> {
   try {
@@ -103,6 +112,19 @@ try {
     log(`idle ${n} through the tunnel: ${r.ok} worked in ${r.openSeconds.toFixed(1)} s ${r.errors.join("; ")}`);
   }
   idleRuns["ssh-default"] = [await idle(ssh, Math.min(...o.idle), 200, 30_000)];
+
+  if (o.streamOpens > 0) {
+    const started = Date.now();
+    try {
+      streamOpened = await streamOpen(o.streamOpens, log);
+    } catch (e) {
+      throw new Error(`stream-open: ${(e as Error).message}`, { cause: e });
+    }
+    const so = streamOpened;
+    log(
+      `stream-open ×${so.opens} in ${((Date.now() - started) / 1000).toFixed(1)} s: p50 ${so.withoutPodP50Ms} ms without relay Pod start (${so.totalP50Ms} ms in all), ssh -N -R p50 ${so.sshOpenP50Ms} ms`,
+    );
+  }
 } finally {
   for (const p of paths) await p.stop();
   target.stop();
@@ -110,7 +132,7 @@ try {
 
 const m = medians(samples);
 const largest = idleRuns.tunnel?.at(-1);
-const summary = summarize(m, largest);
+const summary = summarize(m, largest, streamOpened);
 const loadAfter = loadAverage();
 const environment = {
   ...toolVersions(),
@@ -127,14 +149,17 @@ const notes = [
   `Medians of ${o.runs} interleaved run(s); ${o.singleBytes / 2 ** 20} MiB per single-connection transfer (SHA-256 checked),`,
   `${o.parallel} × ${o.parallelBytes / 2 ** 20} MiB for the parallel one (count checked), ${o.pings} round trips, ${o.setups} set-ups.`,
   `\`rss_per_conn_kib_10k\` and \`conns_10k_ok\` come from the ${largest?.attempted ?? 0}-connection run.`,
+  streamOpened
+    ? `\`stream_open_*\`: ${streamOpened.opens} DeviceStreams against a real kube-apiserver, relay Pods run by the kubelet stand-in; ssh -N -R interleaved.`
+    : "DeviceStream created → first byte: skipped (--stream-opens 0).",
   `${environment.cpus}; Node ${environment.node}; ${environment.openssh}; ${environment.socat}; kernel ${environment.kernel}.`,
   `Load average (1, 5, 15 min) ${loadBefore} before, ${loadAfter} after${smoke ? "; smoke run: sizes too small to compare" : ""}.`,
 ];
-const md = markdown(m, idleRuns, summary, notes);
+const md = markdown(m, idleRuns, summary, notes, streamOpened);
 const dir = fileURLToPath(new URL(".", import.meta.url));
 writeFileSync(
   `${dir}results.json`,
-  `${JSON.stringify({ summary, medians: m, samples, idle: idleRuns, environment }, null, 2)}\n`,
+  `${JSON.stringify({ summary, medians: m, samples, idle: idleRuns, streamOpen: streamOpened ?? null, environment }, null, 2)}\n`,
 );
 writeFileSync(`${dir}results.md`, md);
 process.stdout.write(`\n${md}\nwrote bench/results.json and bench/results.md\n`);

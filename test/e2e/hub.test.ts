@@ -7,24 +7,17 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { existsSync, writeFileSync } from "node:fs";
 import { type as osType } from "node:os";
 import { join } from "node:path";
-import { forwardLocalPort } from "../../client/local-port.ts";
-import { streamAccess } from "../../client/stream-lookup.ts";
-import { relayName } from "../../operator/api/constants.ts";
-import type { Device, DeviceStream } from "../../operator/api/v1alpha1.ts";
-import { collectionPath, core, KubeClient, objectPath } from "../../operator/kube/client.ts";
-import type { Secret } from "../../operator/kube/types.ts";
-import { createLogger } from "../../runtime/log.ts";
+import type { Device } from "../../operator/api/v1alpha1.ts";
+import { KubeClient, objectPath } from "../../operator/kube/client.ts";
 import { runCommand } from "../helpers/command.ts";
-import { ComponentProcess } from "../helpers/component-process.ts";
+import { createDevice, type HubAgent, type StreamOpen, startHubAgent, timeStreamOpen } from "../helpers/hub-agent.ts";
 import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import { hubAvailable, System } from "../helpers/system.ts";
-import { startTcpBalancer, type TcpBalancer } from "../helpers/tcp-balancer.ts";
-import { devices, operatorNamespace, streams, waitFor } from "../operator/env.ts";
+import { devices, waitFor } from "../operator/env.ts";
 
 const ns = "e2e-hub";
 const capNs = "e2e-cap";
@@ -36,39 +29,11 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
   this.timeout(240_000);
   let sys: System;
   let sshd: Sshd;
-  let hub: TcpBalancer;
-  let agent: ComponentProcess | undefined;
-  let agentDir: string;
+  let edge: HubAgent | undefined;
   let admin: KubeClient;
   let extra = "";
 
-  const decode = (s: Secret, k: string) => Buffer.from(s.data![k]!, "base64").toString("utf8");
   const device = (namespace: string, name: string) => sys.env.admin.get<Device>(objectPath(devices, namespace, name));
-  const createDevice = (namespace: string, name: string) =>
-    sys.env.admin.create(
-      collectionPath(devices, namespace),
-      { apiVersion: "devicestreams.io/v1alpha1", kind: "Device", metadata: { name }, spec: {} },
-      "tests",
-    );
-
-  /** `devicestreams agent` in hub mode; enrols with the token on first start, then uses its stored certificate. */
-  const startAgent = (enrol: boolean) => {
-    const args = [
-      "agent",
-      `--hub=127.0.0.1:${hub.port}`,
-      `--hub-ca=${join(agentDir, "hub-ca.crt")}`,
-      `--device=${ns}/edge-1`,
-      `--state-dir=${join(agentDir, "state")}`,
-      `--allow=ssh=${sshd.address}`,
-      "--metrics-listen=127.0.0.1:0",
-      "--heartbeat-interval=1s",
-      "--keepalive-time=2s",
-      "--keepalive-timeout=2s",
-      ...(enrol ? [`--enrollment-token-file=${join(agentDir, "token")}`] : []),
-    ];
-    agent = new ComponentProcess("agent edge-1", args);
-    return agent;
-  };
 
   before(async function () {
     this.timeout(180_000);
@@ -77,36 +42,11 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
       startSshd(),
     ]);
     admin = new KubeClient(sys.env.cluster.kubeConfig);
-    // One address for every replica's hub, as the hub's Service gives agents.
-    try {
-      for (const r of sys.operators) {
-        await waitFor(`${r.process.name} to serve the hub`, () => /hub serving/.test(r.process.tail(400)), 60_000);
-      }
-    } catch (err) {
-      console.error(await sys.dump());
-      throw err;
-    }
-    hub = await startTcpBalancer(() => sys.operators.filter((r) => r.process.running()).map((r) => r.hubPort!));
-    await createDevice(ns, "edge-1");
-    agentDir = join(sys.env.cluster.dataDir, "agent-edge-1");
-    mkdirSync(agentDir);
-    const ca = await sys.env.admin.get<Secret>(objectPath(core.secrets, operatorNamespace, "devicestreams-ca"));
-    writeFileSync(join(agentDir, "hub-ca.crt"), decode(ca, "tls.crt"));
-    const token = await waitFor("the enrolment token", () =>
-      sys.env.admin.get<Secret>(objectPath(core.secrets, ns, "edge-1-enrollment")),
-    );
-    writeFileSync(join(agentDir, "token"), decode(token, "token"), { mode: 0o600 });
-    startAgent(true);
-    await waitFor(
-      "Device edge-1 to show connected",
-      async () => (await device(ns, "edge-1")).status?.connected,
-      60_000,
-    );
+    edge = await startHubAgent(sys, { namespace: ns, device: "edge-1", allow: [`ssh=${sshd.address}`] });
   });
   after(async () => {
     admin?.close();
-    await agent?.stop();
-    await hub?.close();
+    await edge?.stop();
     await sys?.stop();
     await sshd?.stop();
   });
@@ -116,7 +56,7 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
   afterEach(async function () {
     if (this.currentTest?.state === "failed") {
       console.error(await sys.dump());
-      console.error(`----- agent -----\n${agent?.logs.slice(-15_000)}`);
+      console.error(`----- agent -----\n${edge?.agent?.logs.slice(-15_000)}`);
       console.error(`----- sshd -----\n${sshd.logs().slice(-5_000)}\n----- commands -----\n${extra.slice(-10_000)}`);
     }
   });
@@ -195,63 +135,16 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
     assert.match(c.stdout, /devicestream "hub-ssh" closed/);
   });
 
-  /** Connects through the stream as the plugin does and resolves at the first byte from sshd (its banner). */
-  const firstByte = async (name: string, deadline: number): Promise<void> => {
-    for (;;) {
-      const ds = await admin.get<DeviceStream>(objectPath(streams, ns, name));
-      const ready = ds.status?.conditions?.some((c) => c.type === "RelayReady" && c.status === "True");
-      if (ready && ds.status?.relay?.credentialsSecret) {
-        const access = await streamAccess(admin, ds);
-        const forward = await forwardLocalPort(access.relay, access.token, "127.0.0.1", 0, createLogger("e2e"));
-        try {
-          const got = await new Promise<boolean>((resolve) => {
-            const s = connect(forward.port, "127.0.0.1");
-            s.once("data", () => {
-              s.destroy();
-              resolve(true);
-            });
-            s.once("close", () => resolve(false));
-            s.once("error", () => resolve(false));
-          });
-          if (got) return;
-        } finally {
-          await forward.close();
-          access.relay.close();
-        }
-      }
-      if (Date.now() > deadline) throw new Error(`no byte through ${name} in time`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-
   it("measures kubectl apply to the first byte through the tunnel (relay Pod start excluded), p50 over 20 streams", async () => {
-    const totals: number[] = [];
-    const nets: number[] = [];
-    const podStarts: number[] = [];
+    const opens: StreamOpen[] = [];
     for (let i = 0; i < 20; i++) {
-      const name = `lat-${i}`;
-      const file = join(sys.env.cluster.dataDir, `${name}.yaml`);
-      writeFileSync(
-        file,
-        `apiVersion: devicestreams.io/v1alpha1\nkind: DeviceStream\nmetadata: {name: ${name}, namespace: ${ns}}\nspec: {device: edge-1, service: ssh}\n`,
-      );
-      const t0 = Date.now();
-      const a = await sys.kubectl(["apply", "-f", file]);
-      assert.equal(a.code, 0, a.stderr);
-      await firstByte(name, t0 + 60_000);
-      const total = Date.now() - t0;
-      const pod = sys.kubelet.pod(ns, relayName(name));
-      const podStart = pod?.readyAt ? pod.readyAt - pod.seenAt : 0;
-      totals.push(total);
-      podStarts.push(podStart);
-      nets.push(total - podStart);
-      await sys.kubectl(["delete", "devicestream", "-n", ns, name, "--wait=false"]);
-      // Not measured: the stream and its slot gone before the next one.
-      await waitFor(
-        `${name} to be gone`,
-        async () => (await sys.kubectl(["get", "devicestream", "-n", ns, name])).code !== 0,
+      opens.push(
+        await timeStreamOpen(sys, admin, { namespace: ns, name: `lat-${i}`, device: "edge-1", service: "ssh" }),
       );
     }
+    const nets = opens.map((o) => o.withoutPodMs);
+    const totals = opens.map((o) => o.totalMs);
+    const podStarts = opens.map((o) => o.podStartMs);
     const p50 = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
     console.log(
       `      kubectl apply → first byte: p50 ${p50(nets)} ms without relay Pod start (p50 ${p50(totals)} ms in all, Pod start p50 ${p50(podStarts)} ms); each: ${nets.join(", ")}`,
@@ -260,7 +153,7 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
   });
 
   it("device offline: the stream waits, then times out with a clear condition, and open says so", async () => {
-    await createDevice(ns, "offline-1");
+    await createDevice(sys, ns, "offline-1");
     const r = await plugin([
       "open",
       "offline-1",
@@ -322,7 +215,7 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
 
   it("over the per-namespace cap: open is refused clearly; without RBAC the plugin names the missing permission", async () => {
     await sys.env.namespace(capNs);
-    await createDevice(capNs, "edge-cap");
+    await createDevice(sys, capNs, "edge-cap");
     for (let i = 0; i < maxPerNamespace; i++) {
       const file = join(sys.env.cluster.dataDir, `cap-${i}.yaml`);
       writeFileSync(
@@ -350,14 +243,14 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
 
   it("the agent killed: the Device shows disconnected, the agent comes back with its stored certificate", async () => {
     await open("after-agent");
-    await agent!.stop("SIGKILL");
+    await edge!.agent!.stop("SIGKILL");
     await waitFor(
       "Device edge-1 to show disconnected",
       async () => (await device(ns, "edge-1")).status?.connected === false,
       60_000,
     );
     // No enrolment token this time: the key and certificate in --state-dir are the identity.
-    const again = startAgent(false);
+    const again = edge!.start(false);
     await waitFor(
       "Device edge-1 to show connected",
       async () => (await device(ns, "edge-1")).status?.connected,
@@ -389,11 +282,14 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
     const r = await session;
     assert.notEqual(r.code, 0);
     assert.doesNotMatch(r.stdout, /never/);
-    await agent!.waitFor(/DS_DEVICE_REVOKED/, 30_000);
+    await edge!.agent!.waitFor(/DS_DEVICE_REVOKED/, 30_000);
     // It keeps trying with its old certificate and keeps being refused.
-    const refusals = () => agent!.logs.split("DS_DEVICE_REVOKED").length;
+    const refusals = () => edge!.agent!.logs.split("DS_DEVICE_REVOKED").length;
     const seen = refusals();
     await waitFor("another refusal of the revoked certificate", () => refusals() > seen, 30_000);
-    assert.doesNotMatch(agent!.logs.split("DS_DEVICE_REVOKED").at(-1) ?? "", /control session with the hub is open/);
+    assert.doesNotMatch(
+      edge!.agent!.logs.split("DS_DEVICE_REVOKED").at(-1) ?? "",
+      /control session with the hub is open/,
+    );
   });
 });
