@@ -2,7 +2,7 @@
 // and Accept calls. One channel per relay, so every tunnelled connection is an HTTP/2 stream on
 // one TLS connection, each with its own flow-control window.
 import { Client, Metadata } from "@grpc/grpc-js";
-import { channelOptions, type KeepaliveOptions, widenClientSessionWindows } from "../runtime/grpc-options.ts";
+import { channelOptions, type KeepaliveOptions } from "../runtime/grpc-options.ts";
 import { type ClientTls, channelCredentials } from "../runtime/tls.ts";
 import { metadataKeys } from "./metadata.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "./relay-service.ts";
@@ -21,7 +21,6 @@ export class RelayClient {
   private readonly client: Client;
 
   constructor(o: RelayClientOptions) {
-    widenClientSessionWindows();
     const options = channelOptions(o.keepalive);
     if (o.serverName) options["grpc.ssl_target_name_override"] = o.serverName;
     this.client = new Client(o.address, channelCredentials(o.tls), options);

@@ -1,6 +1,5 @@
 // Channel and server options shared by every component, so keepalive and flow control agree
 // on both ends of each hop.
-import http2 from "node:http2";
 import type { ChannelOptions, Server, ServerCredentials } from "@grpc/grpc-js";
 
 export interface KeepaliveOptions {
@@ -83,28 +82,4 @@ export function widenSessionWindows(server: Server, windowBytes = sessionWindowB
       if (!session.connecting) session.setLocalWindowSize(windowBytes);
     });
   }
-}
-
-let clientSessionsWidened = false;
-
-/**
- * The client side of widenSessionWindows. grpc-js sets a client connection's window to
- * `grpc-node.flow_control_window`, the per-stream one, so every stream of the connection shares
- * 256 KiB: eight bulk connections through one relay moved no more than one. grpc-js has no option
- * for the connection window and creates its sessions with `http2.connect`, so wrap that (once per
- * process) and widen each session right after grpc-js has applied its own size.
- */
-export function widenClientSessionWindows(windowBytes = sessionWindowBytes): void {
-  if (clientSessionsWidened) return;
-  clientSessionsWidened = true;
-  const connect = http2.connect;
-  http2.connect = ((...args: Parameters<typeof connect>) => {
-    const session = connect(...args);
-    session.once("remoteSettings", () =>
-      queueMicrotask(() => {
-        if (!session.destroyed) session.setLocalWindowSize(windowBytes);
-      }),
-    );
-    return session;
-  }) as typeof http2.connect;
 }

@@ -9,7 +9,6 @@ import {
   defaultKeepalive,
   serverOptions,
   sessionWindowBytes,
-  widenClientSessionWindows,
   widenSessionWindows,
   withServerWindow,
 } from "../../runtime/grpc-options.ts";
@@ -161,7 +160,6 @@ function listenGrpc(c: PeerConfig): void {
 }
 
 function connectGrpc(c: PeerConfig): void {
-  widenClientSessionWindows();
   const client = new Client(`127.0.0.1:${c.port}`, channelCredentials({ caPem: c.caPem }), {
     ...channelOptions(defaultKeepalive),
     "grpc-node.flow_control_window": c.windowBytes,
