@@ -1,8 +1,10 @@
 // Hand-written codec for `Frame` (relay.proto), byte-compatible with the generated one (see
 // frames.test.ts) but built for the byte path: a data frame costs one header write and one copy
-// on encode, and a view (no copy) on decode. The relay classifies frames by their first byte
+// on encode (into a buffer grpc-js then frames in place, see grpc-framing.ts), and a view (no copy)
+// on decode. The relay classifies frames by their first byte
 // alone and never decodes them.
 import { devicestreams } from "./generated/devicestreams.js";
+import { withPrefixRoom } from "./grpc-framing.ts";
 
 const pb = devicestreams.v1alpha1;
 
@@ -45,7 +47,7 @@ function writeVarint(buf: Buffer, offset: number, n: number): number {
 
 export function encodeData(payload: Uint8Array): Buffer {
   const header = 1 + varintLength(payload.length);
-  const out = Buffer.allocUnsafe(header + payload.length);
+  const out = withPrefixRoom(header + payload.length);
   out[0] = tagData;
   writeVarint(out, 1, payload.length);
   out.set(payload, header);

@@ -1,8 +1,10 @@
 // grpc-js definition of the Relay service. Connect and Accept carry already-encoded Frames
 // (see frames.ts), so their serializers pass Buffers through untouched: no per-message
-// protobuf work anywhere on the byte path.
+// protobuf work anywhere on the byte path. What the relay receives is adopted for in-place
+// framing (grpc-framing.ts), so a frame it forwards is not copied again.
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import { devicestreams } from "./generated/devicestreams.js";
+import { adoptReceived } from "./grpc-framing.ts";
 import { relayServicePath } from "./metadata.ts";
 
 const pb = devicestreams.v1alpha1;
@@ -18,7 +20,7 @@ function frameMethod(name: string) {
     requestStream: true,
     responseStream: true,
     requestSerialize: passthrough,
-    requestDeserialize: passthrough,
+    requestDeserialize: adoptReceived,
     responseSerialize: passthrough,
     responseDeserialize: passthrough,
   };
