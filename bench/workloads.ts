@@ -7,11 +7,22 @@ import { patternAt, patternSha256 } from "./pattern.ts";
 
 const chunkBytes = 256 * 1024;
 
+/** Resolves at 'drain' or 'close', leaving no listener behind (a GiB is thousands of waits). */
+function drainOrClose(s: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.off("drain", done).off("close", done);
+      resolve();
+    };
+    s.on("drain", done).on("close", done);
+  });
+}
+
 async function writeAll(s: Socket, bytes: number): Promise<void> {
   for (let sent = 0; sent < bytes; ) {
     const part = patternAt(sent, Math.min(chunkBytes, bytes - sent));
     sent += part.length;
-    if (!s.write(part)) await new Promise((r) => s.once("drain", r).once("close", r));
+    if (!s.write(part)) await drainOrClose(s);
     // Closed under us (the reply's deadline or a reset): the reply reports why.
     if (s.destroyed) return;
   }
