@@ -33,5 +33,6 @@ COPY crds ./crds
 # charts, so a read-only root filesystem works.
 USER 65532:65532
 EXPOSE 8443 8444 9090 9091
-ENTRYPOINT ["node", "/app/cli/devicestreams.ts"]
+# The Node.js flags of cli/node-flags.ts (test/charts/dockerfile.test.ts checks they agree).
+ENTRYPOINT ["node", "--initial-old-space-size=64", "/app/cli/devicestreams.ts"]
 CMD ["--help"]

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { freePort } from "../runtime/free-port.ts";
 import { parseOptions } from "../runtime/options.ts";
+import { nodeFlags } from "./node-flags.ts";
 import { writeStaticStream } from "./static-stream.ts";
 
 const cli = fileURLToPath(new URL("./devicestreams.ts", import.meta.url));
@@ -22,7 +23,7 @@ const demoOptionSpecs = {
 };
 
 function start(name: string, args: string[], children: ChildProcess[]): ChildProcess {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...nodeFlags, cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const prefix = (chunk: Buffer) =>
     chunk
       .toString()
@@ -123,7 +124,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     throw err;
   }
   // The project's own Node.js 24: the `node` on a user's PATH may be older and cannot run .ts files.
-  const proxy = `${process.execPath} ${cli} connect --stdio ${connectArgs.join(" ")}`;
+  const proxy = `${process.execPath} ${nodeFlags.join(" ")} ${cli} connect --stdio ${connectArgs.join(" ")}`;
   process.stdout.write(
     [
       "",

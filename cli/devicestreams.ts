@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // One binary, one subcommand per component (the container image's entrypoint too).
 import { describeError } from "../runtime/errors.ts";
 import { version } from "../runtime/version.ts";

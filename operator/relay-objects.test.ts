@@ -34,11 +34,11 @@ describe("relay objects", () => {
     const pod = buildPod(stream(), settings);
     const spec = pod.spec as {
       activeDeadlineSeconds: number;
-      containers: Array<{ command: string[]; resources: unknown }>;
+      containers: Array<{ command?: string[]; args: string[]; resources: unknown }>;
     };
     const c = spec.containers[0]!;
-    assert.deepEqual(c.command, [
-      "devicestreams",
+    assert.equal(c.command, undefined, "the image's entrypoint (the CLI with its Node.js flags) must run");
+    assert.deepEqual(c.args, [
       "relay",
       "--listen=0.0.0.0:8443",
       "--metrics-listen=0.0.0.0:9090",

@@ -182,8 +182,9 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
           name: "relay",
           image: s.image,
           imagePullPolicy: s.imagePullPolicy,
-          command: [
-            "devicestreams",
+          // Arguments only: the image's entrypoint is the devicestreams CLI with the Node.js flags
+          // it needs (Dockerfile, cli/node-flags.ts); a `command` would replace both.
+          args: [
             "relay",
             `--listen=0.0.0.0:${relayPorts.grpc}`,
             `--metrics-listen=0.0.0.0:${relayPorts.metrics}`,

@@ -6,11 +6,13 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
+import { nodeFlags } from "../../cli/node-flags.ts";
 import { root } from "./helpers.ts";
 
 const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
   dependencies: Record<string, string>;
+  bin: Record<string, string>;
 };
 
 /** Every local file and bare package the module graph from `entry` reaches. */
@@ -65,7 +67,17 @@ describe("Dockerfile (read, not built: no Docker engine here)", () => {
     assert.ok(froms.length >= 2, "multi-stage");
     for (const f of froms) assert.match(f, /^node:24[-.]/);
     assert.match(dockerfile, /^USER 65532:65532$/m);
-    assert.match(dockerfile, /^ENTRYPOINT \["node", "\/app\/cli\/devicestreams\.ts"\]$/m);
+    const entrypoint = JSON.stringify(["node", ...nodeFlags, "/app/cli/devicestreams.ts"]).replaceAll(",", ", ");
+    assert.ok(dockerfile.split("\n").includes(`ENTRYPOINT ${entrypoint}`), `the ENTRYPOINT must be ${entrypoint}`);
+  });
+
+  it("gives the image's entrypoint and both executables' shebangs the Node.js flags of cli/node-flags.ts", () => {
+    const shebang = `#!/usr/bin/env -S node ${nodeFlags.join(" ")}`;
+    for (const bin of Object.values(pkg.bin)) {
+      const first = readFileSync(join(root, bin), "utf8").split("\n")[0];
+      assert.equal(first, shebang, `${bin} starts with ${first}`);
+    }
+    assert.ok(nodeFlags.length > 0);
   });
 
   it(".dockerignore keeps git, node_modules and key material out of the build context", () => {

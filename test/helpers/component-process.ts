@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { nodeFlags } from "../../cli/node-flags.ts";
 
 const cli = fileURLToPath(new URL("../../cli/devicestreams.ts", import.meta.url));
 const running = new Set<ChildProcess>();
@@ -18,7 +19,7 @@ export class ComponentProcess {
 
   constructor(name: string, args: string[], env: NodeJS.ProcessEnv = {}) {
     this.name = name;
-    this.proc = spawn(process.execPath, [cli, ...args], {
+    this.proc = spawn(process.execPath, [...nodeFlags, cli, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, DEVICESTREAMS_LOG_LEVEL: "debug", ...env },
     });

@@ -12,6 +12,7 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { nodeFlags } from "../../cli/node-flags.ts";
 import { managedSelector } from "../../operator/api/constants.ts";
 import { core, isNotFound, KubeClient, objectPath } from "../../operator/kube/client.ts";
 import type { KubeList, Pod, Secret } from "../../operator/kube/types.ts";
@@ -178,16 +179,21 @@ export async function startKubeletStandIn(o: { kubeConfig: KubeConfig; dataDir: 
     return mounts;
   }
 
-  /** The container's command as a local process: our CLI for `devicestreams`, its own IP for 0.0.0.0. */
+  /**
+   * The container as a local process: with no `command`, the image's entrypoint (the devicestreams
+   * CLI, with the Node.js flags the Dockerfile gives it) and the container's args; its own IP for
+   * 0.0.0.0. A `command` would replace that entrypoint, which the real image cannot run.
+   */
   function localCommand(r: PodRun, container: Container, mounts: Map<string, string>): string[] {
-    const argv = [...(container.command ?? []), ...(container.args ?? [])];
-    if (argv[0] !== "devicestreams") throw new Error(`the stand-in runs only devicestreams, not ${argv[0]}`);
+    if (container.command)
+      throw new Error(`the stand-in runs only the image's entrypoint, not ${container.command[0]}`);
+    const argv = container.args ?? [];
     const rewrite = (arg: string) => {
       let out = arg.replaceAll("0.0.0.0:", `${r.ip}:`);
       for (const [mountPath, dir] of mounts) out = out.replaceAll(mountPath, dir);
       return out;
     };
-    return [cli, ...argv.slice(1).map(rewrite)];
+    return [...nodeFlags, cli, ...argv.map(rewrite)];
   }
 
   async function probe(r: PodRun, container: Container, proc: ManagedProcess): Promise<void> {

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAll } from "js-yaml";
+import { nodeFlags } from "../../cli/node-flags.ts";
 import { relayName } from "../../operator/api/constants.ts";
 import type { DeviceStream } from "../../operator/api/v1alpha1.ts";
 import { core, objectPath } from "../../operator/kube/client.ts";
@@ -93,6 +94,7 @@ export class System {
       `operator-${i}`,
       process.execPath,
       [
+        ...nodeFlags,
         cli,
         "operator",
         `--kubeconfig=${this.env.operatorKubeconfigPath}`,

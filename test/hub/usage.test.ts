@@ -43,7 +43,7 @@ describe("hub: a stream carried through an offer, and its usage", function () {
     await env?.stop();
   });
 
-  /** Runs the relay Pod's command as a local process on its own loopback IP and reports the Pod ready. */
+  /** Runs the relay Pod's container as a local process on its own loopback IP and reports the Pod ready. */
   async function runRelayPod(ns: string, ds: DeviceStream): Promise<{ ip: string; dir: string }> {
     const pod = await waitFor(`relay Pod of ${ds.metadata.name}`, () => env.getPod(ns, `${ds.metadata.name}-relay`));
     const secret = await waitFor("the credentials Secret", async () => {
@@ -56,8 +56,9 @@ describe("hub: a stream carried through an offer, and its usage", function () {
       writeFileSync(join(dir, k), decode(secret, k), { mode: 0o600 });
     }
     const ip = `127.${randomInt(1, 250)}.${randomInt(1, 250)}.${randomInt(2, 250)}`;
-    const command = (pod.spec as { containers: Array<{ command: string[] }> }).containers[0]!.command;
-    const args = command.slice(1).map((a) => a.replace("/etc/devicestreams/relay", dir).replace("0.0.0.0", ip));
+    // The container's args run under the image's entrypoint, the CLI (as ComponentProcess runs it).
+    const podArgs = (pod.spec as { containers: Array<{ args: string[] }> }).containers[0]!.args;
+    const args = podArgs.map((a) => a.replace("/etc/devicestreams/relay", dir).replace("0.0.0.0", ip));
     const relay = new ComponentProcess(`relay-${ds.metadata.name}`, args);
     procs.push(relay);
     await relay.waitFor(/ready/);
