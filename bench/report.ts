@@ -1,5 +1,6 @@
 // Turns the per-run figures into medians, the summary ratios of issue 6 and a markdown table.
 import type { IdleRun } from "./scenarios/idle.ts";
+import { pacedMbit } from "./scenarios/rtt.ts";
 import type { StreamOpenRun } from "./scenarios/stream-open.ts";
 import { median } from "./workloads.ts";
 
@@ -31,6 +32,18 @@ export const figures: Figure[] = [
   { key: "idleP99Us", label: "64-byte round trip p99, idle (µs)", scale: same, digits: 1 },
   { key: "loadP50Us", label: "64-byte round trip p50, bulk on the same path (µs)", scale: same, digits: 1 },
   { key: "loadP99Us", label: "64-byte round trip p99, bulk on the same path (µs)", scale: same, digits: 1 },
+  {
+    key: "pacedP50Us",
+    label: `64-byte round trip p50, ${pacedMbit} Mbit/s on the same path (µs)`,
+    scale: same,
+    digits: 1,
+  },
+  {
+    key: "pacedP99Us",
+    label: `64-byte round trip p99, ${pacedMbit} Mbit/s on the same path (µs)`,
+    scale: same,
+    digits: 1,
+  },
   { key: "setupP50Us", label: "connection set-up to first byte p50 (µs)", scale: same, digits: 0 },
   { key: "setupP99Us", label: "connection set-up to first byte p99 (µs)", scale: same, digits: 0 },
   { key: "cpuSecondsPerGB", label: "forwarders' CPU seconds per GB", scale: same, digits: 2 },
@@ -50,6 +63,8 @@ export interface Summary {
   throughput_8conn_vs_ssh: number;
   rtt_p50_added_vs_ssh: number;
   rtt_p99_load_vs_idle: number;
+  /** The same with the load paced (bench/scenarios/rtt.ts): queueing, without two cores saturated. */
+  rtt_p99_paced_load_vs_idle: number;
   rss_per_conn_kib_10k: number;
   conns_10k_ok: number;
   /** Absent when the run skipped the stream-open scenario (`--stream-opens 0`). */
@@ -75,6 +90,7 @@ export function summarize(
     throughput_8conn_vs_ssh: t.parallelBps! / s.parallelBps!,
     rtt_p50_added_vs_ssh: (t.idleP50Us! - d.idleP50Us!) / (s.idleP50Us! - d.idleP50Us!),
     rtt_p99_load_vs_idle: t.loadP99Us! / t.idleP99Us!,
+    rtt_p99_paced_load_vs_idle: t.pacedP99Us! / t.idleP99Us!,
     rss_per_conn_kib_10k: largestIdle ? Math.max(...Object.values(largestIdle.rssPerConnKiB)) : Number.NaN,
     conns_10k_ok: largestIdle?.ok ?? 0,
     ...(streamOpen && {
