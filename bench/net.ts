@@ -50,3 +50,23 @@ export function readAll(s: Socket, timeoutMs: number): Promise<string> {
     });
   });
 }
+
+/**
+ * Asks the target for an idle connection ('I') and resolves at its first byte; rejects on an
+ * error, a close before it, or after timeoutMs. Listeners it added are gone either way.
+ */
+export function firstByte(s: Socket, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      s.off("data", onData).off("error", done).off("end", onEnd);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onData = () => done();
+    const onEnd = () => done(new Error("closed before the first byte"));
+    const timer = setTimeout(() => done(new Error("no first byte from the target")), timeoutMs);
+    s.once("data", onData).once("error", done).once("end", onEnd);
+    s.write("I");
+  });
+}

@@ -2,7 +2,7 @@
 // takes only a port, so the tunnel and every baseline are measured the same way.
 import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
-import { dial, readAll } from "./net.ts";
+import { dial, firstByte, readAll } from "./net.ts";
 import { patternAt, patternSha256 } from "./pattern.ts";
 
 const chunkBytes = 256 * 1024;
@@ -136,15 +136,7 @@ export async function setupOnce(port: number, timeoutMs: number): Promise<number
   const t0 = process.hrtime.bigint();
   const s = await dial(port, timeoutMs);
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("no first byte from the target")), timeoutMs);
-      s.once("data", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      s.once("error", reject);
-      s.write("I");
-    });
+    await firstByte(s, timeoutMs);
     return Number(process.hrtime.bigint() - t0) / 1000;
   } finally {
     s.destroy();

@@ -3,7 +3,7 @@
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BenchPath } from "../baselines/path.ts";
-import { dial } from "../net.ts";
+import { dial, firstByte } from "../net.ts";
 
 export interface IdleRun {
   attempted: number;
@@ -23,27 +23,11 @@ const sources = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"];
 async function openOne(port: number, i: number, timeoutMs: number): Promise<Socket> {
   const s = await dial(port, timeoutMs, sources[i % sources.length]);
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("no first byte from the target")), timeoutMs);
-      s.once("data", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      s.once("error", (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      s.once("end", () => {
-        clearTimeout(timer);
-        reject(new Error("closed before the first byte"));
-      });
-      s.write("I");
-    });
+    await firstByte(s, timeoutMs);
   } catch (e) {
     s.destroy();
     throw e;
   }
-  s.removeAllListeners("end");
   s.on("error", () => {});
   return s;
 }
