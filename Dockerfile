@@ -20,13 +20,16 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 # runtime/version.ts reads the version from package.json.
 COPY package.json ./
+COPY api ./api
 COPY cli ./cli
 COPY client ./client
+COPY kube ./kube
 COPY operator ./operator
 COPY proto ./proto
 COPY relay ./relay
 COPY runtime ./runtime
 COPY sidecar ./sidecar
+COPY transport ./transport
 COPY crds ./crds
 # Files stay root-owned and read-only to the process: it runs as 65532 (the "nonroot" id of
 # distroless, the id the charts and relay Pods set) and writes only to /tmp, an emptyDir in the

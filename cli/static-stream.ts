@@ -3,9 +3,9 @@
 // and the data-plane tests use it; in a cluster the operator makes the same from a DeviceStream.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { newToken, tokenSha256 } from "../proto/credentials.ts";
 import type { StreamConfig } from "../relay/stream-config.ts";
 import { createCertificateAuthority, issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
+import { newToken, tokenSha256 } from "../transport/credentials.ts";
 
 export interface StaticStream {
   dir: string;

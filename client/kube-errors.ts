@@ -1,6 +1,6 @@
 // What the kubectl plugin tells a user when the API server says no: which permission is missing,
 // which object is absent, and what to do, with a DS_* code to search for.
-import { KubeApiError } from "../operator/kube/client.ts";
+import { KubeApiError } from "../kube/client.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 
 /** `what` names the object for a 404 ("DeviceStream \"x\" in namespace \"y\""). */

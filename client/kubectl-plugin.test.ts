@@ -1,8 +1,8 @@
 // The plugin's pure parts: stream names the CRD accepts, and the DS_* error each ending and each
 // API refusal becomes (the end-to-end tests in test/e2e cover the rest against a real cluster).
 import assert from "node:assert/strict";
-import type { DeviceStream } from "../operator/api/v1alpha1.ts";
-import { KubeApiError } from "../operator/kube/client.ts";
+import type { DeviceStream } from "../api/v1alpha1.ts";
+import { KubeApiError } from "../kube/client.ts";
 import type { DeviceStreamsError } from "../runtime/errors.ts";
 import { explainKubeError } from "./kube-errors.ts";
 import { table } from "./kubectl-plugin.ts";

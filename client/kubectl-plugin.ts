@@ -4,9 +4,9 @@
 // the cluster, guarded by RBAC.
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
-import { type DeviceStream, deviceStreamResource } from "../operator/api/v1alpha1.ts";
-import { collectionPath, KubeClient, objectPath } from "../operator/kube/client.ts";
-import type { KubeList } from "../operator/kube/types.ts";
+import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
+import { collectionPath, KubeClient, objectPath } from "../kube/client.ts";
+import type { KubeList } from "../kube/types.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";

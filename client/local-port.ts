@@ -1,11 +1,11 @@
 // Local-port mode: every TCP connection accepted on the local address becomes one tunnelled
 // connection through the relay.
 import { createServer, type Server, type Socket } from "node:net";
-import type { RelayClient } from "../proto/relay-client.ts";
-import { bridge } from "../proto/tcp-bridge.ts";
 import { describeError } from "../runtime/errors.ts";
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
+import type { RelayClient } from "../transport/relay-client.ts";
+import { bridge } from "../transport/tcp-bridge.ts";
 
 export interface LocalPortForward {
   server: Server;

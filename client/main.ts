@@ -1,6 +1,6 @@
 // `devicestreams connect`: the service side. Forwards a local port, or stdin/stdout for ssh's
 // ProxyCommand, through the relay to the device.
-import { RelayClient } from "../proto/relay-client.ts";
+
 import { parseDuration } from "../runtime/duration.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
@@ -8,6 +8,7 @@ import { createLogger } from "../runtime/log.ts";
 import { parseOptions, requireOption } from "../runtime/options.ts";
 import { readToken } from "../runtime/secret-input.ts";
 import { readPem } from "../runtime/tls.ts";
+import { RelayClient } from "../transport/relay-client.ts";
 import { forwardLocalPort, type LocalPortForward } from "./local-port.ts";
 import { tunnelStdio } from "./stdio.ts";
 

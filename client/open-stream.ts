@@ -1,14 +1,17 @@
 // `kubectl devicestream open`: create a DeviceStream and follow its status until it can carry
 // connections, saying what it waits for; every way it can fail becomes a DS_* error with advice.
+
 import { randomBytes } from "node:crypto";
+import { conditionTypes } from "../api/constants.ts";
+import { reasons } from "../api/devicestream.ts";
 import {
   type Condition,
   type Device,
   type DeviceStream,
   deviceResource,
   deviceStreamResource,
-} from "../operator/api/v1alpha1.ts";
-import { collectionPath, type KubeClient, objectPath } from "../operator/kube/client.ts";
+} from "../api/v1alpha1.ts";
+import { collectionPath, type KubeClient, objectPath } from "../kube/client.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { explainKubeError } from "./kube-errors.ts";
 import { getStream, readyCondition } from "./stream-lookup.ts";
@@ -56,7 +59,7 @@ export function endedError(ds: DeviceStream): DeviceStreamsError {
         `${msg}; close streams you no longer need (\`kubectl devicestream list\`, \`close\`), or ask the platform team to raise the cap`,
       );
     case "ConnectTimeout": {
-      const offline = cond(ds, "DeviceAccepted")?.reason === "DeviceOffline";
+      const offline = cond(ds, conditionTypes.deviceAccepted)?.reason === reasons.deviceOffline;
       return new DeviceStreamsError(
         offline ? "DS_DEVICE_OFFLINE" : "DS_STREAM_FAILED",
         `DeviceStream "${name}" failed: ${msg}`,
@@ -73,22 +76,22 @@ export function endedError(ds: DeviceStream): DeviceStreamsError {
 /** The error for a stream still waiting when the plugin's --timeout ran out: say what it waits for. */
 function stillWaitingError(ds: DeviceStream, timeoutMs: number): DeviceStreamsError {
   const ready = readyCondition(ds);
-  const accepted = cond(ds, "DeviceAccepted");
+  const accepted = cond(ds, conditionTypes.deviceAccepted);
   const after = `after ${Math.round(timeoutMs / 1000)}s`;
   const keep = `the stream stays open until its connect timeout; \`kubectl devicestream close ${ds.metadata.name}\` to give up`;
-  if (ready?.reason === "ConcurrentStreamLimit") {
+  if (ready?.reason === reasons.concurrentStreamLimit) {
     return new DeviceStreamsError("DS_OVER_QUOTA", `still no capacity ${after}: ${ready.message}; ${keep}`);
   }
-  if (accepted?.reason === "DeviceOffline") {
+  if (accepted?.reason === reasons.deviceOffline) {
     return new DeviceStreamsError(
       "DS_DEVICE_OFFLINE",
       `device "${ds.spec.device}" is still offline ${after}: ${accepted.message}; check that its agent runs and reaches the hub; ${keep}`,
     );
   }
-  if (accepted?.reason === "DeviceNotFound") {
+  if (accepted?.reason === reasons.deviceNotFound) {
     return new DeviceStreamsError("DS_NO_SUCH_DEVICE", `${accepted.message}; ${keep}`);
   }
-  if (accepted?.reason === "ServiceNotOffered" || accepted?.reason === "DeviceDisabled") {
+  if (accepted?.reason === reasons.serviceNotOffered || accepted?.reason === reasons.deviceDisabled) {
     return new DeviceStreamsError("DS_DEVICE_REFUSED", `${accepted.message}; ${keep}`);
   }
   return new DeviceStreamsError(
@@ -146,9 +149,9 @@ export async function openStream(
     const ds = await getStream(kube, r.namespace, name);
     const phase = ds.status?.phase;
     if (phase === "Failed" || phase === "Expired") throw endedError(ds);
-    const relay = cond(ds, "RelayReady");
-    const accepted = cond(ds, "DeviceAccepted");
-    if (relay?.reason === "ConcurrentStreamLimit")
+    const relay = cond(ds, conditionTypes.relayReady);
+    const accepted = cond(ds, conditionTypes.deviceAccepted);
+    if (relay?.reason === reasons.concurrentStreamLimit)
       say(`cap:${relay.message}`, `waiting for capacity: ${relay.message}`);
     if (relay?.status === "True") say("relay", `relay ready (${ds.status?.relay?.endpoint})`);
     if (accepted && accepted.status !== "True") say(`acc:${accepted.reason}`, `device: ${accepted.message}`);

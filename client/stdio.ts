@@ -1,10 +1,10 @@
 // Stdio mode, for ssh's ProxyCommand: stdin and stdout are the two halves of one tunnelled
 // connection. EOF on stdin is carried as FIN; the far side's FIN ends stdout.
 import { Duplex } from "node:stream";
-import type { RelayClient } from "../proto/relay-client.ts";
-import { bridge } from "../proto/tcp-bridge.ts";
 import type { DeviceStreamsError } from "../runtime/errors.ts";
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
+import type { RelayClient } from "../transport/relay-client.ts";
+import { bridge } from "../transport/tcp-bridge.ts";
 
 export function tunnelStdio(relay: RelayClient, token: string): Promise<DeviceStreamsError | undefined> {
   const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout });

@@ -2,13 +2,13 @@
 // says: status.relay (endpoint, TLS name, credentials Secret) and that Secret (source-token,
 // ca.crt). Reading the Secret is what RBAC guards: whoever may `get` it may connect.
 import { lookup } from "node:dns/promises";
-import { relayName } from "../operator/api/constants.ts";
-import { type DeviceStream, deviceStreamResource } from "../operator/api/v1alpha1.ts";
-import { core, type KubeClient, objectPath } from "../operator/kube/client.ts";
-import type { Pod, Secret } from "../operator/kube/types.ts";
-import { RelayClient } from "../proto/relay-client.ts";
+import { conditionTypes, relayName } from "../api/constants.ts";
+import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
+import { core, type KubeClient, objectPath } from "../kube/client.ts";
+import type { Pod, Secret } from "../kube/types.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
+import { RelayClient } from "../transport/relay-client.ts";
 import { explainKubeError } from "./kube-errors.ts";
 
 export interface StreamAccess {
@@ -65,7 +65,7 @@ export async function waitForRelay(
   for (;;) {
     const ds = await getStream(kube, namespace, name);
     checkNotEnded(ds);
-    const relayReady = ds.status?.conditions?.find((c) => c.type === "RelayReady");
+    const relayReady = ds.status?.conditions?.find((c) => c.type === conditionTypes.relayReady);
     if (relayReady?.status === "True" && ds.status?.relay?.credentialsSecret) return ds;
     const ready = readyCondition(ds);
     const now = ready ? `${ready.reason}: ${ready.message}` : "waiting for the operator to pick the stream up";

@@ -1,10 +1,11 @@
 // The operator's certificate authority, kept in a Secret in its own namespace. The first replica
 // to start creates it; create-or-get makes that race-safe when several start at once.
+
+import { labels, managedByValue } from "../api/constants.ts";
+import { collectionPath, core, isAlreadyExists, isNotFound, type KubeClient, objectPath } from "../kube/client.ts";
+import type { Secret } from "../kube/types.ts";
 import type { Logger } from "../runtime/log.ts";
 import { createCertificateAuthority, type KeyPairPem } from "../runtime/pki.ts";
-import { labels, managedByValue } from "./api/constants.ts";
-import { collectionPath, core, isAlreadyExists, isNotFound, type KubeClient, objectPath } from "./kube/client.ts";
-import type { Secret } from "./kube/types.ts";
 
 function fromSecret(secret: Secret, where: string): KeyPairPem {
   const d = secret.data ?? {};

@@ -2,11 +2,11 @@
 // platform team reads with `kubectl events`. Recording never fails a reconcile; a lost Event is
 // logged. Notes come from condition messages, which never carry credentials.
 import { randomBytes } from "node:crypto";
+import { reportingController } from "../api/constants.ts";
+import { collectionPath, core, type KubeClient } from "../kube/client.ts";
+import type { KubeObject } from "../kube/types.ts";
 import { describeError } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
-import { reportingController } from "./api/constants.ts";
-import { collectionPath, core, type KubeClient } from "./kube/client.ts";
-import type { KubeObject } from "./kube/types.ts";
 
 export type EventType = "Normal" | "Warning";
 

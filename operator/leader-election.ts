@@ -4,9 +4,6 @@
 // win; a leader that cannot renew within renewDeadline (< leaseDuration) stops leading before
 // anyone else may start. On shutdown the leader empties the holder so a successor need not wait.
 import { setTimeout as sleep } from "node:timers/promises";
-import { describeError } from "../runtime/errors.ts";
-import type { Logger } from "../runtime/log.ts";
-import { microTime } from "./events.ts";
 import {
   collectionPath,
   core,
@@ -15,8 +12,11 @@ import {
   isNotFound,
   type KubeClient,
   objectPath,
-} from "./kube/client.ts";
-import type { Lease } from "./kube/types.ts";
+} from "../kube/client.ts";
+import type { Lease } from "../kube/types.ts";
+import { describeError } from "../runtime/errors.ts";
+import type { Logger } from "../runtime/log.ts";
+import { microTime } from "./events.ts";
 
 export interface LeaderElectionOptions {
   client: KubeClient;

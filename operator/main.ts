@@ -1,15 +1,20 @@
 // `devicestreams operator`: caches start at once on every replica (so a new leader is warm);
 // only the leader loads the CA, seeds the caps and runs the reconcile workers.
+
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
+import { fieldManager, managedSelector, relayName } from "../api/constants.ts";
+import { isTerminal } from "../api/devicestream.ts";
+import { type Device, type DeviceStream, deviceResource, deviceStreamResource } from "../api/v1alpha1.ts";
+import { collectionPath, core, KubeClient } from "../kube/client.ts";
+import { Informer } from "../kube/informer.ts";
+import { type KubeObject, keyOf, type Pod, type Service } from "../kube/types.ts";
 import { Backoff } from "../runtime/backoff.ts";
 import { describeError } from "../runtime/errors.ts";
 import { createRegistry, type EndpointsServer, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger, type Logger } from "../runtime/log.ts";
 import type { KeyPairPem } from "../runtime/pki.ts";
 import { version } from "../runtime/version.ts";
-import { fieldManager, managedSelector, relayName } from "./api/constants.ts";
-import { type Device, type DeviceStream, deviceResource, deviceStreamResource } from "./api/v1alpha1.ts";
 import { loadOrCreateCA } from "./ca.ts";
 import { Capacity } from "./capacity.ts";
 import { Controller } from "./controller.ts";
@@ -19,14 +24,10 @@ import { HubReports } from "./hub/reports.ts";
 import { Hub } from "./hub/server.ts";
 import { holderOf, staleDevices } from "./hub/stale-devices.ts";
 import { hubTokenKey } from "./hub/token-key.ts";
-import { Informer } from "./informer.ts";
-import { collectionPath, core, KubeClient } from "./kube/client.ts";
-import { type KubeObject, keyOf, type Pod, type Service } from "./kube/types.ts";
 import { LeaderElector } from "./leader-election.ts";
 import { operatorMetrics } from "./metrics.ts";
 import { type OperatorOptions, parseOperatorOptions } from "./options.ts";
 import type { ReconcileContext, StreamHooks } from "./reconcile/context.ts";
-import { isTerminal } from "./reconcile/status.ts";
 import { reconcileStream } from "./reconcile/stream.ts";
 import { UsagePoller } from "./usage/poller.ts";
 

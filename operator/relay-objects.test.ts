@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { tokenSha256 } from "../proto/credentials.ts";
+import type { DeviceStream } from "../api/v1alpha1.ts";
 import { createCertificateAuthority } from "../runtime/pki.ts";
-import type { DeviceStream } from "./api/v1alpha1.ts";
+import { tokenSha256 } from "../transport/credentials.ts";
 import { buildPod, buildSecret, buildService, type RelaySettings } from "./relay-objects.ts";
 
 const settings: RelaySettings = {

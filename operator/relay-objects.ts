@@ -1,9 +1,6 @@
 // The objects that make one stream's relay: a Secret (credentials, relay.json, serving
 // certificate), a Service and a Pod. Pure builders; reconcile/relay.ts decides when to apply them.
 import { createHash } from "node:crypto";
-import { newToken, tokenSha256 } from "../proto/credentials.ts";
-import { parseDuration } from "../runtime/duration.ts";
-import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
 import {
   annotations,
   credentialsSecretName,
@@ -12,11 +9,14 @@ import {
   relayConfigDir,
   relayName,
   relayPorts,
-} from "./api/constants.ts";
-import type { DeviceStream, ResourceAmounts } from "./api/v1alpha1.ts";
+} from "../api/constants.ts";
+import { expiresAt } from "../api/devicestream.ts";
+import type { DeviceStream, ResourceAmounts } from "../api/v1alpha1.ts";
+import type { KubeObject, OwnerReference, Pod, Secret, Service } from "../kube/types.ts";
+import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
+import { newToken, tokenSha256 } from "../transport/credentials.ts";
 import { destinationToken } from "./hub/enrollment-token.ts";
 import { hubTokenKey } from "./hub/token-key.ts";
-import type { KubeObject, OwnerReference, Pod, Secret, Service } from "./kube/types.ts";
 
 export interface RelaySettings {
   image: string;
@@ -38,11 +38,6 @@ export function ownerReference(ds: DeviceStream): OwnerReference {
   };
 }
 
-/** True when `obj` is controlled by this very stream (not an earlier one of the same name). */
-export function controlledBy(obj: { metadata: { ownerReferences?: OwnerReference[] } }, ds: DeviceStream): boolean {
-  return (obj.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === ds.metadata.uid);
-}
-
 export function relayLabels(ds: DeviceStream, version: string): Record<string, string> {
   return {
     [labels.name]: "devicestreams",
@@ -54,10 +49,6 @@ export function relayLabels(ds: DeviceStream, version: string): Record<string, s
     [labels.stream]: ds.metadata.name!,
     [labels.streamUid]: ds.metadata.uid!,
   };
-}
-
-export function expiresAt(ds: DeviceStream): number {
-  return Date.parse(ds.metadata.creationTimestamp!) + parseDuration(ds.spec.timeouts.maxLifetime);
 }
 
 export function serviceDnsNames(ds: DeviceStream, clusterDomain: string): string[] {

@@ -1,9 +1,10 @@
 // Hand-written codec for `Frame` (relay.proto), byte-compatible with the generated one (see
 // frames.test.ts) but built for the byte path: a data frame costs one header write and one copy
-// on encode (into a buffer grpc-js then frames in place, see grpc-framing.ts), and a view (no
+// on encode (into a buffer grpc-js then frames in place, see prefix-room.ts), and a view (no
 // copy) on decode. The relay classifies frames by their first byte alone and never decodes them.
+
 import { devicestreams } from "./generated/devicestreams.js";
-import { withPrefixRoom } from "./grpc-framing.ts";
+import { withPrefixRoom } from "./prefix-room.ts";
 
 const pb = devicestreams.v1alpha1;
 

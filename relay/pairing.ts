@@ -3,8 +3,8 @@
 // to the waiting Connect call. This file owns the stream's limits: connection count, dial and
 // attach waits, idle connections and the stream's lifetime.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
-import type { AgentMessage, RelayMessage } from "../proto/relay-service.ts";
 import type { Logger } from "../runtime/log.ts";
+import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
 import { TokenBucket } from "./bandwidth.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import { type CloseReason, type Direction, Splice } from "./splice.ts";

@@ -2,9 +2,7 @@
 import type { Socket as NetSocket } from "node:net";
 import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { Server, type ServerDuplexStream, status } from "@grpc/grpc-js";
-import type { Role } from "../proto/credentials.ts";
 import { metadataKeys } from "../proto/metadata.ts";
-import { type AgentMessage, type RelayMessage, relayService } from "../proto/relay-service.ts";
 import {
   type KeepaliveOptions,
   serverOptions,
@@ -13,6 +11,8 @@ import {
 } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { type ServerTls, serverCredentials } from "../runtime/tls.ts";
+import type { Role } from "../transport/credentials.ts";
+import { type AgentMessage, type RelayMessage, relayService } from "../transport/relay-service.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import type { Pairing } from "./pairing.ts";
 import { authenticate, type StreamConfig } from "./stream-config.ts";

@@ -2,9 +2,9 @@
 // operator writes it into the stream's Secret; the quick start writes it to a temp folder.
 import { readFileSync } from "node:fs";
 import type { Metadata } from "@grpc/grpc-js";
-import { type Role, tokenMatches, tokenRole } from "../proto/credentials.ts";
 import { metadataKeys } from "../proto/metadata.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
+import { type Role, tokenMatches, tokenRole } from "../transport/credentials.ts";
 
 export interface StreamConfig {
   version: 1;

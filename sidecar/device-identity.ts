@@ -3,10 +3,10 @@
 // use what is stored. Files are written 0600, atomically (temp file + rename).
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { HubClient } from "../proto/hub-client.ts";
-import { callError } from "../proto/tcp-bridge.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { certificateValidity, createCertificateRequest, createCertificateRequestForKey } from "../runtime/pki.ts";
+import type { HubClient } from "../transport/hub-client.ts";
+import { callError } from "../transport/tcp-bridge.ts";
 
 export interface StoredIdentity {
   keyPem: string;

@@ -3,15 +3,15 @@
 // at 2/3 of its validity; a lost session is reopened with jittered backoff, and `waitingFor`
 // says what the agent waits for (log, /readyz and the hub_state metric).
 import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
-import { HubClient } from "../proto/hub-client.ts";
-import type { AgentControl, HubControl } from "../proto/hub-service.ts";
-import { callError } from "../proto/tcp-bridge.ts";
 import { Backoff } from "../runtime/backoff.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { createCertificateRequestForKey } from "../runtime/pki.ts";
 import { version } from "../runtime/version.ts";
+import { HubClient } from "../transport/hub-client.ts";
+import type { AgentControl, HubControl } from "../transport/hub-service.ts";
+import { callError } from "../transport/tcp-bridge.ts";
 import type { AllowList } from "./allow-list.ts";
 import {
   type DeviceName,

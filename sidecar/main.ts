@@ -1,7 +1,7 @@
 // `devicestreams agent`: the edge sidecar. Static mode dials one relay (--relay, --token-file);
 // hub mode (--hub) enrols the device, holds a control session with the hub and serves the
 // streams the hub offers. Either way only the allow-list is ever dialled.
-import { RelayClient } from "../proto/relay-client.ts";
+
 import { parseDuration } from "../runtime/duration.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger, type Logger } from "../runtime/log.ts";
@@ -9,6 +9,7 @@ import { type OptionValues, parseOptions, printable, requireOption } from "../ru
 import { readToken } from "../runtime/secret-input.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
+import { RelayClient } from "../transport/relay-client.ts";
 import { AllowList } from "./allow-list.ts";
 import { parseDeviceName } from "./device-identity.ts";
 import { HubSession } from "./hub-session.ts";

@@ -2,10 +2,10 @@
 // attachment static mode uses), with one RelayClient per relay address shared by the streams on
 // it. The allow-list decides before anything is dialled.
 import { createHash } from "node:crypto";
-import type { Offer } from "../proto/hub-service.ts";
-import { RelayClient } from "../proto/relay-client.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
+import type { Offer } from "../transport/hub-service.ts";
+import { RelayClient } from "../transport/relay-client.ts";
 import type { AllowList } from "./allow-list.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { RelaySession } from "./relay-session.ts";

@@ -2,13 +2,13 @@
 // the allow-list, dial the target for each connection the relay asks for, and reattach with
 // jittered backoff whenever the session is lost.
 import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
-import type { RelayClient } from "../proto/relay-client.ts";
-import type { AgentMessage, RelayMessage } from "../proto/relay-service.ts";
-import { bridge, callError } from "../proto/tcp-bridge.ts";
 import { Backoff } from "../runtime/backoff.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { version } from "../runtime/version.ts";
+import type { RelayClient } from "../transport/relay-client.ts";
+import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
+import { bridge, callError } from "../transport/tcp-bridge.ts";
 import type { AllowList } from "./allow-list.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { dialTarget } from "./target-dial.ts";

@@ -9,7 +9,7 @@
 // Both sides poll every 20 ms until the first byte comes.
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { KubeClient } from "../../operator/kube/client.ts";
+import { KubeClient } from "../../kube/client.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { freePort } from "../../test/helpers/free-port.ts";
 import {

@@ -3,13 +3,13 @@
 // spec.identity (immutable once set, which is what makes the token single-use) and signs the
 // device's CSR with the operator CA.
 import { status as grpcStatus } from "@grpc/grpc-js";
+import { hubFieldManager, labels, managedByValue } from "../../api/constants.ts";
+import { type Device, deviceResource } from "../../api/v1alpha1.ts";
+import { core, isNotFound, KubeApiError, type KubeClient, objectPath } from "../../kube/client.ts";
+import type { Secret } from "../../kube/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
-import { hubFieldManager, labels, managedByValue } from "../api/constants.ts";
-import { type Device, deviceResource } from "../api/v1alpha1.ts";
 import type { EventRecorder } from "../events.ts";
-import { core, isNotFound, KubeApiError, type KubeClient, objectPath } from "../kube/client.ts";
-import type { Secret } from "../kube/types.ts";
 import { checkEnrollmentToken, makeEnrollmentToken } from "./enrollment-token.ts";
 import { deviceUri } from "./identity.ts";
 import { pemChain } from "./pem.ts";

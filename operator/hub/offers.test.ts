@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { DeviceStream } from "../api/v1alpha1.ts";
+import type { DeviceStream } from "../../api/v1alpha1.ts";
 import { OfferBook, offerable, relayAddress } from "./offers.ts";
 
 const now = Date.parse("2030-01-01T00:00:00Z");

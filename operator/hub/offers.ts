@@ -1,11 +1,11 @@
 // Which streams a device's session should carry, and what changed since the last look. Pure
 // bookkeeping (no I/O) so that "offer once, re-offer on reconnect, withdraw when it ends" is
 // unit-tested apart from gRPC and the API server.
-import { relayName, relayPorts } from "../api/constants.ts";
-import type { DeviceStream } from "../api/v1alpha1.ts";
-import { keyOf, type Pod } from "../kube/types.ts";
-import { condition, isTerminal } from "../reconcile/status.ts";
-import { expiresAt } from "../relay-objects.ts";
+
+import { conditionTypes, relayName, relayPorts } from "../../api/constants.ts";
+import { condition, expiresAt, isTerminal, reasons } from "../../api/devicestream.ts";
+import type { DeviceStream } from "../../api/v1alpha1.ts";
+import { keyOf, type Pod } from "../../kube/types.ts";
 
 export type OfferState = "offered" | "accepted" | "refused" | "connected";
 
@@ -13,8 +13,8 @@ export type OfferState = "offered" | "accepted" | "refused" | "connected";
 export function offerable(ds: DeviceStream, now: number): boolean {
   if (ds.metadata.deletionTimestamp || isTerminal(ds.status?.phase)) return false;
   if (now >= expiresAt(ds)) return false;
-  if (condition(ds.status, "RelayReady")?.status !== "True") return false;
-  return condition(ds.status, "DeviceAccepted")?.reason !== "Refused";
+  if (condition(ds.status, conditionTypes.relayReady)?.status !== "True") return false;
+  return condition(ds.status, conditionTypes.deviceAccepted)?.reason !== reasons.refused;
 }
 
 /**

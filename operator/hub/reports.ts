@@ -1,18 +1,19 @@
 // What the hub writes: Device status (connected, lastSeen, agentVersion, services) and each
 // stream's DeviceAccepted condition and connectedAt, by server-side apply under the hub's own
 // field manager, so the operator's fields are never touched; plus an Event per step.
-import type { Logger } from "../../runtime/log.ts";
-import { conditionTypes, hubFieldManager } from "../api/constants.ts";
+
+import { conditionTypes, hubFieldManager } from "../../api/constants.ts";
+import { condition, reasons } from "../../api/devicestream.ts";
 import {
   type Condition,
   type Device,
   type DeviceStream,
   deviceResource,
   deviceStreamResource,
-} from "../api/v1alpha1.ts";
+} from "../../api/v1alpha1.ts";
+import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
+import type { Logger } from "../../runtime/log.ts";
 import type { EventRecorder } from "../events.ts";
-import { isNotFound, type KubeClient, objectPath } from "../kube/client.ts";
-import { condition } from "../reconcile/status.ts";
 
 const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 
@@ -77,13 +78,13 @@ export class HubReports {
   }
 
   async accepted(ds: DeviceStream): Promise<void> {
-    await this.stream(ds, ["True", "Accepted", `device "${ds.spec.device}" accepted the stream`]);
+    await this.stream(ds, ["True", reasons.accepted, `device "${ds.spec.device}" accepted the stream`]);
     this.events.record(ds, "Normal", "Accepted", "Offer", `device "${ds.spec.device}" accepted the stream`);
   }
 
   async refused(ds: DeviceStream, code: string, message: string): Promise<void> {
     const text = `${code}: ${message}`;
-    await this.stream(ds, ["False", "Refused", text]);
+    await this.stream(ds, ["False", reasons.refused, text]);
     this.events.record(ds, "Warning", "Refused", "Offer", `device "${ds.spec.device}" refused the stream: ${text}`);
   }
 

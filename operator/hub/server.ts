@@ -10,21 +10,21 @@ import {
   type sendUnaryData,
 } from "@grpc/grpc-js";
 import type { Registry } from "prom-client";
+import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
+import { deviceResource } from "../../api/v1alpha1.ts";
+import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
+import type { Informer } from "../../kube/informer.ts";
+import type { Pod } from "../../kube/types.ts";
+import type { Logger } from "../../runtime/log.ts";
+import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
 import {
   type AgentControl,
   type EnrollRequest,
   type EnrollResponse,
   type HubControl,
   hubService,
-} from "../../proto/hub-service.ts";
-import type { Logger } from "../../runtime/log.ts";
-import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
-import type { Device, DeviceStream } from "../api/v1alpha1.ts";
-import { deviceResource } from "../api/v1alpha1.ts";
+} from "../../transport/hub-service.ts";
 import type { EventRecorder } from "../events.ts";
-import type { Informer } from "../informer.ts";
-import { isNotFound, type KubeClient, objectPath } from "../kube/client.ts";
-import type { Pod } from "../kube/types.ts";
 import { enroll, HubError } from "./enrollment.ts";
 import { deviceFromCertificate } from "./identity.ts";
 import { hubMetrics } from "./metrics.ts";

@@ -1,15 +1,16 @@
 // One agent's control session on this replica: hello, offers, the agent's answers, heartbeats
 // (lastSeen written at most every `lastSeenEveryMs`), renewal, and the Device marked disconnected
 // when the session ends (unless another replica holds it by then).
+
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { status as grpcStatus } from "@grpc/grpc-js";
-import type { AgentControl, HubControl } from "../../proto/hub-service.ts";
+import { expiresAt } from "../../api/devicestream.ts";
+import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
+import type { Informer } from "../../kube/informer.ts";
+import { type Pod, splitKey } from "../../kube/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
-import type { Device, DeviceStream } from "../api/v1alpha1.ts";
-import type { Informer } from "../informer.ts";
-import { type Pod, splitKey } from "../kube/types.ts";
-import { expiresAt } from "../relay-objects.ts";
+import type { AgentControl, HubControl } from "../../transport/hub-service.ts";
 import { destinationToken } from "./enrollment-token.ts";
 import { deviceUri, type PresentedCertificate } from "./identity.ts";
 import type { HubMetrics } from "./metrics.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Device } from "../api/v1alpha1.ts";
+import type { Device } from "../../api/v1alpha1.ts";
 import { holderOf, staleDevices } from "./stale-devices.ts";
 
 const device = (name: string, connected: boolean, lastSeen?: string) =>

@@ -1,7 +1,7 @@
 // A replica killed without a goodbye leaves its devices marked connected. The leader sweeps:
 // a Device whose lastSeen is older than three heartbeat write periods has no live session on any
 // replica (holders refresh lastSeen every 30 s), so it is marked disconnected.
-import type { Device } from "../api/v1alpha1.ts";
+import type { Device } from "../../api/v1alpha1.ts";
 import { hubConditionType } from "./reports.ts";
 
 export const staleAfterMs = 90_000;

@@ -1,13 +1,14 @@
 // What every reconcile step may use: the API client, the caches, the caps, the event recorder and
 // the relay settings. Built once per operator by operator/main.ts.
+
+import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
+import type { KubeClient } from "../../kube/client.ts";
+import type { Informer } from "../../kube/informer.ts";
+import type { Pod, Service } from "../../kube/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { KeyPairPem } from "../../runtime/pki.ts";
-import type { Device, DeviceStream } from "../api/v1alpha1.ts";
 import type { Capacity } from "../capacity.ts";
 import type { EventRecorder } from "../events.ts";
-import type { Informer } from "../informer.ts";
-import type { KubeClient } from "../kube/client.ts";
-import type { Pod, Service } from "../kube/types.ts";
 import type { RelaySettings } from "../relay-objects.ts";
 import type { Ending } from "./status.ts";
 

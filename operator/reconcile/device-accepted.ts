@@ -4,12 +4,13 @@
 // a JSON patch guarded by the resourceVersion: a server-side apply would make it the owner of the
 // hub's fields (or, under the hub's field manager, drop the hub's other fields). It never
 // overrides a verdict the hub gave (True, or False/Refused).
-import { conditionTypes, fieldManager } from "../api/constants.ts";
-import type { Condition, Device, DeviceStream } from "../api/v1alpha1.ts";
-import { deviceStreamResource } from "../api/v1alpha1.ts";
-import { KubeApiError, objectPath } from "../kube/client.ts";
+
+import { conditionTypes, fieldManager } from "../../api/constants.ts";
+import { condition, reasons } from "../../api/devicestream.ts";
+import type { Condition, Device, DeviceStream } from "../../api/v1alpha1.ts";
+import { deviceStreamResource } from "../../api/v1alpha1.ts";
+import { KubeApiError, objectPath } from "../../kube/client.ts";
 import type { ReconcileContext } from "./context.ts";
-import { condition } from "./status.ts";
 
 export function deviceAcceptance(ds: DeviceStream, device: Device | undefined): [Condition["status"], string, string] {
   const ns = ds.metadata.namespace;
@@ -17,26 +18,27 @@ export function deviceAcceptance(ds: DeviceStream, device: Device | undefined): 
   if (!device) {
     return [
       "False",
-      "DeviceNotFound",
+      reasons.deviceNotFound,
       `Device "${name}" does not exist in namespace "${ns}"; create it or fix spec.device`,
     ];
   }
-  if (device.spec?.disabled) return ["False", "DeviceDisabled", `Device "${name}" is disabled (spec.disabled)`];
+  if (device.spec?.disabled) return ["False", reasons.deviceDisabled, `Device "${name}" is disabled (spec.disabled)`];
   const offered = device.status?.services?.map((s) => s.name) ?? [];
   if (offered.length > 0 && !offered.includes(ds.spec.service)) {
     return [
       "False",
-      "ServiceNotOffered",
+      reasons.serviceNotOffered,
       `Device "${name}" does not offer service "${ds.spec.service}"; it offers ${offered.join(", ")}`,
     ];
   }
-  if (!device.status?.connected) return ["Unknown", "DeviceOffline", `the agent of Device "${name}" is not connected`];
-  return ["Unknown", "WaitingForDevice", `waiting for Device "${name}" to accept the stream`];
+  if (!device.status?.connected)
+    return ["Unknown", reasons.deviceOffline, `the agent of Device "${name}" is not connected`];
+  return ["Unknown", reasons.waitingForDevice, `waiting for Device "${name}" to accept the stream`];
 }
 
 export async function reportDeviceAcceptance(ctx: ReconcileContext, ds: DeviceStream): Promise<void> {
   const current = condition(ds.status, conditionTypes.deviceAccepted);
-  if (current?.status === "True" || current?.reason === "Refused") return;
+  if (current?.status === "True" || current?.reason === reasons.refused) return;
   const [status, reason, message] = deviceAcceptance(ds, ctx.devices.get(ds.metadata.namespace!, ds.spec.device));
   if (current && current.status === status && current.reason === reason && current.message === message) return;
   const now = new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, "Z");

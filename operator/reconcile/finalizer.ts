@@ -1,11 +1,12 @@
 // The finalizer revokes access at once when a stream is deleted: it deletes the relay Pod, which
 // drops every tunnel, without waiting for the garbage collector; the GC removes the Service and
 // the Secret (the operator may not delete Secrets). Then the hub hook runs and the finalizer goes.
-import { finalizer, relayName } from "../api/constants.ts";
-import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
-import { core, isNotFound, objectPath } from "../kube/client.ts";
-import { keyOf } from "../kube/types.ts";
-import { controlledBy } from "../relay-objects.ts";
+
+import { finalizer, relayName } from "../../api/constants.ts";
+import { type DeviceStream, deviceStreamResource } from "../../api/v1alpha1.ts";
+import { core, isNotFound, objectPath } from "../../kube/client.ts";
+import { controlledBy } from "../../kube/objects.ts";
+import { keyOf } from "../../kube/types.ts";
 import type { ReconcileContext } from "./context.ts";
 
 const streamPath = (ds: DeviceStream) =>

@@ -1,10 +1,12 @@
 // Brings a stream's relay into being (Secret, Service, Pod) and takes it down when the stream
 // ends. Only objects controlled by this stream's UID are ever changed.
-import { annotations } from "../api/constants.ts";
-import type { DeviceStream } from "../api/v1alpha1.ts";
-import { collectionPath, core, isAlreadyExists, isNotFound, objectPath } from "../kube/client.ts";
-import { keyOf, type Pod, type Service } from "../kube/types.ts";
-import { buildPod, buildSecret, buildService, controlledBy } from "../relay-objects.ts";
+
+import { annotations } from "../../api/constants.ts";
+import type { DeviceStream } from "../../api/v1alpha1.ts";
+import { collectionPath, core, isAlreadyExists, isNotFound, objectPath } from "../../kube/client.ts";
+import { controlledBy } from "../../kube/objects.ts";
+import { keyOf, type Pod, type Service } from "../../kube/types.ts";
+import { buildPod, buildSecret, buildService } from "../relay-objects.ts";
 import type { ReconcileContext } from "./context.ts";
 
 /** How long a created Pod may take to show up in the cache before it is created again. */

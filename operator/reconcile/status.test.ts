@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { DeviceStream, DeviceStreamStatus } from "../api/v1alpha1.ts";
-import type { Pod } from "../kube/types.ts";
+import type { DeviceStream, DeviceStreamStatus } from "../../api/v1alpha1.ts";
+import type { Pod } from "../../kube/types.ts";
 import { desiredStatus, ending, nextCheckMs, type Observed, sameStatus } from "./status.ts";
 
 const created = Date.parse("2030-01-01T00:00:00Z");

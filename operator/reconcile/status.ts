@@ -1,10 +1,12 @@
 // What a stream's status should say, from what the operator observes. Pure: no I/O, the clock is
 // an argument, so every decision (timeouts, phases, condition reasons) is unit-tested.
+
+import { conditionTypes, credentialsSecretName, relayName, relayPorts } from "../../api/constants.ts";
+import { condition, expiresAt, isTerminal, reasons } from "../../api/devicestream.ts";
+import type { Condition, DeviceStream, DeviceStreamStatus } from "../../api/v1alpha1.ts";
+import { podReady } from "../../kube/objects.ts";
+import type { Pod, Service } from "../../kube/types.ts";
 import { parseDuration } from "../../runtime/duration.ts";
-import { conditionTypes, credentialsSecretName, relayName, relayPorts } from "../api/constants.ts";
-import type { Condition, DeviceStream, DeviceStreamStatus } from "../api/v1alpha1.ts";
-import type { Pod, Service } from "../kube/types.ts";
-import { expiresAt } from "../relay-objects.ts";
 
 export type Phase = NonNullable<DeviceStreamStatus["phase"]>;
 
@@ -38,16 +40,6 @@ export type OwnedStatus = Pick<
   "phase" | "observedGeneration" | "conditions" | "relay" | "expiresAt" | "endedAt"
 >;
 
-export const isTerminal = (phase: string | undefined) => phase === "Expired" || phase === "Failed";
-
-export function condition(status: DeviceStreamStatus | undefined, type: string): Condition | undefined {
-  return status?.conditions?.find((c) => c.type === type);
-}
-
-export function podReady(pod: Pod | undefined): boolean {
-  return pod?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-}
-
 function deviceAttached(ds: DeviceStream): boolean {
   return condition(ds.status, conditionTypes.deviceAccepted)?.status === "True" || !!ds.status?.connectedAt;
 }
@@ -65,31 +57,35 @@ export function ending(o: Observed): Ending | undefined {
   if (o.now >= expiresAt(ds)) {
     return {
       phase: "Expired",
-      reason: "LifetimeExpired",
+      reason: reasons.lifetimeExpired,
       message: `the stream reached its maximum lifetime of ${t.maxLifetime}; create a new DeviceStream to continue`,
     };
   }
   if (o.bytesPerDayExceeded) {
-    return { phase: "Expired", reason: "BytesPerDayExceeded", message: o.bytesPerDayExceeded };
+    return { phase: "Expired", reason: reasons.bytesPerDayExceeded, message: o.bytesPerDayExceeded };
   }
   // A Device deleted under a stream it accepted: its access is revoked, so the stream ends now
   // rather than at its timeouts. (A stream made before its Device exists just waits.)
   if (o.deviceGone && deviceAttached(ds)) {
     return {
       phase: "Failed",
-      reason: "DeviceDeleted",
+      reason: reasons.deviceDeleted,
       message: `Device "${ds.spec.device}" was deleted, which revokes its access; the stream ended`,
     };
   }
   const accepted = condition(prev, conditionTypes.deviceAccepted);
-  if (accepted?.status === "False" && accepted.reason === "Refused") {
-    return { phase: "Failed", reason: "DeviceRefused", message: `the device refused the stream: ${accepted.message}` };
+  if (accepted?.status === "False" && accepted.reason === reasons.refused) {
+    return {
+      phase: "Failed",
+      reason: reasons.deviceRefused,
+      message: `the device refused the stream: ${accepted.message}`,
+    };
   }
   if (!deviceAttached(ds) && o.now >= created + parseDuration(t.connect)) {
     if (!o.admitted) {
       return {
         phase: "Failed",
-        reason: "ConcurrentStreamLimit",
+        reason: reasons.concurrentStreamLimit,
         message: `no capacity within the connect timeout of ${t.connect}: ${o.capacityMessage}`,
       };
     }
@@ -98,7 +94,7 @@ export function ending(o: Observed): Ending | undefined {
       : ["the relay to become ready", "the relay Pod's events (image, resources, scheduling)"];
     return {
       phase: "Failed",
-      reason: "ConnectTimeout",
+      reason: reasons.connectTimeout,
       message: `still waiting for ${waitingFor} after the connect timeout of ${t.connect}; check ${check}, then create a new DeviceStream`,
     };
   }
@@ -106,7 +102,7 @@ export function ending(o: Observed): Ending | undefined {
   if (last !== undefined && o.now >= last + parseDuration(t.idle)) {
     return {
       phase: "Expired",
-      reason: "IdleTimeout",
+      reason: reasons.idleTimeout,
       message: `no traffic for ${t.idle} (the idle timeout); create a new DeviceStream to continue`,
     };
   }
@@ -115,28 +111,32 @@ export function ending(o: Observed): Ending | undefined {
 
 /** RelayReady while the stream runs: status, reason, message. */
 function relayCondition(o: Observed): [Condition["status"], string, string] {
-  if (!o.admitted) return ["False", "ConcurrentStreamLimit", o.capacityMessage ?? "waiting for capacity"];
+  if (!o.admitted) return ["False", reasons.concurrentStreamLimit, o.capacityMessage ?? "waiting for capacity"];
   if (o.podConflict) {
     return [
       "False",
-      "RelayNameConflict",
+      reasons.relayNameConflict,
       `Pod ${relayName(o.stream.metadata.name!)} exists and belongs to something else; waiting for it to go`,
     ];
   }
   const pod = o.pod;
-  if (!pod) return ["False", "RelayStarting", "creating the relay Pod"];
-  if (podReady(pod)) return ["True", "RelayReady", `relay Pod ${pod.metadata.name} is ready`];
+  if (!pod) return ["False", reasons.relayStarting, "creating the relay Pod"];
+  if (podReady(pod)) return ["True", reasons.relayReady, `relay Pod ${pod.metadata.name} is ready`];
   const waiting = pod.status?.containerStatuses?.find((c) => c.state?.waiting?.reason)?.state?.waiting;
   if (waiting && waiting.reason !== "ContainerCreating" && waiting.reason !== "PodInitializing") {
     const detail = waiting.message ? `: ${waiting.message}` : "";
-    return ["False", "RelayNotReady", `relay container is waiting: ${waiting.reason}${detail}`];
+    return ["False", reasons.relayNotReady, `relay container is waiting: ${waiting.reason}${detail}`];
   }
   if (pod.status?.phase === "Running") {
-    return ["False", "RelayNotReady", `relay Pod ${pod.metadata.name} runs but does not pass its readiness probe`];
+    return [
+      "False",
+      reasons.relayNotReady,
+      `relay Pod ${pod.metadata.name} runs but does not pass its readiness probe`,
+    ];
   }
   return [
     "False",
-    "RelayStarting",
+    reasons.relayStarting,
     `relay Pod ${pod.metadata.name} is ${pod.status?.phase ?? "Pending"}; waiting for it to start`,
   ];
 }
@@ -151,7 +151,7 @@ export function desiredStatus(o: Observed, end: Ending | undefined): OwnedStatus
   let ready: [Condition["status"], string, string];
   if (end) {
     phase = end.phase;
-    relay = ["False", "StreamEnded", "the relay was removed because the stream ended"];
+    relay = ["False", reasons.streamEnded, "the relay was removed because the stream ended"];
     ready = ["False", end.reason, end.message];
   } else {
     relay = relayCondition(o);
@@ -161,13 +161,13 @@ export function desiredStatus(o: Observed, end: Ending | undefined): OwnedStatus
       ready = ["False", relay[1], relay[2]];
     } else if (deviceAttached(ds)) {
       phase = "Connected";
-      ready = ["True", "Connected", `device "${ds.spec.device}" is attached; the stream is usable`];
+      ready = ["True", reasons.connected, `device "${ds.spec.device}" is attached; the stream is usable`];
     } else {
       phase = "WaitingForDevice";
       const why = accepted && accepted.status !== "True" ? `: ${accepted.message}` : "";
       ready = [
         "False",
-        accepted?.reason ?? "WaitingForDevice",
+        accepted?.reason ?? reasons.waitingForDevice,
         `relay is ready; waiting for device "${ds.spec.device}"${why}`,
       ];
     }

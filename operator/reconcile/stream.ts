@@ -4,25 +4,27 @@
 //   ended?    -> tear the relay down, release the slot (timeouts decide in status.ts)
 //   otherwise -> take a slot under the caps, ensure Secret/Service/Pod
 //   always    -> write status if it changed (+ an Event per transition), DeviceAccepted stand-in
-import { conditionTypes, fieldManager, relayName } from "../api/constants.ts";
-import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
+
+import { conditionTypes, fieldManager, relayName } from "../../api/constants.ts";
+import { condition, isTerminal, reasons } from "../../api/devicestream.ts";
+import { type DeviceStream, deviceStreamResource } from "../../api/v1alpha1.ts";
+import { isNotFound, objectPath } from "../../kube/client.ts";
+import { controlledBy } from "../../kube/objects.ts";
+import { splitKey } from "../../kube/types.ts";
 import type { ReconcileResult } from "../controller.ts";
-import { isNotFound, objectPath } from "../kube/client.ts";
-import { splitKey } from "../kube/types.ts";
-import { controlledBy } from "../relay-objects.ts";
 import type { ReconcileContext } from "./context.ts";
 import { reportDeviceAcceptance } from "./device-accepted.ts";
 import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
 import { ensureRelay, teardownRelay } from "./relay.ts";
-import { condition, desiredStatus, ending, isTerminal, nextCheckMs, type OwnedStatus, sameStatus } from "./status.ts";
+import { desiredStatus, ending, nextCheckMs, type OwnedStatus, sameStatus } from "./status.ts";
 
-const warningReasons = new Set([
-  "ConcurrentStreamLimit",
-  "RelayNameConflict",
-  "ConnectTimeout",
-  "DeviceRefused",
-  "DeviceDeleted",
-  "BytesPerDayExceeded",
+const warningReasons = new Set<string>([
+  reasons.concurrentStreamLimit,
+  reasons.relayNameConflict,
+  reasons.connectTimeout,
+  reasons.deviceRefused,
+  reasons.deviceDeleted,
+  reasons.bytesPerDayExceeded,
 ]);
 
 export async function reconcileStream(ctx: ReconcileContext, key: string): Promise<ReconcileResult | undefined> {

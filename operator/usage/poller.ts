@@ -2,16 +2,17 @@
 // every few seconds and writes the stream's traffic figures into status under its own field
 // manager; it also keeps each stream's rolling-day byte count and asks the stream's reconcile to
 // end it once `limits.bytesPerDay` is passed.
+
 import { request } from "node:http";
 import { Counter, type Registry } from "prom-client";
+import { relayName, relayPorts } from "../../api/constants.ts";
+import { isTerminal } from "../../api/devicestream.ts";
+import { type DeviceStream, deviceStreamResource } from "../../api/v1alpha1.ts";
+import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
+import type { Informer } from "../../kube/informer.ts";
+import { controlledBy, podReady } from "../../kube/objects.ts";
+import { keyOf, type Pod } from "../../kube/types.ts";
 import type { Logger } from "../../runtime/log.ts";
-import { relayName, relayPorts } from "../api/constants.ts";
-import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
-import type { Informer } from "../informer.ts";
-import { isNotFound, type KubeClient, objectPath } from "../kube/client.ts";
-import { keyOf, type Pod } from "../kube/types.ts";
-import { isTerminal, podReady } from "../reconcile/status.ts";
-import { controlledBy } from "../relay-objects.ts";
 import { RollingDay } from "./rolling-day.ts";
 
 export const usageFieldManager = "devicestreams-usage";

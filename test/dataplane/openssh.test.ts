@@ -8,7 +8,7 @@ import { type as osType } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { newToken } from "../../proto/credentials.ts";
+import { newToken } from "../../transport/credentials.ts";
 import { commandLine, runChecked, runCommand } from "../helpers/command.ts";
 import { type DataPlane, startDataPlane, stdioClientArgs } from "../helpers/dataplane.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";

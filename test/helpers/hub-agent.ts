@@ -5,12 +5,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
+import { relayName } from "../../api/constants.ts";
+import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import { forwardLocalPort } from "../../client/local-port.ts";
 import { streamAccess } from "../../client/stream-lookup.ts";
-import { relayName } from "../../operator/api/constants.ts";
-import type { Device, DeviceStream } from "../../operator/api/v1alpha1.ts";
-import { collectionPath, core, type KubeClient, objectPath } from "../../operator/kube/client.ts";
-import type { Secret } from "../../operator/kube/types.ts";
+import { collectionPath, core, type KubeClient, objectPath } from "../../kube/client.ts";
+import type { Secret } from "../../kube/types.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
 import { devices, operatorNamespace, streams, waitFor } from "../operator/env.ts";
 import { ComponentProcess } from "./component-process.ts";

@@ -12,10 +12,10 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { managedSelector } from "../../api/constants.ts";
 import { nodeFlags } from "../../cli/node-flags.ts";
-import { managedSelector } from "../../operator/api/constants.ts";
-import { core, isNotFound, KubeClient, objectPath } from "../../operator/kube/client.ts";
-import type { KubeList, Pod, Secret } from "../../operator/kube/types.ts";
+import { core, isNotFound, KubeClient, objectPath } from "../../kube/client.ts";
+import type { KubeList, Pod, Secret } from "../../kube/types.ts";
 import { type ManagedProcess, startProcess, tailFile } from "./child-process.ts";
 
 const cli = fileURLToPath(new URL("../../cli/devicestreams.ts", import.meta.url));

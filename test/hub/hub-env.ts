@@ -3,9 +3,9 @@
 // processes enrolled through the real flow.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Device } from "../../operator/api/v1alpha1.ts";
-import { collectionPath, core, objectPath } from "../../operator/kube/client.ts";
-import type { Secret } from "../../operator/kube/types.ts";
+import type { Device } from "../../api/v1alpha1.ts";
+import { collectionPath, core, objectPath } from "../../kube/client.ts";
+import type { Secret } from "../../kube/types.ts";
 import type { RunningOperator } from "../../operator/main.ts";
 import { devicestreams } from "../../proto/generated/devicestreams.js";
 import { ComponentProcess } from "../helpers/component-process.ts";

@@ -2,12 +2,12 @@
 // operator running under the ServiceAccount identity of operator/rbac.yaml.
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { finalizer } from "../../operator/api/constants.ts";
-import type { DeviceStream } from "../../operator/api/v1alpha1.ts";
-import { core, KubeApiError, KubeClient, objectPath } from "../../operator/kube/client.ts";
-import type { KubeList, Secret, Service } from "../../operator/kube/types.ts";
+import { finalizer } from "../../api/constants.ts";
+import type { DeviceStream } from "../../api/v1alpha1.ts";
+import { core, KubeApiError, KubeClient, objectPath } from "../../kube/client.ts";
+import type { KubeList, Secret, Service } from "../../kube/types.ts";
 import type { RunningOperator } from "../../operator/main.ts";
-import { tokenSha256 } from "../../proto/credentials.ts";
+import { tokenSha256 } from "../../transport/credentials.ts";
 import { OperatorEnv, operatorNamespace, streams, waitFor } from "./env.ts";
 
 interface EventObj {

@@ -2,9 +2,9 @@
 // election, an API server outage in the middle of a run, and 500 streams at once.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { DeviceStream } from "../../operator/api/v1alpha1.ts";
-import { collectionPath, core, objectPath } from "../../operator/kube/client.ts";
-import type { KubeList, Lease, Pod } from "../../operator/kube/types.ts";
+import type { DeviceStream } from "../../api/v1alpha1.ts";
+import { collectionPath, core, objectPath } from "../../kube/client.ts";
+import type { KubeList, Lease, Pod } from "../../kube/types.ts";
 import { type ManagedProcess, startProcess } from "../helpers/child-process.ts";
 import { freePort } from "../helpers/free-port.ts";
 import { OperatorEnv, operatorNamespace, streams, waitFor } from "./env.ts";

@@ -2,43 +2,19 @@
 // allocating a new buffer of 5 + length bytes (the gRPC prefix: a compressed flag and a 32-bit
 // length) and copying the message in; on a tunnel carrying gigabytes that copy, and the garbage
 // collections its allocations trigger, were a large part of the CPU per GB (docs/benchmarks.md).
-// A frame that already has 5 spare bytes in front of it in a buffer of its own (`withPrefixRoom`)
-// is instead framed in place. Which buffers have that room is known only where they are made, so
-// they are registered in a WeakSet: nothing else is ever written to.
+// A frame that already has 5 spare bytes in front of it in a buffer of its own (proto/prefix-room.ts)
+// is instead framed in place; nothing else is ever written to.
 //
 // This reaches into grpc-js internals (pinned to an exact version in package.json); when they
 // change, `installed` stays false, frames are copied as before, and grpc-framing.test.ts fails.
 import { createRequire } from "node:module";
-
-const prefixBytes = 5;
-const roomy = new WeakSet<Uint8Array>();
-
-/** A Buffer of `length` bytes with room for the gRPC prefix in front, that grpc-js sends uncopied. */
-export function withPrefixRoom(length: number): Buffer {
-  const whole = Buffer.allocUnsafeSlow(prefixBytes + length);
-  const view = whole.subarray(prefixBytes);
-  roomy.add(view);
-  return view;
-}
-
-/**
- * Registers a received message whose 5 bytes in front are its own gRPC prefix, so the relay can
- * forward it uncopied. grpc-js hands a deserializer `framed.subarray(5)` of a buffer it allocated
- * for that message alone (prefix and message); only a buffer of exactly that shape qualifies, so a
- * view into a shared pool (a small or a decompressed message) is never written in front of.
- */
-export function adoptReceived(message: Buffer): Buffer {
-  if (message.byteOffset === prefixBytes && message.buffer.byteLength === message.length + prefixBytes) {
-    roomy.add(message);
-  }
-  return message;
-}
+import { hasPrefixRoom, prefixBytes } from "../proto/prefix-room.ts";
 
 /** Messages framed in place and copied since start (for tests and profiling). */
 export const framingCounts = { inPlace: 0, copied: 0 };
 
 function framedInPlace(message: Uint8Array): Buffer | undefined {
-  if (!roomy.has(message)) {
+  if (!hasPrefixRoom(message)) {
     framingCounts.copied++;
     return undefined;
   }

@@ -1,12 +1,12 @@
 // The informer against a real API server: it relists when its resourceVersion has expired (410
 // Gone from the real watch cache) and it comes back by itself after the API server was down.
 import assert from "node:assert/strict";
-import { Informer } from "../../operator/informer.ts";
-import { collectionPath, KubeClient, type Resource } from "../../operator/kube/client.ts";
-import type { KubeObject } from "../../operator/kube/types.ts";
+import { collectionPath, KubeClient, type Resource } from "../../kube/client.ts";
+import { Informer } from "../../kube/informer.ts";
+import type { KubeObject } from "../../kube/types.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { startTestCluster, type TestCluster } from "../helpers/kube-apiserver.ts";
-import { waitFor } from "./env.ts";
+import { waitFor } from "../operator/env.ts";
 
 const configMaps: Resource = { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap" };
 

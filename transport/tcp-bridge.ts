@@ -4,8 +4,8 @@
 // socket. Backpressure: a write that returns false pauses the producer until 'drain'.
 import type { Duplex } from "node:stream";
 import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
+import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
-import { decodeFrame, encodeData, encodeFin, encodeReset } from "./frames.ts";
 
 export type FrameCall = ClientDuplexStream<Buffer, Buffer>;
 

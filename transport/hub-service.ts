@@ -1,7 +1,7 @@
 // grpc-js definition of the Hub service (proto/devicestreams/v1alpha1/hub.proto), shared by the
 // operator (server) and the agent (client). Control messages are small: plain protobuf codecs.
 import type { ServiceDefinition } from "@grpc/grpc-js";
-import { devicestreams } from "./generated/devicestreams.js";
+import { devicestreams } from "../proto/generated/devicestreams.js";
 
 const pb = devicestreams.v1alpha1;
 

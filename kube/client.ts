@@ -4,7 +4,7 @@
 import { Agent as HttpAgent, request as httpRequest, type OutgoingHttpHeaders } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
 import { type KubeConfig, Watch } from "@kubernetes/client-node";
-import { DeviceStreamsError } from "../../runtime/errors.ts";
+import { DeviceStreamsError } from "../runtime/errors.ts";
 
 export interface Resource {
   /** "" for the core API group. */

@@ -7,8 +7,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Backoff } from "../runtime/backoff.ts";
 import { describeError } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
-import { KubeApiError, type KubeClient } from "./kube/client.ts";
-import type { KubeList, KubeObject } from "./kube/types.ts";
+import { KubeApiError, type KubeClient } from "./client.ts";
+import type { KubeList, KubeObject } from "./types.ts";
 
 export type InformerEvent = "add" | "update" | "delete";
 export type Handler<T> = (event: InformerEvent, obj: T, old?: T) => void;

@@ -3,9 +3,10 @@
 // protobuf work anywhere on the byte path. What the relay receives is adopted for in-place
 // framing (grpc-framing.ts), so a frame it forwards is not copied again.
 import type { ServiceDefinition } from "@grpc/grpc-js";
-import { devicestreams } from "./generated/devicestreams.js";
-import { adoptReceived } from "./grpc-framing.ts";
-import { relayServicePath } from "./metadata.ts";
+import { devicestreams } from "../proto/generated/devicestreams.js";
+import { relayServicePath } from "../proto/metadata.ts";
+import { adoptReceived } from "../proto/prefix-room.ts";
+import "./grpc-framing.ts"; // frames tunnel frames in place once installed
 
 const pb = devicestreams.v1alpha1;
 

@@ -2,9 +2,9 @@
 // and Accept calls. One channel per relay, so every tunnelled connection is an HTTP/2 stream on
 // one TLS connection, each with its own flow-control window.
 import { Client, Metadata } from "@grpc/grpc-js";
+import { metadataKeys } from "../proto/metadata.ts";
 import { channelOptions, type KeepaliveOptions } from "../runtime/grpc-options.ts";
 import { type ClientTls, channelCredentials } from "../runtime/tls.ts";
-import { metadataKeys } from "./metadata.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "./relay-service.ts";
 import type { FrameCall } from "./tcp-bridge.ts";
 

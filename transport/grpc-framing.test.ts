@@ -8,7 +8,7 @@ import {
   type ServerDuplexStream,
   type ServiceDefinition,
 } from "@grpc/grpc-js";
-import { decodeFrame, encodeData } from "./frames.ts";
+import { decodeFrame, encodeData } from "../proto/frames.ts";
 import { framingCounts, installed } from "./grpc-framing.ts";
 import { relayService } from "./relay-service.ts";
 import type { FrameCall } from "./tcp-bridge.ts";

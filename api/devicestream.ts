@@ -1,0 +1,45 @@
+// What every reader of a DeviceStream shares: the reasons its conditions give (the operator and
+// the hub write them, the plugin explains them), and small derivations from its spec and status.
+import { parseDuration } from "../runtime/duration.ts";
+import type { Condition, DeviceStream, DeviceStreamStatus } from "./v1alpha1.ts";
+
+/** Reasons of the Ready, RelayReady and DeviceAccepted conditions; docs/operator.md explains each. */
+export const reasons = {
+  // Ready while the stream runs
+  connected: "Connected",
+  waitingForDevice: "WaitingForDevice",
+  // Ready when the stream ended (phase Expired or Failed)
+  lifetimeExpired: "LifetimeExpired",
+  bytesPerDayExceeded: "BytesPerDayExceeded",
+  deviceDeleted: "DeviceDeleted",
+  deviceRefused: "DeviceRefused",
+  connectTimeout: "ConnectTimeout",
+  idleTimeout: "IdleTimeout",
+  // RelayReady (and Ready while it is not)
+  relayReady: "RelayReady",
+  relayStarting: "RelayStarting",
+  relayNotReady: "RelayNotReady",
+  relayNameConflict: "RelayNameConflict",
+  concurrentStreamLimit: "ConcurrentStreamLimit",
+  streamEnded: "StreamEnded",
+  // DeviceAccepted
+  accepted: "Accepted",
+  refused: "Refused",
+  deviceNotFound: "DeviceNotFound",
+  deviceDisabled: "DeviceDisabled",
+  serviceNotOffered: "ServiceNotOffered",
+  deviceOffline: "DeviceOffline",
+} as const;
+
+export type Reason = (typeof reasons)[keyof typeof reasons];
+
+export const isTerminal = (phase: string | undefined) => phase === "Expired" || phase === "Failed";
+
+export function condition(status: DeviceStreamStatus | undefined, type: string): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === type);
+}
+
+/** When the stream ends at the latest: creation plus spec.timeouts.maxLifetime, in ms since the epoch. */
+export function expiresAt(ds: DeviceStream): number {
+  return Date.parse(ds.metadata.creationTimestamp!) + parseDuration(ds.spec.timeouts.maxLifetime);
+}
