@@ -15,6 +15,9 @@ export const reasons = {
   deviceRefused: "DeviceRefused",
   connectTimeout: "ConnectTimeout",
   idleTimeout: "IdleTimeout",
+  // The operator's configuration does not allow what spec.relay asks for (phase Failed at once)
+  exposureNotAllowed: "ExposureNotAllowed",
+  resourcesNotAllowed: "ResourcesNotAllowed",
   // RelayReady (and Ready while it is not)
   relayReady: "RelayReady",
   relayStarting: "RelayStarting",
@@ -22,6 +25,11 @@ export const reasons = {
   relayNameConflict: "RelayNameConflict",
   concurrentStreamLimit: "ConcurrentStreamLimit",
   streamEnded: "StreamEnded",
+  // The API server refused a relay Secret, Service or Pod: invalid (422/400) or forbidden (403:
+  // RBAC, quota, admission), retried slowly while a fix may come; any other error, retried with backoff
+  relayInvalid: "RelayInvalid",
+  relayForbidden: "RelayForbidden",
+  relayAPIError: "RelayAPIError",
   // DeviceAccepted
   accepted: "Accepted",
   refused: "Refused",

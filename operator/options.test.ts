@@ -10,6 +10,9 @@ describe("operator options", () => {
     assert.equal(options.maxStreams, 10_000);
     assert.equal(options.maxStreamsPerNamespace, 1000);
     assert.match(options.relayImage, /^ghcr\.io\/devicestreams\/devicestreams:/);
+    // Streams get what users could get themselves without extra rights: no public exposure, modest Pods.
+    assert.deepEqual(options.relayExposures, ["ClusterIP"]);
+    assert.deepEqual(options.relayMax, { cpu: "1", memory: "512Mi" });
     assert.equal(printable.namespace, "ops");
     assert.ok(printable.identity, "the generated identity is printed");
   });
@@ -39,5 +42,14 @@ describe("operator options", () => {
     refuses(["--leader-elect=yes"], /--leader-elect must be true or false/);
     refuses(["--relay-image-pull-policy=Sometimes"], /Always, IfNotPresent or Never/);
     refuses(["--resync-period=soon"], /--resync-period: "soon" is not a duration/);
+    refuses(["--relay-exposures=ClusterIP,Ingress"], /--relay-exposures must list one or more of ClusterIP, NodePort/);
+    refuses(["--relay-exposures="], /--relay-exposures must list one or more/);
+    refuses(["--relay-max-memory=lots"], /--relay-max-memory must be a positive Kubernetes quantity/);
+    refuses(["--relay-max-cpu=0"], /--relay-max-cpu must be a positive Kubernetes quantity/);
+    refuses(["--relay-memory-limit=1Gi"], /--relay-memory-limit=1Gi must not be more than --relay-max-memory=512Mi/);
+    refuses(
+      ["--relay-memory-request=300Mi"],
+      /--relay-memory-request=300Mi must not be more than --relay-memory-limit/,
+    );
   });
 });

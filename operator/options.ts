@@ -4,10 +4,12 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { compareQuantities, parseQuantity } from "../kube/quantity.ts";
 import { parseDuration } from "../runtime/duration.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { parseOptions, positiveInt, printable } from "../runtime/options.ts";
 import { version } from "../runtime/version.ts";
+import { type Exposure, exposures } from "./relay-policy.ts";
 
 export const operatorOptionSpecs = {
   kubeconfig: {
@@ -23,6 +25,19 @@ export const operatorOptionSpecs = {
   "relay-cpu-request": { description: "relay CPU request unless the stream sets one", default: "50m" },
   "relay-memory-request": { description: "relay memory request unless the stream sets one", default: "64Mi" },
   "relay-memory-limit": { description: "relay memory limit unless the stream sets one", default: "256Mi" },
+  "relay-exposures": {
+    description:
+      "comma list of the spec.relay.exposure values streams may ask for (ClusterIP, NodePort, LoadBalancer); others fail with ExposureNotAllowed",
+    default: "ClusterIP",
+  },
+  "relay-max-cpu": {
+    description: "most CPU a stream's relay may request or be limited to; more fails with ResourcesNotAllowed",
+    default: "1",
+  },
+  "relay-max-memory": {
+    description: "most memory a stream's relay may request or be limited to; more fails with ResourcesNotAllowed",
+    default: "512Mi",
+  },
   "cluster-domain": { description: "DNS domain of the cluster, for relay certificates", default: "cluster.local" },
   "ca-secret": {
     description: "Secret in --namespace holding the relay CA (created if absent)",
@@ -64,6 +79,8 @@ export interface OperatorOptions {
   relayImagePullPolicy: "Always" | "IfNotPresent" | "Never";
   relayRequests: { cpu: string; memory: string };
   relayLimits: { memory: string };
+  relayExposures: Exposure[];
+  relayMax: { cpu: string; memory: string };
   clusterDomain: string;
   caSecret: string;
   metricsListen: string;
@@ -114,6 +131,44 @@ function atLeastOne(flag: string, value: string | undefined): number {
   return n;
 }
 
+function quantity(flag: string, value: string | undefined): string {
+  const q = parseQuantity(value ?? "");
+  if (q === undefined || q <= 0n) {
+    throw new DeviceStreamsError(
+      "DS_USAGE",
+      `--${flag} must be a positive Kubernetes quantity such as 250m, 1 or 512Mi, not "${value}"`,
+    );
+  }
+  return value!;
+}
+
+function allowedExposures(value: string | undefined): Exposure[] {
+  const asked = list(value);
+  const unknown = asked.filter((e) => !exposures.includes(e as Exposure));
+  if (asked.length === 0 || unknown.length > 0) {
+    throw new DeviceStreamsError(
+      "DS_USAGE",
+      `--relay-exposures must list one or more of ${exposures.join(", ")}, not "${value}"`,
+    );
+  }
+  return asked as Exposure[];
+}
+
+/** The defaults must fit under the ceiling (and a request under its limit), or every stream would fail. */
+function checkRelayResources(o: OperatorOptions): void {
+  const pairs: Array<[string, string, string, string]> = [
+    ["relay-cpu-request", o.relayRequests.cpu, "relay-max-cpu", o.relayMax.cpu],
+    ["relay-memory-request", o.relayRequests.memory, "relay-max-memory", o.relayMax.memory],
+    ["relay-memory-limit", o.relayLimits.memory, "relay-max-memory", o.relayMax.memory],
+    ["relay-memory-request", o.relayRequests.memory, "relay-memory-limit", o.relayLimits.memory],
+  ];
+  for (const [small, a, big, b] of pairs) {
+    if (compareQuantities(a, b) > 0) {
+      throw new DeviceStreamsError("DS_USAGE", `--${small}=${a} must not be more than --${big}=${b}`);
+    }
+  }
+}
+
 function list(value: string | undefined): string[] {
   return (value ?? "")
     .split(",")
@@ -144,8 +199,16 @@ export function parseOperatorOptions(
     namespace: ownNamespace(o.namespace),
     relayImage: o["relay-image"]!,
     relayImagePullPolicy: policy as OperatorOptions["relayImagePullPolicy"],
-    relayRequests: { cpu: o["relay-cpu-request"]!, memory: o["relay-memory-request"]! },
-    relayLimits: { memory: o["relay-memory-limit"]! },
+    relayRequests: {
+      cpu: quantity("relay-cpu-request", o["relay-cpu-request"]),
+      memory: quantity("relay-memory-request", o["relay-memory-request"]),
+    },
+    relayLimits: { memory: quantity("relay-memory-limit", o["relay-memory-limit"]) },
+    relayExposures: allowedExposures(o["relay-exposures"]),
+    relayMax: {
+      cpu: quantity("relay-max-cpu", o["relay-max-cpu"]),
+      memory: quantity("relay-max-memory", o["relay-max-memory"]),
+    },
     clusterDomain: o["cluster-domain"]!,
     caSecret: o["ca-secret"]!,
     metricsListen: o["metrics-listen"]!,
@@ -166,6 +229,7 @@ export function parseOperatorOptions(
     enrollmentTokenTtlMs: duration("enrollment-token-ttl", o["enrollment-token-ttl"]),
     usagePollIntervalMs: duration("usage-poll-interval", o["usage-poll-interval"]),
   };
+  checkRelayResources(options);
   options.hubDnsNames = o["hub-dns-names"]
     ? list(o["hub-dns-names"])
     : ["devicestreams-hub", `devicestreams-hub.${options.namespace}.svc`, "localhost"];

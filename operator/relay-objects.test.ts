@@ -12,6 +12,8 @@ const settings: RelaySettings = {
   version: "1.2.3",
   requests: { cpu: "50m", memory: "64Mi" },
   limits: { memory: "256Mi" },
+  allowedExposures: ["ClusterIP", "LoadBalancer"],
+  max: { cpu: "1", memory: "2Gi" },
 };
 
 function stream(exposure: "ClusterIP" | "NodePort" | "LoadBalancer" = "ClusterIP"): DeviceStream {

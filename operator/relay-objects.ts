@@ -11,20 +11,19 @@ import {
   relayPorts,
 } from "../api/constants.ts";
 import { expiresAt } from "../api/devicestream.ts";
-import type { DeviceStream, ResourceAmounts } from "../api/v1alpha1.ts";
+import type { DeviceStream } from "../api/v1alpha1.ts";
 import type { KubeObject, OwnerReference, Pod, Secret, Service } from "../kube/types.ts";
 import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
 import { destinationToken } from "./hub/enrollment-token.ts";
 import { hubTokenKey } from "./hub/token-key.ts";
+import { type RelayPolicy, relayResources } from "./relay-policy.ts";
 
-export interface RelaySettings {
+export interface RelaySettings extends RelayPolicy {
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   clusterDomain: string;
   version: string;
-  requests: ResourceAmounts;
-  limits: ResourceAmounts;
 }
 
 export function ownerReference(ds: DeviceStream): OwnerReference {
@@ -144,10 +143,7 @@ export function buildService(ds: DeviceStream, s: RelaySettings): Service {
 
 export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): Pod {
   const spec = ds.spec;
-  const resources = {
-    requests: { ...s.requests, ...spec.relay.resources?.requests },
-    limits: { ...s.limits, ...spec.relay.resources?.limits },
-  };
+  const resources = relayResources(spec.relay, s);
   const file = (name: string) => `${relayConfigDir}/${name}`;
   return withHash<Pod>({
     apiVersion: "v1",
