@@ -28,6 +28,7 @@ import { LeaderElector } from "./leader-election.ts";
 import { operatorMetrics } from "./metrics.ts";
 import { type OperatorOptions, parseOperatorOptions } from "./options.ts";
 import type { ReconcileContext, StreamHooks } from "./reconcile/context.ts";
+import { RelayFailures } from "./reconcile/relay-failure.ts";
 import { reconcileStream } from "./reconcile/stream.ts";
 import { UsagePoller } from "./usage/poller.ts";
 
@@ -118,6 +119,8 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       version,
       requests: options.relayRequests,
       limits: options.relayLimits,
+      allowedExposures: options.relayExposures,
+      max: options.relayMax,
     },
     ca: () => {
       if (!ca) throw new Error("the relay CA is not loaded yet");
@@ -125,6 +128,8 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     },
     expectedPods: new Map(),
     endings: new Map(),
+    relayFailures: new RelayFailures(),
+    onRelayWriteError: (kind, reason) => metrics.relayObjectErrors.inc({ kind, reason }),
     enqueue: (key, afterMs) => controller.enqueue(key, afterMs),
     now: Date.now,
     log,

@@ -54,6 +54,12 @@ export function operatorMetrics(registry: Registry, streamPhases: () => Map<stri
       labelNames: ["resource"] as const,
       registers,
     }),
+    relayObjectErrors: new Counter({
+      name: "devicestreams_operator_relay_object_errors_total",
+      help: "Writes of a relay Secret, Service or Pod the API server refused, by kind and reason (RelayInvalid, RelayForbidden, RelayAPIError).",
+      labelNames: ["kind", "reason"] as const,
+      registers,
+    }),
     events: new Counter({
       name: "devicestreams_operator_events_total",
       help: "Kubernetes Events recorded, by type and reason.",

@@ -10,6 +10,7 @@ import type { KeyPairPem } from "../../runtime/pki.ts";
 import type { Capacity } from "../capacity.ts";
 import type { EventRecorder } from "../events.ts";
 import type { RelaySettings } from "../relay-objects.ts";
+import type { RelayFailures, RelayObjectKind } from "./relay-failure.ts";
 import type { Ending } from "./status.ts";
 
 export interface StreamHooks {
@@ -32,6 +33,10 @@ export interface ReconcileContext {
   expectedPods: Map<string, number>;
   /** Endings decided but not yet seen in the cache, by stream UID (see reconcile/stream.ts). */
   endings: Map<string, Ending>;
+  /** The last refused write of each stream's relay, and when to try again. */
+  relayFailures: RelayFailures;
+  /** Counts a refused relay write (the operator's metrics). */
+  onRelayWriteError?(kind: RelayObjectKind, reason: string): void;
   enqueue(key: string, afterMs?: number): void;
   now(): number;
   log: Logger;

@@ -1,5 +1,6 @@
 // Brings a stream's relay into being (Secret, Service, Pod) and takes it down when the stream
-// ends. Only objects controlled by this stream's UID are ever changed.
+// ends. Only objects controlled by this stream's UID are ever changed. A write the API server
+// refuses throws a RelayWriteError (relay-failure.ts), which the stream's status then reports.
 
 import { annotations } from "../../api/constants.ts";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
@@ -8,6 +9,7 @@ import { controlledBy } from "../../kube/objects.ts";
 import { keyOf, type Pod, type Service } from "../../kube/types.ts";
 import { buildPod, buildSecret, buildService } from "../relay-objects.ts";
 import type { ReconcileContext } from "./context.ts";
+import { writing } from "./relay-failure.ts";
 
 /** How long a created Pod may take to show up in the cache before it is created again. */
 const expectationMs = 30_000;
@@ -32,7 +34,8 @@ export async function ensureRelay(
   const wantService = buildService(ds, ctx.relay);
   const hash = annotations.configHash;
   if (service?.metadata.annotations?.[hash] !== wantService.metadata.annotations?.[hash]) {
-    await ctx.client.apply(objectPath(core.services, ns, wantService.metadata.name!), wantService, manager);
+    const name = wantService.metadata.name!;
+    await writing("Service", name, () => ctx.client.apply(objectPath(core.services, ns, name), wantService, manager));
   }
 
   if (pod && (pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded")) {
@@ -53,14 +56,17 @@ export async function ensureRelay(
 
   // The Secret is created, never updated: its tokens must not change under a running stream.
   const secret = await buildSecret(ds, ctx.ca(), ctx.relay);
-  try {
-    await ctx.client.create(collectionPath(core.secrets, ns), secret, manager);
-  } catch (err) {
-    // Its name carries this stream's UID, so an existing one is ours (from an earlier relay Pod).
-    if (!isAlreadyExists(err)) throw err;
-  }
+  await writing("Secret", secret.metadata.name!, async () => {
+    try {
+      await ctx.client.create(collectionPath(core.secrets, ns), secret, manager);
+    } catch (err) {
+      // Its name carries this stream's UID, so an existing one is ours (from an earlier relay Pod).
+      if (!isAlreadyExists(err)) throw err;
+    }
+  });
   const wantPod = buildPod(ds, ctx.relay, ctx.now());
-  await ctx.client.apply(objectPath(core.pods, ns, wantPod.metadata.name!), wantPod, manager);
+  const podName = wantPod.metadata.name!;
+  await writing("Pod", podName, () => ctx.client.apply(objectPath(core.pods, ns, podName), wantPod, manager));
   ctx.expectedPods.set(key, ctx.now());
   ctx.events.record(
     ds,

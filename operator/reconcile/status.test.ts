@@ -90,6 +90,31 @@ describe("stream status decisions", () => {
     assert.equal(ending(observed({ now: created + 10 * s, pod: readyPod, stream: stream(accepted()) })), undefined);
   });
 
+  it("says at once, in RelayReady and Ready, why the API server refused the relay, and names it at the connect timeout", () => {
+    const relayFailure = {
+      reason: "RelayInvalid",
+      summary: 'the API server refused the relay Pod st-relay as invalid: Pod "st-relay" is invalid: bad',
+      message: "… fix the one at fault; the operator tries again in 5s (attempt 1)",
+    };
+    const st = desiredStatus(observed({ relayFailure }), undefined);
+    assert.equal(st.phase, "Pending");
+    assert.equal(reasonOf(st, "RelayReady"), "RelayInvalid");
+    assert.equal(reasonOf(st), "RelayInvalid");
+    assert.match(st.conditions![1]!.message, /tries again in 5s/);
+    const end = ending(observed({ now: created + 10 * s, relayFailure }))!;
+    assert.equal(end.reason, "ConnectTimeout");
+    assert.match(
+      end.message,
+      /relay was not created within the connect timeout of 10s: .*Pod "st-relay" is invalid: bad/,
+    );
+    assert.doesNotMatch(end.message, /relay Pod's events/, "no advice about a Pod that does not exist");
+  });
+
+  it("fails at once when the operator's configuration refuses spec.relay", () => {
+    const refusal = { reason: "ExposureNotAllowed", message: "spec.relay.exposure is LoadBalancer, ..." };
+    assert.deepEqual(ending(observed({ refusal })), { phase: "Failed", ...refusal });
+  });
+
   it("blames the caps when a stream waited for capacity until its connect timeout", () => {
     const end = ending(observed({ now: created + 11 * s, admitted: false, capacityMessage: "namespace full" }));
     assert.equal(end?.reason, "ConcurrentStreamLimit");

@@ -26,6 +26,10 @@ export interface Observed {
   bytesPerDayExceeded?: string;
   /** The stream's Device no longer exists. */
   deviceGone?: boolean;
+  /** Why the operator's configuration does not allow this stream's relay (relay-policy.ts). */
+  refusal?: { reason: string; message: string };
+  /** The API server refused a write of the relay (relay-failure.ts). */
+  relayFailure?: { reason: string; summary: string; message: string };
 }
 
 export interface Ending {
@@ -54,6 +58,8 @@ export function ending(o: Observed): Ending | undefined {
   }
   const t = ds.spec.timeouts;
   const created = Date.parse(ds.metadata.creationTimestamp!);
+  // The spec cannot change, so a stream the configuration refuses would only wait for its timeout.
+  if (o.refusal) return { phase: "Failed", reason: o.refusal.reason, message: o.refusal.message };
   if (o.now >= expiresAt(ds)) {
     return {
       phase: "Expired",
@@ -89,6 +95,13 @@ export function ending(o: Observed): Ending | undefined {
         message: `no capacity within the connect timeout of ${t.connect}: ${o.capacityMessage}`,
       };
     }
+    if (!o.pod && o.relayFailure) {
+      return {
+        phase: "Failed",
+        reason: reasons.connectTimeout,
+        message: `the relay was not created within the connect timeout of ${t.connect}: ${o.relayFailure.summary}; fix that, then create a new DeviceStream`,
+      };
+    }
     const [waitingFor, check] = podReady(o.pod)
       ? [`device "${ds.spec.device}" to attach`, "the device's agent and its allow-list"]
       : ["the relay to become ready", "the relay Pod's events (image, resources, scheduling)"];
@@ -120,6 +133,8 @@ function relayCondition(o: Observed): [Condition["status"], string, string] {
     ];
   }
   const pod = o.pod;
+  // A refused Service write matters even once the Pod exists; a refused Pod is why there is none.
+  if (o.relayFailure) return ["False", o.relayFailure.reason, o.relayFailure.message];
   if (!pod) return ["False", reasons.relayStarting, "creating the relay Pod"];
   if (podReady(pod)) return ["True", reasons.relayReady, `relay Pod ${pod.metadata.name} is ready`];
   const waiting = pod.status?.containerStatuses?.find((c) => c.state?.waiting?.reason)?.state?.waiting;

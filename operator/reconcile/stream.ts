@@ -2,7 +2,9 @@
 // match. Safe to run any number of times; each step is a no-op when its part is already right.
 //   deleted?  -> finalizer (stop relay, release slot)
 //   ended?    -> tear the relay down, release the slot (timeouts decide in status.ts)
-//   otherwise -> take a slot under the caps, ensure Secret/Service/Pod
+//   refused?  -> the operator's configuration does not allow spec.relay: Failed at once
+//   otherwise -> take a slot under the caps, ensure Secret/Service/Pod (a refused write is
+//                reported in RelayReady and tried again later: relay-failure.ts)
 //   always    -> write status if it changed (+ an Event per transition), DeviceAccepted stand-in
 
 import { conditionTypes, fieldManager, relayName } from "../../api/constants.ts";
@@ -12,10 +14,12 @@ import { isNotFound, objectPath } from "../../kube/client.ts";
 import { controlledBy } from "../../kube/objects.ts";
 import { splitKey } from "../../kube/types.ts";
 import type { ReconcileResult } from "../controller.ts";
+import { relayRefusal } from "../relay-policy.ts";
 import type { ReconcileContext } from "./context.ts";
 import { reportDeviceAcceptance } from "./device-accepted.ts";
 import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
 import { ensureRelay, teardownRelay } from "./relay.ts";
+import { RelayWriteError } from "./relay-failure.ts";
 import { desiredStatus, ending, nextCheckMs, type OwnedStatus, sameStatus } from "./status.ts";
 
 const warningReasons = new Set<string>([
@@ -25,6 +29,11 @@ const warningReasons = new Set<string>([
   reasons.deviceRefused,
   reasons.deviceDeleted,
   reasons.bytesPerDayExceeded,
+  reasons.exposureNotAllowed,
+  reasons.resourcesNotAllowed,
+  reasons.relayInvalid,
+  reasons.relayForbidden,
+  reasons.relayAPIError,
 ]);
 
 export async function reconcileStream(ctx: ReconcileContext, key: string): Promise<ReconcileResult | undefined> {
@@ -33,6 +42,7 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   if (!ds) {
     for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
     ctx.expectedPods.delete(key);
+    ctx.relayFailures.clear(key);
     return undefined;
   }
   if (ds.metadata.deletionTimestamp) {
@@ -57,6 +67,9 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     clusterDomain: ctx.relay.clusterDomain,
     bytesPerDayExceeded: ctx.usage?.exceeded(key),
     deviceGone: !ctx.devices.get(namespace, ds.spec.device),
+    // A relay that already runs keeps running when the configuration is tightened (as with the caps).
+    refusal: pod ? undefined : relayRefusal(ds, ctx.relay),
+    relayFailure: ctx.relayFailures.get(key, ds.metadata.uid!),
   };
 
   // Take a slot first (an ending stream gives it back below) so that the timeout message can
@@ -71,11 +84,26 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   if (isTerminal(ds.status?.phase)) ctx.endings.delete(uid);
   const end = ctx.endings.get(uid) ?? ending(observed);
   if (end && !isTerminal(ds.status?.phase)) ctx.endings.set(uid, end);
-  if (!end && observed.admitted) {
-    const state = await ensureRelay(ctx, ds, cachedPod, cachedService, fieldManager);
-    observed.podConflict = state.conflict !== undefined;
+  if (!end && observed.admitted && !ctx.relayFailures.waiting(key, uid, now)) {
+    try {
+      const state = await ensureRelay(ctx, ds, cachedPod, cachedService, fieldManager);
+      observed.podConflict = state.conflict !== undefined;
+      ctx.relayFailures.clear(key);
+      observed.relayFailure = undefined;
+    } catch (err) {
+      if (!(err instanceof RelayWriteError)) throw err;
+      observed.relayFailure = ctx.relayFailures.record(key, uid, err, now);
+      ctx.onRelayWriteError?.(err.kind, observed.relayFailure.reason);
+      ctx.log.warn("the API server refused a relay object", {
+        stream: key,
+        reason: observed.relayFailure.reason,
+        attempt: observed.relayFailure.attempt,
+        error: err.message,
+      });
+    }
   }
   if (end) {
+    ctx.relayFailures.clear(key);
     await teardownRelay(ctx, ds, pod, service);
     for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
     if (!isTerminal(ds.status?.phase)) ctx.hooks.onEnded?.(ds, end.reason);
@@ -84,9 +112,12 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   const next = desiredStatus(observed, end);
   await writeStatus(ctx, ds, next);
   if (!end) await reportDeviceAcceptance(ctx, ds).catch(ignoreMissing);
-  const again = nextCheckMs(observed, end);
+  let again = nextCheckMs(observed, end);
   // A name conflict clears up without an event on this stream: look again soon.
-  if (observed.podConflict) return { requeueAfterMs: Math.min(again ?? 2000, 2000) };
+  if (observed.podConflict) again = Math.min(again ?? 2000, 2000);
+  // Nor does a refused write: try again when its wait runs out.
+  const failure = end ? undefined : ctx.relayFailures.get(key, uid);
+  if (failure) again = Math.min(again ?? Number.POSITIVE_INFINITY, Math.max(0, failure.retryAt - now) + 10);
   return again === undefined ? undefined : { requeueAfterMs: again };
 }
 
