@@ -26,6 +26,8 @@ export interface DeviceSpec {
 export interface DeviceIdentity {
   /** Hex SHA-256 of the device's public key (SubjectPublicKeyInfo, DER). */
   publicKeySHA256?: string;
+  /** Set by an administrator to enrol the device again with a new key: the operator records an Event and writes a new one-time token, bound to the current key, into <device>-enrollment; the current key keeps working until an agent enrols with that token, which replaces publicKeySHA256 and clears this field. */
+  reenroll?: boolean;
 }
 
 export interface DeviceStatus {
@@ -94,20 +96,22 @@ export interface StreamLimits {
 }
 
 export interface RelaySpec {
-  /** How the relay Service is exposed. */
+  /** How the relay Service is exposed. The operator's --relay-exposures says which it allows (by default ClusterIP only); a stream that asks for another fails with ExposureNotAllowed. */
   exposure: "ClusterIP" | "NodePort" | "LoadBalancer";
-  /** Compute resources of the relay container; the operator's defaults apply when unset. */
+  /** Compute resources of the relay container; the operator's defaults apply when unset, and its --relay-max-cpu and --relay-max-memory cap what a stream may ask for. */
   resources?: RelayResources;
 }
 
-/** Compute resources of the relay container; the operator's defaults apply when unset. */
+/** Compute resources of the relay container; the operator's defaults apply when unset, and its --relay-max-cpu and --relay-max-memory cap what a stream may ask for. */
 export interface RelayResources {
   requests?: ResourceAmounts;
   limits?: ResourceAmounts;
 }
 
 export interface ResourceAmounts {
+  /** Cores, as a Kubernetes quantity (250m, 1). */
   cpu?: string;
+  /** Bytes, as a Kubernetes quantity (128Mi, 1Gi). */
   memory?: string;
 }
 

@@ -19,7 +19,8 @@ import { loadOrCreateCA } from "./ca.ts";
 import { Capacity } from "./capacity.ts";
 import { Controller } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
-import { enrollmentExpiresAnnotation, ensureEnrollmentToken } from "./hub/enrollment.ts";
+import { ensureEnrollmentToken } from "./hub/enrollment.ts";
+import { enrollmentTokenWanted } from "./hub/reenrollment.ts";
 import { HubReports } from "./hub/reports.ts";
 import { Hub } from "./hub/server.ts";
 import { holderOf, staleDevices } from "./hub/stale-devices.ts";
@@ -152,11 +153,10 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
   const ensureToken = (device: Device) => {
     const key = keyOf(device);
     if (!leading || !ca || !options.hubListen || enrolling.has(key)) return;
-    if (device.spec?.identity?.publicKeySHA256) return;
-    const expires = Date.parse(device.metadata.annotations?.[enrollmentExpiresAnnotation] ?? "");
-    if (Number.isFinite(expires) && expires - Date.now() > Math.min(options.enrollmentTokenTtlMs / 10, 60_000)) return;
+    if (!enrollmentTokenWanted(device, options.enrollmentTokenTtlMs, Date.now())) return;
     enrolling.add(key);
-    ensureEnrollmentToken(client, device, hubTokenKey(ca), options.enrollmentTokenTtlMs, Date.now(), fieldManager)
+    const ttl = options.enrollmentTokenTtlMs;
+    ensureEnrollmentToken(client, device, hubTokenKey(ca), ttl, Date.now(), fieldManager, events)
       .catch((err: unknown) => log.warn("cannot write the enrolment token", { device: key, error: describeError(err) }))
       .finally(() => enrolling.delete(key));
   };

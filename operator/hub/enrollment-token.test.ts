@@ -34,6 +34,20 @@ describe("enrolment tokens", () => {
     }
   });
 
+  it("binds a re-enrolment token to the key it replaces, apart from first-enrolment tokens", () => {
+    const first = makeEnrollmentToken(key, "uid-1", now + 60_000);
+    const again = makeEnrollmentToken(key, "uid-1", now + 60_000, "a".repeat(64));
+    assert.equal(checkEnrollmentToken(key, "uid-1", again, now, "a".repeat(64)).ok, true);
+    for (const [t, replaces] of [
+      [first, "a".repeat(64)], // a first token, still valid, cannot re-enrol
+      [again, undefined], // nor the other way round
+      [again, "b".repeat(64)], // once key a is replaced by b, the token is used up
+    ] as const) {
+      const r = checkEnrollmentToken(key, "uid-1", t, now, replaces);
+      assert.equal(!r.ok && r.code, "DS_ENROLLMENT_TOKEN_INVALID", `${t} for ${replaces}`);
+    }
+  });
+
   it("derives a stream's destination token the same way on every replica, distinct per stream", () => {
     const a = destinationToken(key, "stream-uid-a");
     assert.equal(a, destinationToken(tokenKey("-----BEGIN PRIVATE KEY-----\nfake\n", "hub tokens"), "stream-uid-a"));

@@ -2,7 +2,9 @@
 // (Device UID, expiry) under a key derived from the operator CA's private key. Every replica can
 // check it without reading Secrets (the operator may only create them), and a token made for one
 // Device (UID) is worthless for any other. Single use comes from the Device: once it has an
-// identity, enrolment is refused.
+// identity, enrolment is refused. A re-enrolment token (spec.identity.reenroll) is also bound to
+// the key it replaces, so it is worthless once that key is replaced, and a first-enrolment token
+// still within its lifetime cannot re-enrol anything.
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 const prefix = "dse1";
@@ -11,28 +13,36 @@ export function tokenKey(caKeyPem: string, purpose: string): Buffer {
   return createHash("sha256").update(`devicestreams ${purpose}\0`).update(caKeyPem).digest();
 }
 
-function mac(key: Buffer, uid: string, expiresAtMs: number): string {
-  return createHmac("sha256", key).update(`enroll\0${uid}\0${expiresAtMs}`).digest("base64url");
+function mac(key: Buffer, uid: string, expiresAtMs: number, replaces: string | undefined): string {
+  const what = replaces === undefined ? `enroll\0${uid}` : `reenroll\0${uid}\0${replaces}`;
+  return createHmac("sha256", key).update(`${what}\0${expiresAtMs}`).digest("base64url");
 }
 
-export function makeEnrollmentToken(key: Buffer, uid: string, expiresAtMs: number): string {
-  return `${prefix}.${expiresAtMs}.${mac(key, uid, expiresAtMs)}`;
+/** `replaces`: the SHA-256 of the enrolled key a re-enrolment token may replace. */
+export function makeEnrollmentToken(key: Buffer, uid: string, expiresAtMs: number, replaces?: string): string {
+  return `${prefix}.${expiresAtMs}.${mac(key, uid, expiresAtMs, replaces)}`;
 }
 
 export type TokenCheck = { ok: true; expiresAtMs: number } | { ok: false; code: string; message: string };
 
-export function checkEnrollmentToken(key: Buffer, uid: string, token: string, now = Date.now()): TokenCheck {
+export function checkEnrollmentToken(
+  key: Buffer,
+  uid: string,
+  token: string,
+  now = Date.now(),
+  replaces?: string,
+): TokenCheck {
   const parts = token.trim().split(".");
   const invalid = {
     ok: false as const,
     code: "DS_ENROLLMENT_TOKEN_INVALID",
     message:
-      "the enrolment token is not this Device's (wrong device, or the Device was deleted and created again); " +
-      "read the token from the Device's <device>-enrollment Secret",
+      "the enrolment token is not this Device's (wrong device, the Device was deleted and created again, or the " +
+      "token is from an earlier enrolment); read the token from the Device's <device>-enrollment Secret",
   };
   if (parts.length !== 3 || parts[0] !== prefix || !/^\d+$/.test(parts[1]!)) return invalid;
   const expiresAtMs = Number(parts[1]);
-  const want = Buffer.from(mac(key, uid, expiresAtMs));
+  const want = Buffer.from(mac(key, uid, expiresAtMs, replaces));
   const got = Buffer.from(parts[2]!);
   if (want.length !== got.length || !timingSafeEqual(want, got)) return invalid;
   if (now >= expiresAtMs) {

@@ -1,7 +1,8 @@
 // Enrolment: the leader keeps a fresh one-time token in `<device>-enrollment` for every Device
-// without an identity; any hub replica redeems it (Enroll), records the device's public key in
-// spec.identity (immutable once set, which is what makes the token single-use) and signs the
-// device's CSR with the operator CA.
+// without an identity, and for an enrolled one whose administrator set spec.identity.reenroll;
+// any hub replica redeems it (Enroll), records the device's public key in spec.identity (which
+// cannot be removed, and changes only through reenroll, which is what makes the token single-use)
+// and signs the device's CSR with the operator CA.
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { hubFieldManager, labels, managedByValue } from "../../api/constants.ts";
 import { type Device, deviceResource } from "../../api/v1alpha1.ts";
@@ -13,10 +14,15 @@ import type { EventRecorder } from "../events.ts";
 import { checkEnrollmentToken, makeEnrollmentToken } from "./enrollment-token.ts";
 import { deviceUri } from "./identity.ts";
 import { pemChain } from "./pem.ts";
+import {
+  enrollmentExpiresAnnotation,
+  enrollmentReplacesAnnotation,
+  enrollmentTokenWanted,
+  reenrollmentRequester,
+} from "./reenrollment.ts";
 
+export { enrollmentExpiresAnnotation } from "./reenrollment.ts";
 export const enrollmentSecretName = (device: string) => `${device}-enrollment`;
-/** When the current token in the Secret expires (so the leader knows when to make a new one). */
-export const enrollmentExpiresAnnotation = "devicestreams.io/enrollment-expires-at";
 
 /** A gRPC-ready failure: status code plus a DS_* code and a message that says what to do. */
 export class HubError extends Error {
@@ -56,7 +62,11 @@ export function enrollmentSecret(device: Device, token: string, expiresAtMs: num
   };
 }
 
-/** Leader: a Device without identity whose token is missing or expired gets a new one. */
+/**
+ * Leader: a Device without identity, or one whose re-enrolment was asked for, whose token is
+ * missing, expiring or made for another key gets a new one. A new re-enrolment request is recorded
+ * as an Event on the Device (`events`), naming who set spec.identity.reenroll where the API knows.
+ */
 export async function ensureEnrollmentToken(
   client: KubeClient,
   device: Device,
@@ -64,33 +74,36 @@ export async function ensureEnrollmentToken(
   ttlMs: number,
   now: number,
   manager: string,
+  events?: EventRecorder,
 ): Promise<number | undefined> {
-  if (device.spec?.identity?.publicKeySHA256 || device.metadata.deletionTimestamp) return undefined;
-  const current = Number(Date.parse(device.metadata.annotations?.[enrollmentExpiresAnnotation] ?? ""));
-  // Renew a little early so that a token read from the Secret is never about to expire.
-  if (Number.isFinite(current) && current - now > Math.min(ttlMs / 10, 60_000)) return current;
+  const want = enrollmentTokenWanted(device, ttlMs, now);
+  if (!want) return undefined;
   const expiresAtMs = now + ttlMs;
   const ns = device.metadata.namespace!;
-  const secret = enrollmentSecret(device, makeEnrollmentToken(key, device.metadata.uid!, expiresAtMs), expiresAtMs);
+  const devicePath = objectPath({ ...deviceResource }, ns, device.metadata.name!);
+  const token = makeEnrollmentToken(key, device.metadata.uid!, expiresAtMs, want.replaces);
+  const secret = enrollmentSecret(device, token, expiresAtMs);
   await client.apply(objectPath(core.secrets, ns, secret.metadata.name!), secret, manager);
-  await client.jsonPatch(
-    objectPath({ ...deviceResource }, ns, device.metadata.name!),
-    [
-      { op: "test", path: "/metadata/uid", value: device.metadata.uid },
-      device.metadata.annotations
-        ? {
-            op: "add",
-            path: `/metadata/annotations/${enrollmentExpiresAnnotation.replace("/", "~1")}`,
-            value: new Date(expiresAtMs).toISOString(),
-          }
-        : {
-            op: "add",
-            path: "/metadata/annotations",
-            value: { [enrollmentExpiresAnnotation]: new Date(expiresAtMs).toISOString() },
-          },
-    ],
-    manager,
-  );
+  const annotation = (name: string) => `/metadata/annotations/${name.replace("/", "~1")}`;
+  const expiresAt = new Date(expiresAtMs).toISOString();
+  const ops: unknown[] = [{ op: "test", path: "/metadata/uid", value: device.metadata.uid }];
+  if (!device.metadata.annotations) ops.push({ op: "add", path: "/metadata/annotations", value: {} });
+  ops.push({ op: "add", path: annotation(enrollmentExpiresAnnotation), value: expiresAt });
+  if (want.replaces) ops.push({ op: "add", path: annotation(enrollmentReplacesAnnotation), value: want.replaces });
+  await client.jsonPatch(devicePath, ops, manager);
+  if (want.newRequest && events) {
+    // The cache drops managedFields; this rare case reads them to say who asked.
+    const fresh = await client.get<Device>(devicePath).catch(() => device);
+    events.record(
+      device,
+      "Warning",
+      "ReenrollmentRequested",
+      "Reenroll",
+      `re-enrolment requested (${reenrollmentRequester(fresh)}): a one-time token for the next agent to enrol as ` +
+        `this Device is in Secret ${secret.metadata.name} until ${expiresAt}; the current key (SHA-256 ` +
+        `${want.replaces}) keeps working until then. Set spec.identity.reenroll to false to withdraw the request`,
+    );
+  }
   return expiresAtMs;
 }
 
@@ -131,15 +144,17 @@ export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPe
   if (device.spec?.disabled) {
     throw new HubError(grpcStatus.PERMISSION_DENIED, "DS_DEVICE_DISABLED", `${where} is disabled (spec.disabled)`);
   }
-  if (device.spec?.identity?.publicKeySHA256) {
+  // Enrolled: only a re-enrolment an administrator asked for, with a token bound to the current key.
+  const replaces = device.spec?.identity?.publicKeySHA256;
+  if (replaces && device.spec?.identity?.reenroll !== true) {
     throw new HubError(
       grpcStatus.FAILED_PRECONDITION,
       "DS_ALREADY_ENROLLED",
-      `${where} is already enrolled, so its enrolment token is used up; an agent that lost its key must be ` +
-        "enrolled again: delete and re-create the Device, then use the new token",
+      `${where} is already enrolled, so its enrolment token is used up; to enrol an agent with a new key, an ` +
+        "administrator sets spec.identity.reenroll to true and gives it the new token from the <device>-enrollment Secret",
     );
   }
-  const check = checkEnrollmentToken(d.tokenKey, device.metadata.uid!, req.token);
+  const check = checkEnrollmentToken(d.tokenKey, device.metadata.uid!, req.token, Date.now(), replaces);
   if (!check.ok) throw new HubError(grpcStatus.UNAUTHENTICATED, check.code, check.message);
   let keyHash: string;
   try {
@@ -164,6 +179,7 @@ export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPe
       objectPath({ ...deviceResource }, req.namespace, req.name),
       [
         { op: "test", path: "/metadata/resourceVersion", value: device.metadata.resourceVersion },
+        // Replaces the whole identity: a re-enrolment also clears reenroll.
         { op: "add", path: "/spec/identity", value: { publicKeySHA256: keyHash } },
       ],
       hubFieldManager,
@@ -173,12 +189,23 @@ export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPe
       throw new HubError(
         grpcStatus.FAILED_PRECONDITION,
         "DS_ALREADY_ENROLLED",
-        `${where} changed or was enrolled meanwhile; if this agent did not enrol it, delete and re-create the Device`,
+        `${where} changed or was enrolled meanwhile; if this agent did not enrol it, set spec.identity.reenroll to true and enrol again with the new token`,
       );
     }
     throw new HubError(grpcStatus.UNAVAILABLE, "DS_HUB_UNAVAILABLE", "the hub cannot update the Device now; retry");
   }
-  d.events.record(device, "Normal", "Enrolled", "Enroll", `device enrolled; public key SHA-256 ${keyHash}`);
-  d.log.info("device enrolled", { device: `${req.namespace}/${req.name}` });
+  if (replaces) {
+    d.events.record(
+      device,
+      "Warning",
+      "Reenrolled",
+      "Enroll",
+      `device enrolled again as requested with spec.identity.reenroll: public key SHA-256 ${replaces} replaced by ` +
+        `${keyHash}; the old key's certificates are no longer accepted`,
+    );
+  } else {
+    d.events.record(device, "Normal", "Enrolled", "Enroll", `device enrolled; public key SHA-256 ${keyHash}`);
+  }
+  d.log.info(replaces ? "device enrolled again" : "device enrolled", { device: `${req.namespace}/${req.name}` });
   return { chainPem: pemChain(certPem, d.ca.certPem), caPem: d.ca.certPem };
 }

@@ -169,7 +169,7 @@ export class AgentSession {
       this.fail(
         grpcStatus.PERMISSION_DENIED,
         "DS_RENEWAL_REFUSED",
-        "renewal must use the key the device enrolled with; re-create the Device to enrol a new key",
+        "renewal must use the key the device enrolled with; to enrol a new key, an administrator sets spec.identity.reenroll to true",
       );
       return;
     }
