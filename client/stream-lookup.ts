@@ -105,7 +105,7 @@ async function relayAddress(kube: KubeClient, ds: DeviceStream, explicit?: strin
     const why = explainKubeError(err, `get Pod "${podName}"`);
     throw new DeviceStreamsError(
       "DS_RELAY_UNREACHABLE",
-      `cannot reach the relay: ${host} does not resolve here and its Pod's IP is unknown (${(why as Error).message}); expose the relay (spec.relay.exposure: LoadBalancer), or pass --relay-address host:port`,
+      `cannot reach the relay: ${host} does not resolve here and its Pod's IP is unknown (${(why as Error).message}); expose the relay (spec.relay.exposure: LoadBalancer, if the operator's --relay-exposures allows it), or pass --relay-address host:port`,
     );
   }
   if (!pod.status?.podIP) {

@@ -130,7 +130,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     expectedPods: new Map(),
     endings: new Map(),
     relayFailures: new RelayFailures(),
-    onRelayWriteError: (kind, reason) => metrics.relayObjectErrors.inc({ kind, reason }),
+    onRelayWriteError: (kind, reason) => metrics.relayWriteErrors.inc({ kind, reason }),
     enqueue: (key, afterMs) => controller.enqueue(key, afterMs),
     now: Date.now,
     log,

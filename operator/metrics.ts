@@ -54,8 +54,8 @@ export function operatorMetrics(registry: Registry, streamPhases: () => Map<stri
       labelNames: ["resource"] as const,
       registers,
     }),
-    relayObjectErrors: new Counter({
-      name: "devicestreams_operator_relay_object_errors_total",
+    relayWriteErrors: new Counter({
+      name: "devicestreams_operator_relay_write_errors_total",
       help: "Writes of a relay Secret, Service or Pod the API server refused, by kind and reason (RelayInvalid, RelayForbidden, RelayAPIError).",
       labelNames: ["kind", "reason"] as const,
       registers,

@@ -24,6 +24,7 @@ const nonDefaultCloud = {
     maxStreams: 50,
     extraArgs: ["--resync-period=5m"],
     leaderElection: { leaseDuration: "20s" },
+    relay: { allowedExposures: ["ClusterIP", "LoadBalancer"], maxCpu: "2", maxMemory: "1Gi" },
   },
   hub: {
     service: { type: "LoadBalancer", loadBalancerSourceRanges: ["203.0.113.0/24"], externalTrafficPolicy: "Local" },
@@ -88,6 +89,8 @@ describe("charts: helm lint and helm template", function () {
       refused(cloudChart, { hub: { service: { type: "Public" } } }, /hub\.service\.type|value must be one of/));
     it("cloud: zero replicas", () => refused(cloudChart, { operator: { replicas: 0 } }, /replicas/));
     it("cloud: a misspelt key", () => refused(cloudChart, { serviceMonitr: { enabled: true } }, /serviceMonitr/));
+    it("cloud: an exposure streams cannot have", () =>
+      refused(cloudChart, { operator: { relay: { allowedExposures: ["Ingress"] } } }, /allowedExposures/));
     it("cloud: a duration that is not one", () =>
       refused(cloudChart, { operator: { leaderElection: { leaseDuration: "15 seconds" } } }, /leaseDuration/));
     it("agent: an unknown mode", () => refused(agentChart, { ...agentBase, mode: "pod" }, /mode/));
@@ -122,6 +125,10 @@ describe("charts: helm lint and helm template", function () {
         "--namespace=devicestreams-system",
         "--metrics-listen=0.0.0.0:9090",
         "--relay-image=ghcr.io/devicestreams/devicestreams:0.1.0",
+        // What a stream may ask for: no public exposure, modest relays, unless the values say otherwise.
+        "--relay-exposures=ClusterIP",
+        "--relay-max-cpu=1",
+        "--relay-max-memory=512Mi",
         "--hub-listen=0.0.0.0:8444",
         // The certificate names the hub Service however an agent in the cluster writes it.
         "--hub-dns-names=devicestreams-hub,devicestreams-hub.devicestreams-system,devicestreams-hub.devicestreams-system.svc," +
@@ -171,7 +178,14 @@ describe("charts: helm lint and helm template", function () {
       const deploy = r.one("Deployment");
       assert.equal(deploy.spec.replicas, 3);
       const args: string[] = container(deploy, "operator").args;
-      for (const a of ["--max-streams=50", "--resync-period=5m", "--lease-duration=20s"]) {
+      for (const a of [
+        "--max-streams=50",
+        "--resync-period=5m",
+        "--lease-duration=20s",
+        "--relay-exposures=ClusterIP,LoadBalancer",
+        "--relay-max-cpu=2",
+        "--relay-max-memory=1Gi",
+      ]) {
         assert.ok(args.includes(a), `args lack ${a}`);
       }
       const dnsNames = args
