@@ -87,6 +87,31 @@ describe("relay pairing", () => {
     assert.deepEqual(source.errors, []);
   });
 
+  it("calls waiting for the device hold places toward the limit: the next is refused at once", async () => {
+    const { connect, attach, dials, count } = setup({ maxConnections: 2 });
+    const waiting = [connect(), connect()];
+    const over = Array.from({ length: 5 }, connect);
+    for (const s of over) {
+      assert.equal(failureCode(s), status.RESOURCE_EXHAUSTED);
+      assert.match(failure(s)!, /^DS_CONNECTION_LIMIT: stream ns\/s already carries 2 connections, its limit/);
+    }
+    assert.equal(await count("limit"), 5);
+    const agent = await attach();
+    assert.deepEqual(dials(agent), [1, 2], "one dial per waiting call, no more");
+    for (const s of waiting) assert.deepEqual(s.errors, []);
+    assert.ok(failure(connect())?.startsWith("DS_CONNECTION_LIMIT"), "dialling calls hold their places too");
+  });
+
+  it("a waiting call that is cancelled gives its place back", async () => {
+    const { connect, count } = setup({ maxConnections: 1 });
+    const first = connect();
+    assert.ok(failure(connect())?.startsWith("DS_CONNECTION_LIMIT"));
+    first.emit("cancelled");
+    assert.equal(await count("cancelled"), 1);
+    const next = connect();
+    assert.deepEqual(next.errors, [], "the freed place is taken");
+  });
+
   it("a waiting call gives up after the attach wait with DS_DEVICE_NOT_ATTACHED", async () => {
     const { connect, count } = setup({ attachWaitMs: 20 });
     const source = connect();

@@ -1,7 +1,8 @@
 // Pairs each service-side call with a device-side call. The attached agent is asked to dial
 // once per connection (over its Attach call); its Accept call for that connection id is spliced
 // to the waiting Connect call. This file owns the stream's limits: connection count, dial and
-// attach waits, idle connections and the stream's lifetime.
+// attach waits, idle connections and the stream's lifetime. Every call holds a place toward the
+// connection limit from its arrival: waiting for an agent, waiting for the dial, or spliced.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
 import type { Logger } from "../runtime/log.ts";
 import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
@@ -146,7 +147,7 @@ export class Pairing {
       this.refuse(source, this.phase.name === "ended" ? "expired" : "draining", this.phase.refusal);
       return;
     }
-    if (this.active.size + this.pending.size >= this.limits.maxConnections) {
+    if (this.waiting.size + this.pending.size + this.active.size >= this.limits.maxConnections) {
       this.refuse(source, "limit", {
         grpcCode: status.RESOURCE_EXHAUSTED,
         code: "DS_CONNECTION_LIMIT",
@@ -163,6 +164,7 @@ export class Pairing {
       return;
     }
     // The agent may be reconnecting: give it a moment instead of failing at once.
+    this.log.debug("connection waits for the device to attach", { waitMs: this.limits.attachWaitMs });
     const timer = setTimeout(() => done(false), this.limits.attachWaitMs);
     const done = (attachedNow: boolean) => {
       clearTimeout(timer);
