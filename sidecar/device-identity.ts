@@ -5,8 +5,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { join } from "node:path";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { certificateValidity, createCertificateRequest, createCertificateRequestForKey } from "../runtime/pki.ts";
+import { callError, hubFromFlags } from "../transport/call-error.ts";
 import type { HubClient } from "../transport/hub-client.ts";
-import { callError } from "../transport/tcp-bridge.ts";
 
 export interface StoredIdentity {
   keyPem: string;
@@ -45,7 +45,7 @@ export function storeCertificate(dir: string, certPem: string): void {
 
 /** Enrols once: the key is made (or reused, if an earlier try stored it) here and stays here. */
 export async function enrollDevice(
-  hub: HubClient,
+  hub: Pick<HubClient, "enroll">,
   dir: string,
   device: DeviceName,
   tokenFile: string | undefined,
@@ -79,7 +79,7 @@ export async function enrollDevice(
   try {
     res = await hub.enroll({ token, namespace: device.namespace, name: device.name, csrPem });
   } catch (err) {
-    throw callError(err as { code: number; details: string });
+    throw callError(err as { code: number; details: string }, hubFromFlags);
   }
   const certPem = res.certificateChainPem ?? "";
   if (!certPem) throw new DeviceStreamsError("DS_PROTOCOL", "the hub answered enrolment without a certificate");

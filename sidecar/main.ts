@@ -9,6 +9,7 @@ import { type OptionValues, parseOptions, printable, requireOption } from "../ru
 import { readToken } from "../runtime/secret-input.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
+import { relayFromFlags } from "../transport/call-error.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import { AllowList } from "./allow-list.ts";
 import { parseDeviceName } from "./device-identity.ts";
@@ -68,6 +69,7 @@ function staticMode(o: AgentOptions, allowList: AllowList, metrics: AgentMetrics
   });
   const session = new RelaySession({
     relay,
+    dialled: relayFromFlags,
     token,
     allowList,
     dialTimeoutMs: parseDuration(o["dial-timeout"]!),

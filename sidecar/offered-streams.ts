@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
+import { relayFromOffer } from "../transport/call-error.ts";
 import type { Offer } from "../transport/hub-service.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import type { AllowList } from "./allow-list.ts";
@@ -94,6 +95,7 @@ export class OfferedStreams {
     let attached = false;
     const session = new RelaySession({
       relay: relay.client,
+      dialled: relayFromOffer,
       token: offer.destinationToken ?? "",
       allowList: this.o.allowList,
       dialTimeoutMs: this.o.dialTimeoutMs,
