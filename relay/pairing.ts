@@ -3,6 +3,8 @@
 // to the waiting Connect call. This file owns the stream's limits: connection count, dial and
 // attach waits, idle connections and the stream's lifetime.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { type ErrorCode, type PeerCode, peerCode } from "../runtime/error-codes.ts";
+import { errorDetail } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
 import { TokenBucket } from "./bandwidth.ts";
@@ -34,12 +36,12 @@ interface Pending {
 
 interface Failure {
   grpcCode: status;
-  code: string;
+  code: PeerCode;
   message: string;
 }
 
 function fail(call: FrameCall | AttachCall, f: Failure): void {
-  call.emit("error", { code: f.grpcCode, details: `${f.code}: ${f.message}` });
+  call.emit("error", { code: f.grpcCode, details: errorDetail(f.code, f.message) });
 }
 
 export class Pairing {
@@ -102,10 +104,11 @@ export class Pairing {
         this.log.info("device attached", { agentVersion: msg.hello.agentVersion ?? "", peer: call.getPeer() });
         for (const wake of this.agentWaiters) wake();
       } else if (msg.refusal) {
+        const why = errorDetail(peerCode(msg.refusal.code, "DS_DEVICE_REFUSED"), msg.refusal.message ?? "");
         this.refusal = {
           grpcCode: status.FAILED_PRECONDITION,
           code: "DS_DEVICE_REFUSED",
-          message: `the device refused service "${this.config.service}": ${msg.refusal.code}: ${msg.refusal.message}`,
+          message: `the device refused service "${this.config.service}": ${why}`,
         };
         this.log.warn("device refused the stream", { reason: msg.refusal.code, detail: msg.refusal.message });
         for (const wake of this.agentWaiters) wake();
@@ -214,7 +217,7 @@ export class Pairing {
   private dialFailed(id: number, code: string, message: string): void {
     this.failPending(id, "dial_failed", {
       grpcCode: status.UNAVAILABLE,
-      code: code || "DS_DIAL_FAILED",
+      code: peerCode(code, "DS_DIAL_FAILED"),
       message: message || "the device could not reach its target",
     });
   }
@@ -277,12 +280,12 @@ export class Pairing {
   }
 
   /** Refuses new connections while open ones finish. */
-  refuseNew(code: string, message: string): void {
+  refuseNew(code: ErrorCode, message: string): void {
     this.draining = { grpcCode: status.UNAVAILABLE, code, message };
   }
 
   /** The stream is over (lifetime, expiry, shutdown): reset everything and refuse what comes. */
-  end(reason: CloseReason, code: string, message: string): void {
+  end(reason: CloseReason, code: ErrorCode, message: string): void {
     this.ended = { grpcCode: status.FAILED_PRECONDITION, code, message };
     for (const splice of [...this.active.values()]) splice.reset(reason, code, message);
     for (const [id] of this.pending) this.failPending(id, "expired", this.ended);

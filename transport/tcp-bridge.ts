@@ -5,7 +5,8 @@
 import type { Duplex } from "node:stream";
 import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
 import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
-import { DeviceStreamsError } from "../runtime/errors.ts";
+import { type ErrorCode, peerCode } from "../runtime/error-codes.ts";
+import { DeviceStreamsError, parseErrorDetail } from "../runtime/errors.ts";
 
 export type FrameCall = ClientDuplexStream<Buffer, Buffer>;
 
@@ -45,8 +46,8 @@ function tlsReason(details: string): string {
 
 /** Turns a gRPC status from the relay into our error: the relay puts `DS_CODE: message` in details. */
 export function callError(err: { code: status; details: string }): DeviceStreamsError {
-  const m = /^(DS_[A-Z_]+): ([\s\S]*)$/.exec(err.details ?? "");
-  if (m) return new DeviceStreamsError(m[1]!, m[2]!, { retryable: err.code === status.UNAVAILABLE });
+  const coded = parseErrorDetail(err.details);
+  if (coded) return new DeviceStreamsError(coded.code, coded.message, { retryable: err.code === status.UNAVAILABLE });
   if (err.code === status.UNAVAILABLE && untrustedCertificate.test(err.details ?? "")) {
     return new DeviceStreamsError(
       "DS_TLS_UNTRUSTED",
@@ -68,7 +69,8 @@ export function callError(err: { code: status; details: string }): DeviceStreams
       { retryable: true },
     );
   }
-  const code = err.code === status.UNAVAILABLE ? "DS_RELAY_UNAVAILABLE" : `DS_GRPC_${status[err.code] ?? err.code}`;
+  const name = status[err.code] as keyof typeof status | undefined;
+  const code: ErrorCode = err.code === status.UNAVAILABLE ? "DS_RELAY_UNAVAILABLE" : `DS_GRPC_${name ?? err.code}`;
   const hint =
     err.code === status.UNAVAILABLE ? "; check the relay address, that the relay runs, and that --ca names its CA" : "";
   return new DeviceStreamsError(code, `${err.details || "the call to the relay failed"}${hint}`, {
@@ -76,7 +78,7 @@ export function callError(err: { code: status; details: string }): DeviceStreams
   });
 }
 
-function socketErrorCode(err: NodeJS.ErrnoException): string {
+function socketErrorCode(err: NodeJS.ErrnoException): ErrorCode {
   return err.code === "ECONNRESET" ? "DS_PEER_RESET" : "DS_SOCKET_ERROR";
 }
 
@@ -168,7 +170,7 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
       case "reset":
         resetSocket(
           new DeviceStreamsError(
-            f.reset.code || "DS_PEER_RESET",
+            peerCode(f.reset.code, "DS_PEER_RESET"),
             f.reset.message || `${options.peer} reset the connection`,
           ),
         );
