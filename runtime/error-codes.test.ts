@@ -10,10 +10,13 @@ import { DeviceStreamsError, describeError, errorDetail, parseErrorDetail } from
 const root = join(import.meta.dirname, "..");
 const registered = Object.keys(errorCodes);
 
-function files(extensions: string[]): Array<{ file: string; text: string }> {
-  return readdirSync(root, { recursive: true, encoding: "utf8" })
-    .filter((f) => !/(^|\/)(node_modules|\.git)(\/|$)/.test(f) && extensions.some((e) => f.endsWith(e)))
-    .map((file) => ({ file, text: readFileSync(join(root, file), "utf8") }));
+/** The repository's files with these endings, but node_modules and dot-folders. */
+function files(extensions: string[], dir = ""): Array<{ file: string; text: string }> {
+  return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => {
+    const file = join(dir, e.name);
+    if (e.isDirectory()) return e.name === "node_modules" || e.name.startsWith(".") ? [] : files(extensions, file);
+    return extensions.some((x) => e.name.endsWith(x)) ? [{ file, text: readFileSync(join(root, file), "utf8") }] : [];
+  });
 }
 
 /** DS_* words; one ending in `_` is a family (`DS_ENROLLMENT_TOKEN_*`, `DS_GRPC_<STATUS>`, a template). */
