@@ -4,6 +4,8 @@
 // attach waits, idle connections and the stream's lifetime. Every call holds a place toward the
 // connection limit from its arrival: waiting for an agent, waiting for the dial, or spliced.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { type ErrorCode, type PeerCode, peerCode } from "../runtime/error-codes.ts";
+import { errorDetail } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
 import { TokenBucket } from "./bandwidth.ts";
@@ -35,7 +37,7 @@ interface Pending {
 
 interface Failure {
   grpcCode: status;
-  code: string;
+  code: PeerCode;
   message: string;
 }
 
@@ -46,7 +48,7 @@ interface Failure {
 type Phase = { name: "open" } | { name: "draining"; refusal: Failure } | { name: "ended"; refusal: Failure };
 
 function fail(call: FrameCall | AttachCall, f: Failure): void {
-  call.emit("error", { code: f.grpcCode, details: `${f.code}: ${f.message}` });
+  call.emit("error", { code: f.grpcCode, details: errorDetail(f.code, f.message) });
 }
 
 export class Pairing {
@@ -110,10 +112,11 @@ export class Pairing {
         this.log.info("device attached", { agentVersion: msg.hello.agentVersion ?? "", peer: call.getPeer() });
         for (const wake of this.waiting) wake();
       } else if (msg.refusal) {
+        const why = errorDetail(peerCode(msg.refusal.code, "DS_DEVICE_REFUSED"), msg.refusal.message ?? "");
         this.refusal = {
           grpcCode: status.FAILED_PRECONDITION,
           code: "DS_DEVICE_REFUSED",
-          message: `the device refused service "${this.config.service}": ${msg.refusal.code}: ${msg.refusal.message}`,
+          message: `the device refused service "${this.config.service}": ${why}`,
         };
         this.log.warn("device refused the stream", { reason: msg.refusal.code, detail: msg.refusal.message });
         for (const wake of this.waiting) wake();
@@ -219,7 +222,7 @@ export class Pairing {
   private dialFailed(id: number, code: string, message: string): void {
     this.failPending(id, "dial_failed", {
       grpcCode: status.UNAVAILABLE,
-      code: code || "DS_DIAL_FAILED",
+      code: peerCode(code, "DS_DIAL_FAILED"),
       message: message || "the device could not reach its target",
     });
   }
@@ -282,13 +285,13 @@ export class Pairing {
   }
 
   /** Refuses new connections while open ones finish. */
-  refuseNew(code: string, message: string): void {
+  refuseNew(code: ErrorCode, message: string): void {
     if (this.phase.name === "ended") return;
     this.phase = { name: "draining", refusal: { grpcCode: status.UNAVAILABLE, code, message } };
   }
 
   /** The stream is over (lifetime, expiry, shutdown): reset everything and refuse what comes. */
-  end(reason: CloseReason, code: string, message: string): void {
+  end(reason: CloseReason, code: ErrorCode, message: string): void {
     if (this.phase.name === "ended") return;
     const refusal = { grpcCode: status.FAILED_PRECONDITION, code, message };
     this.phase = { name: "ended", refusal };

@@ -3,6 +3,8 @@
 // is paused, so gRPC's flow control pushes back to the sender instead of memory growing here.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
 import { bodyLength, encodeReset, frameKind } from "../proto/frames.ts";
+import type { PeerCode } from "../runtime/error-codes.ts";
+import { errorDetail } from "../runtime/errors.ts";
 
 type Call = ServerDuplexStream<Buffer, Buffer>;
 export type Direction = "to_device" | "from_device";
@@ -124,13 +126,13 @@ export class Splice {
    * `offender` (a side that broke the protocol) also ends with an error status rather than OK,
    * so even a client that ignores our Reset frames learns why it was cut off.
    */
-  reset(reason: CloseReason, code: string, message: string, except?: Call, offender?: Call): void {
+  reset(reason: CloseReason, code: PeerCode, message: string, except?: Call, offender?: Call): void {
     if (this.state === "closed") return;
     for (const call of [this.source, this.destination]) {
       if (call === except || call.destroyed || call.writableEnded) continue;
       call.write(encodeReset(code, message));
     }
-    this.finish(reason, `${code}: ${message}`, offender);
+    this.finish(reason, errorDetail(code, message), offender);
   }
 
   private finish(reason: CloseReason, detail: string, offender?: Call): void {

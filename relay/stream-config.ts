@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import type { Metadata } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
+import type { ErrorCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { type Role, tokenMatches, tokenRole } from "../transport/credentials.ts";
 
@@ -48,7 +49,7 @@ export function loadStreamConfig(path: string): StreamConfig {
   return parseStreamConfig(text, path);
 }
 
-export type AuthResult = { ok: true } | { ok: false; code: string; message: string };
+export type AuthResult = { ok: true } | { ok: false; code: ErrorCode; message: string };
 
 /** Checks the bearer token in a call's metadata against the credential of the expected role. */
 export function authenticate(config: StreamConfig, role: Role, metadata: Metadata, now = Date.now()): AuthResult {

@@ -3,7 +3,8 @@
 // `--hub-ca`/`--hub-server-name` for the agent's hub, or nothing at all for a relay the hub
 // offered (the offer carries both), so each caller says which it dialled.
 import { status } from "@grpc/grpc-js";
-import { DeviceStreamsError } from "../runtime/errors.ts";
+import type { ErrorCode } from "../runtime/error-codes.ts";
+import { DeviceStreamsError, parseErrorDetail } from "../runtime/errors.ts";
 
 export interface DialledServer {
   server: "relay" | "hub";
@@ -54,8 +55,8 @@ function tlsReason(details: string): string {
 /** The error for a call's failure status; the far end puts `DS_CODE: message` in details. */
 export function callError(err: { code: status; details: string }, dialled: DialledServer): DeviceStreamsError {
   const details = err.details ?? "";
-  const m = /^(DS_[A-Z_]+): ([\s\S]*)$/.exec(details);
-  if (m) return new DeviceStreamsError(m[1]!, m[2]!, { retryable: err.code === status.UNAVAILABLE });
+  const coded = parseErrorDetail(details);
+  if (coded) return new DeviceStreamsError(coded.code, coded.message, { retryable: err.code === status.UNAVAILABLE });
   const { server, flags } = dialled;
   const known = servers[server];
   if (err.code === status.UNAVAILABLE && untrustedCertificate.test(details)) {
@@ -86,10 +87,8 @@ export function callError(err: { code: status; details: string }, dialled: Diall
     );
   }
   if (err.code !== status.UNAVAILABLE) {
-    return new DeviceStreamsError(
-      `DS_GRPC_${status[err.code] ?? err.code}`,
-      details || `the call to the ${server} failed`,
-    );
+    const code: ErrorCode = `DS_GRPC_${(status[err.code] as keyof typeof status | undefined) ?? err.code}`;
+    return new DeviceStreamsError(code, details || `the call to the ${server} failed`);
   }
   const advice = flags
     ? `check the ${server} address, that the ${server} runs, and that ${flags.ca} names its CA`

@@ -5,6 +5,7 @@
 import type { Duplex } from "node:stream";
 import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
 import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
+import { type ErrorCode, peerCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { callError, type DialledServer } from "./call-error.ts";
 
@@ -45,7 +46,7 @@ export interface BridgeOptions {
  */
 type HalfClose = "open" | "finSent" | "finReceived" | "finished";
 
-function socketErrorCode(err: NodeJS.ErrnoException): string {
+function socketErrorCode(err: NodeJS.ErrnoException): ErrorCode {
   return err.code === "ECONNRESET" ? "DS_PEER_RESET" : "DS_SOCKET_ERROR";
 }
 
@@ -130,7 +131,10 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
         return;
       case "reset":
         resetSocket(
-          new DeviceStreamsError(f.reset.code || "DS_PEER_RESET", f.reset.message || `${far} reset the connection`),
+          new DeviceStreamsError(
+            peerCode(f.reset.code, "DS_PEER_RESET"),
+            f.reset.message || `${far} reset the connection`,
+          ),
         );
         call.cancel();
         return;

@@ -4,6 +4,7 @@
 // Device (UID) is worthless for any other. Single use comes from the Device: once it has an
 // identity, enrolment is refused.
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { ErrorCode } from "../../runtime/error-codes.ts";
 
 const prefix = "dse1";
 
@@ -19,11 +20,11 @@ export function makeEnrollmentToken(key: Buffer, uid: string, expiresAtMs: numbe
   return `${prefix}.${expiresAtMs}.${mac(key, uid, expiresAtMs)}`;
 }
 
-export type TokenCheck = { ok: true; expiresAtMs: number } | { ok: false; code: string; message: string };
+export type TokenCheck = { ok: true; expiresAtMs: number } | { ok: false; code: ErrorCode; message: string };
 
 export function checkEnrollmentToken(key: Buffer, uid: string, token: string, now = Date.now()): TokenCheck {
   const parts = token.trim().split(".");
-  const invalid = {
+  const invalid: TokenCheck = {
     ok: false as const,
     code: "DS_ENROLLMENT_TOKEN_INVALID",
     message:

@@ -7,6 +7,8 @@ import { hubFieldManager, labels, managedByValue } from "../../api/constants.ts"
 import { type Device, deviceResource } from "../../api/v1alpha1.ts";
 import { core, isNotFound, KubeApiError, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Secret } from "../../kube/types.ts";
+import type { ErrorCode } from "../../runtime/error-codes.ts";
+import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
 import type { EventRecorder } from "../events.ts";
@@ -21,14 +23,14 @@ export const enrollmentExpiresAnnotation = "devicestreams.io/enrollment-expires-
 /** A gRPC-ready failure: status code plus a DS_* code and a message that says what to do. */
 export class HubError extends Error {
   readonly grpcCode: grpcStatus;
-  readonly code: string;
-  constructor(grpcCode: grpcStatus, code: string, message: string) {
+  readonly code: ErrorCode;
+  constructor(grpcCode: grpcStatus, code: ErrorCode, message: string) {
     super(message);
     this.grpcCode = grpcCode;
     this.code = code;
   }
   get details(): string {
-    return `${this.code}: ${this.message}`;
+    return errorDetail(this.code, this.message);
   }
 }
 

@@ -15,6 +15,8 @@ import { deviceResource } from "../../api/v1alpha1.ts";
 import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { Pod } from "../../kube/types.ts";
+import type { ErrorCode } from "../../runtime/error-codes.ts";
+import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
 import {
@@ -162,10 +164,10 @@ export class Hub {
   }
 
   private async session(call: ServerDuplexStream<AgentControl, HubControl>): Promise<void> {
-    const refuse = (result: string, code: grpcStatus, dsCode: string, message: string) => {
+    const refuse = (result: string, code: grpcStatus, dsCode: ErrorCode, message: string) => {
       this.metrics.sessionAttempts.inc({ result });
       this.d.log.warn("agent session refused", { reason: dsCode, detail: message });
-      call.emit("error", { code, details: `${dsCode}: ${message}` });
+      call.emit("error", { code, details: errorDetail(dsCode, message) });
     };
     const peer = call.getAuthContext().sslPeerCertificate;
     if (!peer?.raw) {
