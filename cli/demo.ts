@@ -8,19 +8,23 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { relayArgs } from "../relay/contract.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { freePort } from "../runtime/free-port.ts";
-import { parseOptions } from "../runtime/options.ts";
+import { type OptionSpecs, parseOptions } from "../runtime/options.ts";
 import { nodeFlags } from "./node-flags.ts";
 import { writeStaticStream } from "./static-stream.ts";
 
 const cli = fileURLToPath(new URL("./devicestreams.ts", import.meta.url));
 
-const demoOptionSpecs = {
-  local: { description: "local port the tunnel listens on", default: "18080" },
-  target: { description: "tunnel to this host:port instead of the demo web server (e.g. 127.0.0.1:22)" },
-  "exit-after-check": { description: "stop after the check instead of staying up", boolean: true },
-};
+export const demoOptionSpecs = {
+  local: { kind: "integer", min: 0, max: 65535, description: "local port the tunnel listens on", default: "18080" },
+  target: {
+    kind: "address",
+    description: "tunnel to this `host:port` instead of the demo web server (e.g. `127.0.0.1:22`)",
+  },
+  "exit-after-check": { kind: "boolean", description: "stop after the check instead of staying up" },
+} satisfies OptionSpecs;
 
 function start(name: string, args: string[], children: ChildProcess[]): ChildProcess {
   const child = spawn(process.execPath, [...nodeFlags, cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -72,7 +76,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   const s = await writeStaticStream(dir, { stream: "demo/stream", service });
   const [relayPort, relayMetrics, agentMetrics] = [await freePort(), await freePort(), await freePort()];
   const relay = `127.0.0.1:${relayPort}`;
-  const local = Number(o.local);
+  const local = o.local;
 
   const cleanup = () => {
     for (const c of children) c.kill("SIGTERM");
@@ -85,16 +89,14 @@ export async function runDemo(argv: string[]): Promise<void> {
     process.exit(0);
   });
 
-  const relayArgs = [
-    "relay",
-    "--listen",
-    relay,
-    "--metrics-listen",
-    `127.0.0.1:${relayMetrics}`,
-    "--config",
-    s.relayConfig,
-  ];
-  start("relay", [...relayArgs, "--tls-cert", s.relayCert, "--tls-key", s.relayKey], children);
+  const relayCommand = relayArgs({
+    listen: relay,
+    "metrics-listen": `127.0.0.1:${relayMetrics}`,
+    config: s.relayConfig,
+    "tls-cert": s.relayCert,
+    "tls-key": s.relayKey,
+  });
+  start("relay", relayCommand, children);
   const common = ["--relay", relay, "--ca", s.caCert];
   start(
     "agent",
@@ -141,7 +143,7 @@ export async function runDemo(argv: string[]): Promise<void> {
       "",
     ].join("\n"),
   );
-  if (o["exit-after-check"] === "true") {
+  if (o["exit-after-check"]) {
     cleanup();
     return;
   }

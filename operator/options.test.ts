@@ -14,6 +14,23 @@ describe("operator options", () => {
     assert.ok(printable.identity, "the generated identity is printed");
   });
 
+  it("reads the flags as the chart writes them", () => {
+    const { options } = parseOperatorOptions([
+      "--namespace=ops",
+      "--leader-elect=false",
+      "--hub-listen=",
+      "--hub-dns-names=a.example,b.example",
+      "--hub-ip-addresses=127.0.0.1,10.0.0.1",
+    ])!;
+    assert.equal(options.leaderElect, false);
+    assert.equal(options.hubListen, "", "an empty --hub-listen disables the hub");
+    assert.deepEqual(options.hubDnsNames, ["a.example", "b.example"]);
+    assert.deepEqual(options.hubIpAddresses, ["127.0.0.1", "10.0.0.1"]);
+    const defaults = parseOperatorOptions(["--namespace=ops"])!.options;
+    assert.equal(defaults.hubListen, "0.0.0.0:8444");
+    assert.deepEqual(defaults.hubDnsNames, ["devicestreams-hub", "devicestreams-hub.ops.svc", "localhost"]);
+  });
+
   it("reads DEVICESTREAMS_OPERATOR_* variables, flags win", () => {
     process.env.DEVICESTREAMS_OPERATOR_MAX_STREAMS = "7";
     try {

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { chartFiles } from "./chart-files.ts";
 import { crdTypes } from "./crd-types.ts";
 import { errorDocs } from "./error-docs.ts";
+import { optionTableFiles } from "./option-tables.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const check = process.argv.includes("--check");
@@ -55,6 +56,7 @@ const generators: Array<() => Output[] | Promise<Output[]>> = [
   () => crdTypes(root),
   () => chartFiles(root),
   errorDocs,
+  () => optionTableFiles(root),
 ];
 
 let drift = 0;
