@@ -11,7 +11,9 @@ import { fileURLToPath } from "node:url";
 import { relayArgs } from "../relay/contract.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { freePort } from "../runtime/free-port.ts";
+import { createLogger } from "../runtime/log.ts";
 import { type OptionSpecs, parseOptions } from "../runtime/options.ts";
+import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { nodeFlags } from "./node-flags.ts";
 import { writeStaticStream } from "./static-stream.ts";
 
@@ -78,16 +80,19 @@ export async function runDemo(argv: string[]): Promise<void> {
   const relay = `127.0.0.1:${relayPort}`;
   const local = o.local;
 
+  let cleaned = false;
   const cleanup = () => {
+    if (cleaned) return;
+    cleaned = true;
     for (const c of children) c.kill("SIGTERM");
     web.close();
     rmSync(dir, { recursive: true, force: true });
   };
-  process.once("SIGINT", () => {
+  const stop = async () => {
     process.stderr.write("\nstopping the demo\n");
     cleanup();
-    process.exit(0);
-  });
+  };
+  onShutdownSignals(createLogger("demo"), stop, async () => cleanup());
 
   const relayCommand = relayArgs({
     listen: relay,

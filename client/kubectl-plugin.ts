@@ -12,6 +12,7 @@ import { splitHostPort } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
 import { optionHelp } from "../runtime/option-text.ts";
 import { type OptionSpecs, type OptionValues, readCommandLine } from "../runtime/options.ts";
+import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { explainKubeError } from "./kube-errors.ts";
 import { forwardLocalPort } from "./local-port.ts";
 import { openStream } from "./open-stream.ts";
@@ -175,17 +176,18 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         const name = need(arg, "STREAM");
         const { host, port } = splitHostPort(need(v.local, "-L [host:]PORT"));
         const access = await usable(kube, ns, name, v);
-        const forward = await forwardLocalPort(access.relay, access.token, host, port, createLogger("connect"));
+        const log = createLogger("connect");
+        const forward = await forwardLocalPort(access.relay, access.token, host, port, log);
         process.stdout.write(
           `listening on ${host}:${forward.port} → DeviceStream ${ns}/${name} (relay ${access.address} via ${access.via}); Ctrl-C to stop\n`,
         );
-        await new Promise<void>((resolve) => {
-          process.once("SIGINT", resolve);
-          process.once("SIGTERM", resolve);
-        });
-        await forward.close();
-        access.relay.close();
-        return 0;
+        // Until Ctrl-C: the handler closes the port and the relay, then exits 0.
+        const close = async () => {
+          await forward.close();
+          access.relay.close();
+        };
+        onShutdownSignals(log, close, async () => {});
+        return await new Promise<number>(() => {});
       }
       case "ssh-proxy": {
         const name = need(arg, "STREAM");

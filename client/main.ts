@@ -6,6 +6,7 @@ import { splitHostPort } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
 import { type OptionSpecs, parseOptions } from "../runtime/options.ts";
 import { readToken } from "../runtime/secret-input.ts";
+import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import { forwardLocalPort, type LocalPortForward } from "./local-port.ts";
@@ -71,7 +72,6 @@ export async function runConnect(argv: string[]): Promise<LocalPortForward | und
     await forward.close();
     relay.close();
   };
-  process.once("SIGINT", () => void stop().then(() => process.exit(0)));
-  process.once("SIGTERM", () => void stop().then(() => process.exit(0)));
+  onShutdownSignals(log, stop, async () => {});
   return { ...forward, close: stop };
 }

@@ -1,24 +1,19 @@
 // Enrolment: the leader keeps a fresh one-time token in `<device>-enrollment` for every Device
-// without an identity; any hub replica redeems it (Enroll), records the device's public key in
-// spec.identity (immutable once set, which is what makes the token single-use) and signs the
-// device's CSR with the operator CA.
+// without an identity (operator/reconcile/enrollment-secret.ts); any hub replica redeems it
+// (Enroll), records the device's public key in spec.identity (immutable once set, which is what
+// makes the token single-use) and signs the device's CSR with the operator CA.
 import { status as grpcStatus } from "@grpc/grpc-js";
-import { hubFieldManager, labels, managedByValue } from "../../api/constants.ts";
+import { hubFieldManager } from "../../api/constants.ts";
 import { type Device, deviceResource } from "../../api/v1alpha1.ts";
-import { core, isNotFound, KubeApiError, type KubeClient, objectPath } from "../../kube/client.ts";
-import type { Secret } from "../../kube/types.ts";
+import { isNotFound, KubeApiError, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { ErrorCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
 import type { EventRecorder } from "../events.ts";
-import { checkEnrollmentToken, makeEnrollmentToken } from "./enrollment-token.ts";
+import { checkEnrollmentToken } from "./enrollment-token.ts";
 import { deviceUri } from "./identity.ts";
 import { pemChain } from "./pem.ts";
-
-export const enrollmentSecretName = (device: string) => `${device}-enrollment`;
-/** When the current token in the Secret expires (so the leader knows when to make a new one). */
-export const enrollmentExpiresAnnotation = "devicestreams.io/enrollment-expires-at";
 
 /** A gRPC-ready failure: status code plus a DS_* code and a message that says what to do. */
 export class HubError extends Error {
@@ -32,68 +27,6 @@ export class HubError extends Error {
   get details(): string {
     return errorDetail(this.code, this.message);
   }
-}
-
-export function enrollmentSecret(device: Device, token: string, expiresAtMs: number): Secret {
-  return {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: {
-      name: enrollmentSecretName(device.metadata.name!),
-      namespace: device.metadata.namespace!,
-      labels: {
-        [labels.partOf]: "devicestreams",
-        [labels.managedBy]: managedByValue,
-        [labels.component]: "enrollment",
-      },
-      ownerReferences: [
-        { apiVersion: device.apiVersion, kind: device.kind, name: device.metadata.name!, uid: device.metadata.uid! },
-      ],
-    },
-    type: "Opaque",
-    data: {
-      token: Buffer.from(token).toString("base64"),
-      expiresAt: Buffer.from(new Date(expiresAtMs).toISOString()).toString("base64"),
-    },
-  };
-}
-
-/** Leader: a Device without identity whose token is missing or expired gets a new one. */
-export async function ensureEnrollmentToken(
-  client: KubeClient,
-  device: Device,
-  key: Buffer,
-  ttlMs: number,
-  now: number,
-  manager: string,
-): Promise<number | undefined> {
-  if (device.spec?.identity?.publicKeySHA256 || device.metadata.deletionTimestamp) return undefined;
-  const current = Number(Date.parse(device.metadata.annotations?.[enrollmentExpiresAnnotation] ?? ""));
-  // Renew a little early so that a token read from the Secret is never about to expire.
-  if (Number.isFinite(current) && current - now > Math.min(ttlMs / 10, 60_000)) return current;
-  const expiresAtMs = now + ttlMs;
-  const ns = device.metadata.namespace!;
-  const secret = enrollmentSecret(device, makeEnrollmentToken(key, device.metadata.uid!, expiresAtMs), expiresAtMs);
-  await client.apply(objectPath(core.secrets, ns, secret.metadata.name!), secret, manager);
-  await client.jsonPatch(
-    objectPath({ ...deviceResource }, ns, device.metadata.name!),
-    [
-      { op: "test", path: "/metadata/uid", value: device.metadata.uid },
-      device.metadata.annotations
-        ? {
-            op: "add",
-            path: `/metadata/annotations/${enrollmentExpiresAnnotation.replace("/", "~1")}`,
-            value: new Date(expiresAtMs).toISOString(),
-          }
-        : {
-            op: "add",
-            path: "/metadata/annotations",
-            value: { [enrollmentExpiresAnnotation]: new Date(expiresAtMs).toISOString() },
-          },
-    ],
-    manager,
-  );
-  return expiresAtMs;
 }
 
 export interface EnrollDeps {

@@ -245,6 +245,53 @@ describe("hub: enrolment, control sessions and offers", function () {
     }
   });
 
+  it("the leader marks a Device disconnected once no replica has heard from it for 90 s, not before", async () => {
+    // What a replica killed without a goodbye leaves behind: connected, held by a replica that is gone.
+    const ns = await env.namespace("stale");
+    const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+    const leftConnected = async (name: string, lastSeenMs: number) => {
+      const d = await createDevice(env, ns, name);
+      const status = {
+        connected: true,
+        lastSeen: rfc3339(lastSeenMs),
+        conditions: [
+          {
+            type: "Connected",
+            status: "True",
+            reason: "SessionOpen",
+            message: "the agent holds a control session with hub replica vanished-1",
+            lastTransitionTime: rfc3339(lastSeenMs),
+          },
+        ],
+      };
+      const body = { apiVersion: d.apiVersion, kind: d.kind, metadata: { name, namespace: ns }, status };
+      await env.admin.apply(`${objectPath(devices, ns, name)}/status`, body, "devicestreams-hub");
+    };
+    const lost = (name: string) =>
+      waitFor(
+        `Device ${ns}/${name} marked disconnected`,
+        async () => {
+          const d = await getDevice(env, ns, name);
+          return d.status?.connected === false ? d : undefined;
+        },
+        60_000,
+      );
+    const longAgo = Date.now() - 5 * 60_000;
+    await leftConnected("long-gone", longAgo);
+    // Seen 70 s ago: stale 20 s from now.
+    const recentlySeen = Date.now() - 70_000;
+    await leftConnected("recent", recentlySeen);
+
+    const gone = await lost("long-gone");
+    const message = gone.status!.conditions!.find((c) => c.type === "Connected")!.message;
+    assert.match(message, /no hub replica has heard from the agent since .*its replica vanished-1 is gone/);
+    assert.equal((await getDevice(env, ns, "recent")).status?.connected, true, "not stale yet");
+    const recent = await lost("recent");
+    const markedAt = Date.parse(recent.status!.conditions!.find((c) => c.type === "Connected")!.lastTransitionTime);
+    // lastTransitionTime has whole seconds.
+    assert.ok(markedAt >= recentlySeen + 90_000 - 1000, `marked ${recentlySeen + 90_000 - markedAt} ms early`);
+  });
+
   it("two replicas: a device whose session the non-leader holds still gets its streams offered", async () => {
     const op2 = await startOperator(await env.operatorOptions(["--identity=replica-b"]), {
       kubeConfig: env.operatorKubeConfig,
