@@ -266,6 +266,11 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
   }
 
   // Every replica serves the hub, so every replica needs the CA (created by whoever comes first).
+  // The hub has its own client and sockets: agents' load must not starve reconciles.
+  const hubClient = new KubeClient(client.kubeConfig, { maxSockets: 16, userAgent: "devicestreams-hub" });
+  const hubEvents = new EventRecorder(hubClient, options.identity, log, (type, reason) =>
+    metrics.events.inc({ type, reason }),
+  );
   let hub: Hub | undefined;
   const startHub = async () => {
     const backoff = new Backoff({ initialMs: 500, maxMs: 15_000 });
@@ -278,8 +283,19 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
             dnsNames: options.hubDnsNames,
             ipAddresses: options.hubIpAddresses,
             certValidityMs: options.deviceCertValidityMs,
+            enrollRateLimit: options.hubEnrollRateLimit,
           },
-          { client, devices, streams, pods, events, ca, replica: options.identity, registry, log },
+          {
+            client: hubClient,
+            devices,
+            streams,
+            pods,
+            events: hubEvents,
+            ca,
+            replica: options.identity,
+            registry,
+            log,
+          },
         );
         await h.start();
         hub = h;
@@ -329,6 +345,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
         await Promise.all(informers.map((i) => i.stop()));
         await endpoints.close();
         client.close();
+        hubClient.close();
         log.info("stopped");
       })()),
   };

@@ -54,6 +54,11 @@ export const operatorOptionSpecs = {
   "hub-ip-addresses": { description: "comma list of IPs in the hub's serving certificate", default: "127.0.0.1" },
   "device-cert-validity": { description: "lifetime of device certificates (agents renew at 2/3)", default: "720h" },
   "enrollment-token-ttl": { description: "lifetime of a Device's one-time enrolment token", default: "24h" },
+  "hub-enroll-per-minute": {
+    description: "enrolment attempts per source address (IPv6: per /64) and minute after the burst",
+    default: "5",
+  },
+  "hub-enroll-burst": { description: "enrolment attempts a source address may make at once", default: "5" },
   "usage-poll-interval": { description: "how often the leader reads each ready relay's /usage", default: "5s" },
 };
 
@@ -83,6 +88,8 @@ export interface OperatorOptions {
   hubIpAddresses: string[];
   deviceCertValidityMs: number;
   enrollmentTokenTtlMs: number;
+  /** Enroll attempts per source address; successful ones are given back. */
+  hubEnrollRateLimit: { perMinute: number; burst: number };
   usagePollIntervalMs: number;
 }
 
@@ -164,6 +171,10 @@ export function parseOperatorOptions(
     hubIpAddresses: list(o["hub-ip-addresses"]),
     deviceCertValidityMs: duration("device-cert-validity", o["device-cert-validity"]),
     enrollmentTokenTtlMs: duration("enrollment-token-ttl", o["enrollment-token-ttl"]),
+    hubEnrollRateLimit: {
+      perMinute: atLeastOne("hub-enroll-per-minute", o["hub-enroll-per-minute"]),
+      burst: atLeastOne("hub-enroll-burst", o["hub-enroll-burst"]),
+    },
     usagePollIntervalMs: duration("usage-poll-interval", o["usage-poll-interval"]),
   };
   options.hubDnsNames = o["hub-dns-names"]
