@@ -211,7 +211,7 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
       case "list": {
         let list: KubeList<DeviceStream>;
         try {
-          list = await kube.get<KubeList<DeviceStream>>(collectionPath({ ...deviceStreamResource }, ns));
+          list = await kube.list<KubeList<DeviceStream>>(collectionPath({ ...deviceStreamResource }, ns));
         } catch (err) {
           throw explainKubeError(err, `list DeviceStreams in namespace "${ns}"`);
         }

@@ -138,6 +138,11 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     },
     stop: () => endpoints?.close(),
   });
+  // The hub has its own client and sockets: agents' load must not starve reconciles.
+  const hubClient = new KubeClient(client.kubeConfig, { maxSockets: 16, userAgent: "devicestreams-hub" });
+  const hubEvents = new EventRecorder(hubClient, options.identity, log, (type, reason) =>
+    metrics.events.inc({ type, reason }),
+  );
   const hub = options.hubListen
     ? new HubComponent(
         {
@@ -145,8 +150,9 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
           dnsNames: options.hubDnsNames,
           ipAddresses: options.hubIpAddresses,
           certValidityMs: options.deviceCertValidityMs,
+          enrollRateLimit: options.hubEnrollRateLimit,
         },
-        { client, devices, streams, pods, events, replica: options.identity, registry, log },
+        { client: hubClient, devices, streams, pods, events: hubEvents, replica: options.identity, registry, log },
         ca,
       )
     : undefined;
@@ -168,6 +174,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     await manager.start();
   } catch (err) {
     client.close();
+    hubClient.close();
     throw err;
   }
 
@@ -181,6 +188,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       (stopped ??= (async () => {
         await manager.stop();
         client.close();
+        hubClient.close();
         log.info("stopped");
       })()),
   };

@@ -126,6 +126,18 @@ export const operatorOptionSpecs = {
     description: "lifetime of a Device's one-time enrolment token",
     default: "24h",
   },
+  "hub-enroll-per-minute": {
+    kind: "integer",
+    min: 1,
+    description: "enrolment attempts per source address (IPv6: per /64) and minute after the burst",
+    default: "5",
+  },
+  "hub-enroll-burst": {
+    kind: "integer",
+    min: 1,
+    description: "enrolment attempts a source address may make at once",
+    default: "5",
+  },
   "usage-poll-interval": {
     kind: "duration",
     description: "how often the leader reads each ready relay's `/usage`",
@@ -161,6 +173,8 @@ export interface OperatorOptions {
   hubIpAddresses: string[];
   deviceCertValidityMs: number;
   enrollmentTokenTtlMs: number;
+  /** Enroll attempts per source address; successful ones are given back. */
+  hubEnrollRateLimit: { perMinute: number; burst: number };
   usagePollIntervalMs: number;
 }
 
@@ -213,6 +227,7 @@ export function parseOperatorOptions(
     hubIpAddresses: o["hub-ip-addresses"],
     deviceCertValidityMs: o["device-cert-validity"],
     enrollmentTokenTtlMs: o["enrollment-token-ttl"],
+    hubEnrollRateLimit: { perMinute: o["hub-enroll-per-minute"], burst: o["hub-enroll-burst"] },
     usagePollIntervalMs: o["usage-poll-interval"],
   };
   // client-go's rule: the leader must give up before anyone else may take over.

@@ -169,6 +169,24 @@ export const errorCodes = {
       "a side broke the wire protocol: a malformed frame, an Accept without a connection id, an agent that sent no hello, an enrolment answer without a certificate",
     action: "a bug or a foreign client; see [the wire protocol](wire-protocol.md)",
   },
+  DS_ENROLLMENT_REFUSED: {
+    area: "hub",
+    cause:
+      "the hub refused to enrol: no such Device, a wrong or expired token, a Device already enrolled or disabled (one answer for all, since anyone may call Enroll)",
+    action:
+      "an administrator reads the Device's `EnrollmentRefused` Events (or the operator's log) for the precise reason; see [hub.md](hub.md#errors)",
+  },
+  DS_ENROLLMENT_RATE_LIMITED: {
+    area: "hub",
+    cause:
+      "too many enrolment attempts from this address (the operator's `--hub-enroll-per-minute`, `--hub-enroll-burst`)",
+    action: "nothing: the agent retries with backoff; many devices behind one NAT may need a higher limit",
+  },
+  DS_INVALID_NAME: {
+    area: "hub",
+    cause: "a namespace or name sent to the hub is not a valid Kubernetes name (DNS-1123)",
+    action: "fix `--device NAMESPACE/NAME`",
+  },
   DS_ENROLLMENT_TOKEN_INVALID: {
     area: "hub",
     cause: "the token is not this Device's (another device's, or a re-created one's)",
@@ -183,16 +201,6 @@ export const errorCodes = {
     area: "hub",
     cause: "no stored certificate and no (readable) `--enrollment-token-file`",
     action: "give the token for the first start",
-  },
-  DS_ALREADY_ENROLLED: {
-    area: "hub",
-    cause: "the Device has an identity (the token is used up)",
-    action: "an agent that lost its key: delete and re-create the Device",
-  },
-  DS_DEVICE_NOT_FOUND: {
-    area: "hub",
-    cause: "no Device of the name `--device` gives",
-    action: "create it, or fix `--device NAMESPACE/NAME`",
   },
   DS_DEVICE_DISABLED: {
     area: "hub",

@@ -3,6 +3,7 @@
 // use what is stored. Files are written 0600, atomically (temp file + rename).
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseObjectKey, quoteName } from "../kube/names.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { certificateValidity, createCertificateRequest, createCertificateRequestForKey } from "../runtime/pki.ts";
 import { callError, hubFromFlags } from "../transport/call-error.ts";
@@ -19,9 +20,14 @@ export interface DeviceName {
 }
 
 export function parseDeviceName(value: string): DeviceName {
-  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(value);
-  if (!m) throw new DeviceStreamsError("DS_USAGE", `--device "${value}" must be NAMESPACE/NAME, e.g. factory-7/pump-3`);
-  return { namespace: m[1]!, name: m[3]! };
+  const id = parseObjectKey(value);
+  if (!id) {
+    throw new DeviceStreamsError(
+      "DS_USAGE",
+      `--device ${quoteName(value)} must be NAMESPACE/NAME, e.g. factory-7/pump-3 (a Kubernetes namespace and Device name)`,
+    );
+  }
+  return id;
 }
 
 const files = (dir: string) => ({ key: join(dir, "device.key"), cert: join(dir, "device.crt") });

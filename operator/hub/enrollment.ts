@@ -6,6 +6,8 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { hubFieldManager } from "../../api/constants.ts";
 import { type Device, deviceResource } from "../../api/v1alpha1.ts";
 import { isNotFound, KubeApiError, type KubeClient, objectPath } from "../../kube/client.ts";
+import type { Informer } from "../../kube/informer.ts";
+import { checkNamespace, checkObjectName } from "../../kube/names.ts";
 import type { ErrorCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
@@ -19,8 +21,9 @@ import { pemChain } from "./pem.ts";
 export class HubError extends Error {
   readonly grpcCode: grpcStatus;
   readonly code: ErrorCode;
-  constructor(grpcCode: grpcStatus, code: ErrorCode, message: string) {
-    super(message);
+  /** `cause` is for the operator's log, never for the caller. */
+  constructor(grpcCode: grpcStatus, code: ErrorCode, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
     this.grpcCode = grpcCode;
     this.code = code;
   }
@@ -31,6 +34,8 @@ export class HubError extends Error {
 
 export interface EnrollDeps {
   client: KubeClient;
+  /** The Device cache: an anonymous caller costs no API request before it has shown a valid token. */
+  devices: Pick<Informer<Device>, "get" | "synced">;
   ca: KeyPairPem;
   tokenKey: Buffer;
   certValidityMs: number;
@@ -45,37 +50,65 @@ export interface EnrollInput {
   csrPem: string;
 }
 
-export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPem: string; caPem: string }> {
-  const where = `Device "${req.name}" in namespace "${req.namespace}"`;
-  if (!req.namespace || !req.name) {
-    throw new HubError(grpcStatus.INVALID_ARGUMENT, "DS_USAGE", "name the device as --device NAMESPACE/NAME");
+/** Why an enrolment was refused; only the operator's side (Event, log, metric) learns which. */
+export type RefusalReason = "not_found" | "disabled" | "already_enrolled" | "token_invalid" | "token_expired";
+
+export class EnrollmentRefusal extends Error {
+  readonly reason: RefusalReason;
+  /** The Device the refusal is about, when it exists. */
+  readonly device: Device | undefined;
+  constructor(reason: RefusalReason, device: Device | undefined, message: string) {
+    super(message);
+    this.reason = reason;
+    this.device = device;
   }
-  let device: Device;
-  try {
-    device = await d.client.get<Device>(objectPath({ ...deviceResource }, req.namespace, req.name));
-  } catch (err) {
-    if (isNotFound(err)) {
-      throw new HubError(
-        grpcStatus.NOT_FOUND,
-        "DS_DEVICE_NOT_FOUND",
-        `${where} does not exist; create it (kubectl apply) or fix --device`,
-      );
-    }
-    throw new HubError(grpcStatus.UNAVAILABLE, "DS_HUB_UNAVAILABLE", "the hub cannot read Devices now; retry later");
+}
+
+function checkState(device: Device, where: string): void {
+  if (device.metadata.deletionTimestamp) {
+    throw new EnrollmentRefusal("not_found", device, `${where} is being deleted`);
   }
   if (device.spec?.disabled) {
-    throw new HubError(grpcStatus.PERMISSION_DENIED, "DS_DEVICE_DISABLED", `${where} is disabled (spec.disabled)`);
+    throw new EnrollmentRefusal("disabled", device, `${where} is disabled (spec.disabled)`);
   }
   if (device.spec?.identity?.publicKeySHA256) {
-    throw new HubError(
-      grpcStatus.FAILED_PRECONDITION,
-      "DS_ALREADY_ENROLLED",
+    throw new EnrollmentRefusal(
+      "already_enrolled",
+      device,
       `${where} is already enrolled, so its enrolment token is used up; an agent that lost its key must be ` +
         "enrolled again: delete and re-create the Device, then use the new token",
     );
   }
-  const check = checkEnrollmentToken(d.tokenKey, device.metadata.uid!, req.token);
-  if (!check.ok) throw new HubError(grpcStatus.UNAUTHENTICATED, check.code, check.message);
+}
+
+export async function enroll(
+  d: EnrollDeps,
+  req: EnrollInput,
+): Promise<{ chainPem: string; caPem: string; device: Device }> {
+  try {
+    checkNamespace(req.namespace, "device namespace");
+    checkObjectName(req.name, "device name");
+  } catch (err) {
+    throw new HubError(
+      grpcStatus.INVALID_ARGUMENT,
+      "DS_INVALID_NAME",
+      `${(err as Error).message}; name the device as --device NAMESPACE/NAME`,
+    );
+  }
+  if (!d.devices.synced) {
+    throw new HubError(grpcStatus.UNAVAILABLE, "DS_HUB_UNAVAILABLE", "the hub is still loading Devices; retry shortly");
+  }
+  const where = `Device "${req.name}" in namespace "${req.namespace}"`;
+  const cached = d.devices.get(req.namespace, req.name);
+  // The token is checked whether the Device exists or not, so that both refusals take as long.
+  const check = checkEnrollmentToken(d.tokenKey, cached?.metadata.uid ?? "", req.token);
+  if (!cached) throw new EnrollmentRefusal("not_found", undefined, `${where} does not exist`);
+  checkState(cached, where);
+  if (!check.ok) {
+    const reason = check.code === "DS_ENROLLMENT_TOKEN_EXPIRED" ? "token_expired" : "token_invalid";
+    throw new EnrollmentRefusal(reason, cached, `${check.code}: ${check.message}`);
+  }
+  // From here on the caller has shown this Device's valid token: precise answers tell it nothing new.
   let keyHash: string;
   try {
     keyHash = publicKeySha256(req.csrPem);
@@ -86,34 +119,65 @@ export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPe
   try {
     certPem = await signCertificateRequest(d.ca, req.csrPem, {
       commonName: `${req.namespace}/${req.name}`,
-      uris: [deviceUri({ namespace: req.namespace, name: req.name, uid: device.metadata.uid! })],
+      uris: [deviceUri({ namespace: req.namespace, name: req.name, uid: cached.metadata.uid! })],
       usage: "client",
       validityMs: d.certValidityMs,
     });
   } catch (err) {
     throw new HubError(grpcStatus.INVALID_ARGUMENT, "DS_BAD_CSR", (err as Error).message);
   }
-  // The resourceVersion guard makes two enrolments racing with one token end with one winner.
+  await recordIdentity(d, cached, keyHash, where);
+  d.events.record(cached, "Normal", "Enrolled", "Enroll", `device enrolled; public key SHA-256 ${keyHash}`);
+  d.log.info("device enrolled", { device: `${req.namespace}/${req.name}` });
+  return { chainPem: pemChain(certPem, d.ca.certPem), caPem: d.ca.certPem, device: cached };
+}
+
+/**
+ * Writes spec.identity. The patch holds only if the Device is still the one the token was made
+ * for (UID) and not disabled; the CRD keeps publicKeySHA256 immutable, so of two enrolments racing
+ * with one token and two keys only the first holds. The cache may be behind, so a failed patch is
+ * explained from a fresh read.
+ */
+async function recordIdentity(d: EnrollDeps, device: Device, keyHash: string, where: string): Promise<void> {
+  const path = objectPath({ ...deviceResource }, device.metadata.namespace!, device.metadata.name!);
   try {
     await d.client.jsonPatch(
-      objectPath({ ...deviceResource }, req.namespace, req.name),
+      path,
       [
-        { op: "test", path: "/metadata/resourceVersion", value: device.metadata.resourceVersion },
+        { op: "test", path: "/metadata/uid", value: device.metadata.uid },
+        { op: "test", path: "/spec/disabled", value: false },
         { op: "add", path: "/spec/identity", value: { publicKeySHA256: keyHash } },
       ],
       hubFieldManager,
     );
+    return;
   } catch (err) {
-    if (err instanceof KubeApiError && (err.status === 409 || err.status === 422)) {
-      throw new HubError(
-        grpcStatus.FAILED_PRECONDITION,
-        "DS_ALREADY_ENROLLED",
-        `${where} changed or was enrolled meanwhile; if this agent did not enrol it, delete and re-create the Device`,
-      );
-    }
-    throw new HubError(grpcStatus.UNAVAILABLE, "DS_HUB_UNAVAILABLE", "the hub cannot update the Device now; retry");
+    if (isNotFound(err)) throw new EnrollmentRefusal("not_found", undefined, `${where} was deleted meanwhile`);
+    if (!(err instanceof KubeApiError && (err.status === 409 || err.status === 422))) throw unavailable(err);
   }
-  d.events.record(device, "Normal", "Enrolled", "Enroll", `device enrolled; public key SHA-256 ${keyHash}`);
-  d.log.info("device enrolled", { device: `${req.namespace}/${req.name}` });
-  return { chainPem: pemChain(certPem, d.ca.certPem), caPem: d.ca.certPem };
+  let fresh: Device;
+  try {
+    fresh = await d.client.get<Device>(path);
+  } catch (err) {
+    if (isNotFound(err)) throw new EnrollmentRefusal("not_found", undefined, `${where} was deleted meanwhile`);
+    throw unavailable(err);
+  }
+  if (fresh.metadata.uid !== device.metadata.uid) {
+    throw new EnrollmentRefusal(
+      "token_invalid",
+      fresh,
+      `${where} was deleted and created again meanwhile; the token was the old Device's`,
+    );
+  }
+  checkState(fresh, where);
+  throw unavailable(new Error("the Device changed meanwhile"));
+}
+
+function unavailable(cause: unknown): HubError {
+  return new HubError(
+    grpcStatus.UNAVAILABLE,
+    "DS_HUB_UNAVAILABLE",
+    "the hub cannot update the Device now; retry",
+    cause,
+  );
 }

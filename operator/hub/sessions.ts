@@ -7,7 +7,8 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { expiresAt } from "../../api/devicestream.ts";
 import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import type { Informer } from "../../kube/informer.ts";
-import { type Pod, splitKey } from "../../kube/types.ts";
+import { parseObjectKey } from "../../kube/names.ts";
+import type { Pod } from "../../kube/types.ts";
 import { type ErrorCode, peerCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
@@ -126,10 +127,15 @@ export class AgentSession {
     }
   }
 
+  /** The stream an agent's message names, if it is this device's; the name is the peer's to choose. */
   private stream(key: string): DeviceStream | undefined {
-    const { namespace, name } = splitKey(key);
-    if (namespace !== this.id.namespace) return undefined; // a device only speaks for its own namespace
-    const ds = this.d.streams.get(namespace, name);
+    const id = parseObjectKey(key);
+    if (!id) {
+      this.d.log.warn("agent named an invalid stream; ignored", { device: this.key, stream: key.slice(0, 300) });
+      return undefined;
+    }
+    if (id.namespace !== this.id.namespace) return undefined; // a device only speaks for its own namespace
+    const ds = this.d.streams.get(id.namespace, id.name);
     return ds?.spec.device === this.id.name ? ds : undefined;
   }
 
