@@ -8,19 +8,25 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { relayArgs } from "../relay/contract.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { freePort } from "../runtime/free-port.ts";
-import { parseOptions } from "../runtime/options.ts";
+import { createLogger } from "../runtime/log.ts";
+import { type OptionSpecs, parseOptions } from "../runtime/options.ts";
+import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { nodeFlags } from "./node-flags.ts";
 import { writeStaticStream } from "./static-stream.ts";
 
 const cli = fileURLToPath(new URL("./devicestreams.ts", import.meta.url));
 
-const demoOptionSpecs = {
-  local: { description: "local port the tunnel listens on", default: "18080" },
-  target: { description: "tunnel to this host:port instead of the demo web server (e.g. 127.0.0.1:22)" },
-  "exit-after-check": { description: "stop after the check instead of staying up", boolean: true },
-};
+export const demoOptionSpecs = {
+  local: { kind: "integer", min: 0, max: 65535, description: "local port the tunnel listens on", default: "18080" },
+  target: {
+    kind: "address",
+    description: "tunnel to this `host:port` instead of the demo web server (e.g. `127.0.0.1:22`)",
+  },
+  "exit-after-check": { kind: "boolean", description: "stop after the check instead of staying up" },
+} satisfies OptionSpecs;
 
 function start(name: string, args: string[], children: ChildProcess[]): ChildProcess {
   const child = spawn(process.execPath, [...nodeFlags, cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -72,29 +78,30 @@ export async function runDemo(argv: string[]): Promise<void> {
   const s = await writeStaticStream(dir, { stream: "demo/stream", service });
   const [relayPort, relayMetrics, agentMetrics] = [await freePort(), await freePort(), await freePort()];
   const relay = `127.0.0.1:${relayPort}`;
-  const local = Number(o.local);
+  const local = o.local;
 
+  let cleaned = false;
   const cleanup = () => {
+    if (cleaned) return;
+    cleaned = true;
     for (const c of children) c.kill("SIGTERM");
     web.close();
     rmSync(dir, { recursive: true, force: true });
   };
-  process.once("SIGINT", () => {
+  const stop = async () => {
     process.stderr.write("\nstopping the demo\n");
     cleanup();
-    process.exit(0);
-  });
+  };
+  onShutdownSignals(createLogger("demo"), stop, async () => cleanup());
 
-  const relayArgs = [
-    "relay",
-    "--listen",
-    relay,
-    "--metrics-listen",
-    `127.0.0.1:${relayMetrics}`,
-    "--config",
-    s.relayConfig,
-  ];
-  start("relay", [...relayArgs, "--tls-cert", s.relayCert, "--tls-key", s.relayKey], children);
+  const relayCommand = relayArgs({
+    listen: relay,
+    "metrics-listen": `127.0.0.1:${relayMetrics}`,
+    config: s.relayConfig,
+    "tls-cert": s.relayCert,
+    "tls-key": s.relayKey,
+  });
+  start("relay", relayCommand, children);
   const common = ["--relay", relay, "--ca", s.caCert];
   start(
     "agent",
@@ -141,7 +148,7 @@ export async function runDemo(argv: string[]): Promise<void> {
       "",
     ].join("\n"),
   );
-  if (o["exit-after-check"] === "true") {
+  if (o["exit-after-check"]) {
     cleanup();
     return;
   }

@@ -3,7 +3,7 @@
 // and the data-plane tests use it; in a cluster the operator makes the same from a DeviceStream.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { StreamConfig } from "../relay/stream-config.ts";
+import { type StreamConfig, streamConfigFile } from "../relay/contract.ts";
 import { createCertificateAuthority, issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
 
@@ -63,7 +63,7 @@ export async function writeStaticStream(dir: string, o: StaticStreamOptions): Pr
     caCert: file("ca.crt", ca.certPem),
     relayCert: file("relay.crt", relay.certPem),
     relayKey: file("relay.key", relay.keyPem),
-    relayConfig: file("relay.json", `${JSON.stringify(config, null, 2)}\n`),
+    relayConfig: file("relay.json", streamConfigFile(config)),
     sourceTokenFile: file("source.token", sourceToken),
     destinationTokenFile: file("destination.token", destinationToken),
     sourceToken,

@@ -2,58 +2,74 @@
 // DeviceStreams with the user's own kubeconfig. The data path is the same as `devicestreams
 // connect` (local-port.ts, stdio.ts); only where the relay and its credentials come from differs:
 // the cluster, guarded by RBAC.
-import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
 import { collectionPath, KubeClient, objectPath } from "../kube/client.ts";
 import type { KubeList } from "../kube/types.ts";
-import { parseDuration } from "../runtime/duration.ts";
+import { formatDuration } from "../runtime/duration.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
+import { optionHelp } from "../runtime/option-text.ts";
+import { type OptionSpecs, type OptionValues, readCommandLine } from "../runtime/options.ts";
+import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { explainKubeError } from "./kube-errors.ts";
 import { forwardLocalPort } from "./local-port.ts";
 import { openStream } from "./open-stream.ts";
 import { tunnelStdio } from "./stdio.ts";
 import { getStream, readyCondition, streamAccess, waitForRelay } from "./stream-lookup.ts";
 
-const help = `kubectl devicestream: reach a device's TCP service through a DeviceStream
+export const pluginOptionSpecs = {
+  kubeconfig: { kind: "file", description: "as kubectl's: else `$KUBECONFIG`, else `~/.kube/config`, else in-cluster" },
+  context: { kind: "string", description: "as kubectl's: the kubeconfig context to use" },
+  namespace: {
+    kind: "string",
+    short: "n",
+    description: "as kubectl's: the streams' namespace; else the context's, else `default`",
+  },
+  service: { kind: "string", description: "open: the device's service to reach (its allow-list name, e.g. `ssh`)" },
+  name: { kind: "string", description: "open: the DeviceStream's name; else one made from device and service" },
+  timeout: { kind: "duration", description: "open: how long to wait here for the stream to connect", default: "2m" },
+  "connect-timeout": {
+    kind: "duration",
+    description: "open: the stream's own `spec.timeouts.connect`, how long it waits for its device (CRD default 5m)",
+  },
+  wait: {
+    kind: "duration",
+    description: "connect, ssh-proxy: how long to wait for a relay that is still starting",
+    default: "1m",
+  },
+  local: {
+    kind: "address",
+    defaultHost: "127.0.0.1",
+    short: "L",
+    description: "connect: listen here; every connection is tunnelled",
+  },
+  "relay-address": {
+    kind: "address",
+    description: "connect, ssh-proxy: dial the relay at an address of your own (a port-forward, a tunnel)",
+  },
+} satisfies OptionSpecs;
 
-Usage:
-  kubectl devicestream open DEVICE --service NAME [--name N] [--timeout 2m] [--connect-timeout 5m]
-  kubectl devicestream connect STREAM -L [host:]PORT
-  kubectl devicestream ssh-proxy STREAM      (ssh -o ProxyCommand='kubectl devicestream ssh-proxy %h' user@STREAM)
-  kubectl devicestream list
-  kubectl devicestream close STREAM
+const help = [
+  "kubectl devicestream: reach a device's TCP service through a DeviceStream",
+  "",
+  "Usage:",
+  "  kubectl devicestream open DEVICE --service NAME [--name N] [--timeout 2m] [--connect-timeout 5m]",
+  "  kubectl devicestream connect STREAM -L [host:]PORT",
+  "  kubectl devicestream ssh-proxy STREAM      (ssh -o ProxyCommand='kubectl devicestream ssh-proxy %h' user@STREAM)",
+  "  kubectl devicestream list",
+  "  kubectl devicestream close STREAM",
+  "",
+  "Options:",
+  ...optionHelp(pluginOptionSpecs),
+  "",
+].join("\n");
 
-Global options (as kubectl): --kubeconfig FILE, --context NAME, -n/--namespace NS
-open: --timeout is how long to wait here; --connect-timeout how long the stream waits for the device.
-connect and ssh-proxy: --relay-address host:port to dial the relay at an address of your own
-(a port-forward, a tunnel), --wait 1m for a relay that is still starting.
-`;
-
-const optionConfig = {
-  help: { type: "boolean", short: "h" },
-  kubeconfig: { type: "string" },
-  context: { type: "string" },
-  namespace: { type: "string", short: "n" },
-  service: { type: "string" },
-  name: { type: "string" },
-  timeout: { type: "string", default: "2m" },
-  "connect-timeout": { type: "string" },
-  wait: { type: "string", default: "1m" },
-  local: { type: "string", short: "L" },
-  "relay-address": { type: "string" },
-} as const;
-
-type Values = ReturnType<typeof parse>["values"];
+type Values = OptionValues<typeof pluginOptionSpecs>;
 
 function parse(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, options: optionConfig, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new DeviceStreamsError("DS_USAGE", `${(err as Error).message}; run \`kubectl devicestream --help\``);
-  }
+  return readCommandLine(pluginOptionSpecs, argv, { name: "kubectl devicestream", positionals: true });
 }
 
 /** As kubectl: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else in-cluster; --context; -n. */
@@ -110,15 +126,15 @@ export function table(rows: string[][]): string {
 const stderr = (line: string) => process.stderr.write(`${line}\n`);
 
 async function usable(kube: KubeClient, ns: string, name: string, v: Values) {
-  const ds = await waitForRelay(kube, ns, name, parseDuration(v.wait!), stderr);
+  const ds = await waitForRelay(kube, ns, name, v.wait, stderr);
   const access = await streamAccess(kube, ds, { relayAddress: v["relay-address"] });
   return access;
 }
 
 export async function runKubectlPlugin(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parse(argv);
+  const { help: helpAsked, values: v, positionals } = parse(argv);
   const [command, arg] = positionals;
-  if (v.help || !command || command === "help") {
+  if (helpAsked || !command || command === "help") {
     process.stdout.write(help);
     return 0;
   }
@@ -137,8 +153,8 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
             device,
             service,
             name: v.name,
-            timeoutMs: parseDuration(v.timeout!),
-            connectTimeout: v["connect-timeout"],
+            timeoutMs: v.timeout,
+            connectTimeout: v["connect-timeout"] === undefined ? undefined : formatDuration(v["connect-timeout"]),
           },
           (line) => process.stdout.write(`${line}\n`),
         );
@@ -158,20 +174,20 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
       }
       case "connect": {
         const name = need(arg, "STREAM");
-        const local = need(v.local, "-L [host:]PORT");
-        const { host, port } = /^\d+$/.test(local) ? { host: "127.0.0.1", port: Number(local) } : splitHostPort(local);
+        const { host, port } = splitHostPort(need(v.local, "-L [host:]PORT"));
         const access = await usable(kube, ns, name, v);
-        const forward = await forwardLocalPort(access.relay, access.token, host, port, createLogger("connect"));
+        const log = createLogger("connect");
+        const forward = await forwardLocalPort(access.relay, access.token, host, port, log);
         process.stdout.write(
           `listening on ${host}:${forward.port} → DeviceStream ${ns}/${name} (relay ${access.address} via ${access.via}); Ctrl-C to stop\n`,
         );
-        await new Promise<void>((resolve) => {
-          process.once("SIGINT", resolve);
-          process.once("SIGTERM", resolve);
-        });
-        await forward.close();
-        access.relay.close();
-        return 0;
+        // Until Ctrl-C: the handler closes the port and the relay, then exits 0.
+        const close = async () => {
+          await forward.close();
+          access.relay.close();
+        };
+        onShutdownSignals(log, close, async () => {});
+        return await new Promise<number>(() => {});
       }
       case "ssh-proxy": {
         const name = need(arg, "STREAM");
@@ -195,7 +211,7 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
       case "list": {
         let list: KubeList<DeviceStream>;
         try {
-          list = await kube.get<KubeList<DeviceStream>>(collectionPath({ ...deviceStreamResource }, ns));
+          list = await kube.list<KubeList<DeviceStream>>(collectionPath({ ...deviceStreamResource }, ns));
         } catch (err) {
           throw explainKubeError(err, `list DeviceStreams in namespace "${ns}"`);
         }

@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { describeError } from "../runtime/errors.ts";
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
+import { relayFromFlags } from "../transport/call-error.ts";
 import type { RelayClient } from "../transport/relay-client.ts";
 import { bridge } from "../transport/tcp-bridge.ts";
 
@@ -28,7 +29,8 @@ export async function forwardLocalPort(
     socket.once("close", () => sockets.delete(socket));
     bridge(socket, relay.connect(token), {
       maxFrameBytes,
-      peer: "the device",
+      side: "client",
+      relay: relayFromFlags,
       onEnd: (end) => {
         if (end.error) log.warn("connection ended with an error", { connection: n, reason: describeError(end.error) });
         else log.debug("connection closed", { connection: n, sent: end.bytesOut, received: end.bytesIn });

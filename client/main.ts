@@ -1,46 +1,61 @@
 // `devicestreams connect`: the service side. Forwards a local port, or stdin/stdout for ssh's
 // ProxyCommand, through the relay to the device.
 
-import { parseDuration } from "../runtime/duration.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
-import { parseOptions, requireOption } from "../runtime/options.ts";
+import { type OptionSpecs, parseOptions } from "../runtime/options.ts";
 import { readToken } from "../runtime/secret-input.ts";
+import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import { forwardLocalPort, type LocalPortForward } from "./local-port.ts";
 import { tunnelStdio } from "./stdio.ts";
 
 export const connectOptionSpecs = {
-  relay: { description: "relay address host:port" },
-  token: { description: "the stream's source token (prefer --token-file)", secret: true },
-  "token-file": { description: "file holding the stream's source token" },
-  ca: { description: "CA bundle (PEM) the relay's certificate must chain to (default: system roots)" },
-  "server-name": { description: "TLS name to expect from the relay, when not the address's host" },
-  local: { description: "listen on [host:]port and tunnel each connection (e.g. 2222)", short: "L" },
-  stdio: { description: "tunnel stdin/stdout, for ssh -o ProxyCommand", boolean: true },
-  "keepalive-time": { description: "ping a quiet relay after", default: "10s" },
-  "keepalive-timeout": { description: "declare the relay dead when a ping goes unanswered for", default: "5s" },
-};
+  relay: { kind: "address", description: "the stream's relay", required: true },
+  token: { kind: "string", description: "the stream's source token (prefer `--token-file`)", secret: true },
+  "token-file": { kind: "file", description: "file holding the stream's source token" },
+  ca: {
+    kind: "file",
+    description: "CA bundle (PEM) the relay's certificate must chain to (default: system roots)",
+  },
+  "server-name": { kind: "string", description: "TLS name to expect from the relay, when not the address's host" },
+  local: {
+    kind: "address",
+    defaultHost: "127.0.0.1",
+    short: "L",
+    description: "listen locally (e.g. `2222`); every connection is tunnelled",
+  },
+  stdio: {
+    kind: "boolean",
+    description:
+      "tunnel stdin/stdout: `ssh -o ProxyCommand='devicestreams connect --stdio --relay … --ca … --token-file …' user@device`",
+  },
+  "keepalive-time": { kind: "duration", description: "ping a quiet relay after", default: "10s" },
+  "keepalive-timeout": {
+    kind: "duration",
+    description: "declare the relay dead when a ping goes unanswered for",
+    default: "5s",
+  },
+} satisfies OptionSpecs;
 
 export async function runConnect(argv: string[]): Promise<LocalPortForward | undefined> {
   const summary = "Reaches a device's service through a stream's relay: a local port, or stdio for ssh.";
   const o = parseOptions("connect", summary, connectOptionSpecs, argv);
   if (!o) return undefined;
   const log = createLogger("connect");
-  const stdio = o.stdio === "true";
-  if (stdio === !!o.local) {
+  if (o.stdio === !!o.local) {
     throw new DeviceStreamsError("DS_USAGE", "choose one mode: --local [host:]port, or --stdio (for ProxyCommand)");
   }
   const relay = new RelayClient({
-    address: requireOption("connect", "relay", o.relay),
+    address: o.relay,
     tls: { caPem: o.ca ? readPem(o.ca, "CA bundle") : undefined },
-    keepalive: { timeMs: parseDuration(o["keepalive-time"]!), timeoutMs: parseDuration(o["keepalive-timeout"]!) },
+    keepalive: { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] },
     serverName: o["server-name"],
   });
   const token = readToken(o.token, o["token-file"], "stream's source token", "token");
-  if (stdio) {
+  if (o.stdio) {
     const err = await tunnelStdio(relay, token);
     relay.close();
     if (err) {
@@ -49,9 +64,7 @@ export async function runConnect(argv: string[]): Promise<LocalPortForward | und
     }
     return undefined;
   }
-  const { host, port } = /^\d+$/.test(o.local!)
-    ? { host: "127.0.0.1", port: Number(o.local) }
-    : splitHostPort(o.local!);
+  const { host, port } = splitHostPort(o.local!);
   const forward = await forwardLocalPort(relay, token, host, port, log);
   log.info("forwarding", { local: `${host}:${forward.port}`, relay: o.relay });
   process.stdout.write(`listening on ${host}:${forward.port}\n`);
@@ -59,7 +72,6 @@ export async function runConnect(argv: string[]): Promise<LocalPortForward | und
     await forward.close();
     relay.close();
   };
-  process.once("SIGINT", () => void stop().then(() => process.exit(0)));
-  process.once("SIGTERM", () => void stop().then(() => process.exit(0)));
+  onShutdownSignals(log, stop, async () => {});
   return { ...forward, close: stop };
 }

@@ -110,8 +110,10 @@ export class Informer<T extends KubeObject> {
     let continueToken: string | undefined;
     let rv = "";
     do {
-      const page = await this.opts.client.request<KubeList<T>>("GET", this.opts.path, {
-        query: { limit: this.opts.pageSize ?? 500, continue: continueToken, labelSelector: this.opts.labelSelector },
+      const page = await this.opts.client.list<KubeList<T>>(this.opts.path, {
+        limit: this.opts.pageSize ?? 500,
+        continue: continueToken,
+        labelSelector: this.opts.labelSelector,
       });
       for (const item of page.items) fresh.set(keyFor(item), strip(item));
       continueToken = page.metadata.continue || undefined;

@@ -4,6 +4,8 @@
 import { labels, managedByValue } from "../api/constants.ts";
 import { collectionPath, core, isAlreadyExists, isNotFound, type KubeClient, objectPath } from "../kube/client.ts";
 import type { Secret } from "../kube/types.ts";
+import { retry } from "../runtime/backoff.ts";
+import { describeError } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { createCertificateAuthority, type KeyPairPem } from "../runtime/pki.ts";
 
@@ -55,5 +57,34 @@ export async function loadOrCreateCA(
     if (!isAlreadyExists(err)) throw err;
     // Another replica won the race: use its CA.
     return fromSecret(await client.get<Secret>(path), where);
+  }
+}
+
+/**
+ * The CA as every replica needs it (the hub everywhere, the relays' Secrets on the leader): loaded
+ * once, retrying with backoff until the Secret can be read or created.
+ */
+export class OperatorCA {
+  private ca: KeyPairPem | undefined;
+  private readonly load: () => Promise<KeyPairPem>;
+  private readonly log: Logger;
+
+  constructor(client: KubeClient, namespace: string, secret: string, fieldManager: string, log: Logger) {
+    this.load = () => loadOrCreateCA(client, namespace, secret, fieldManager, log);
+    this.log = log;
+  }
+
+  /** The CA once loaded; undefined if `signal` aborted first. */
+  async loaded(signal: AbortSignal): Promise<KeyPairPem | undefined> {
+    this.ca ??= await retry(this.load, signal, (err, retryInMs) =>
+      this.log.warn("cannot load or create the relay CA; retrying", { error: describeError(err), retryInMs }),
+    );
+    return this.ca;
+  }
+
+  /** For code that runs only after `loaded` (reconciles, the hub). */
+  get(): KeyPairPem {
+    if (!this.ca) throw new Error("the relay CA is not loaded yet");
+    return this.ca;
   }
 }

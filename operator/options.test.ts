@@ -17,6 +17,23 @@ describe("operator options", () => {
     assert.ok(printable.identity, "the generated identity is printed");
   });
 
+  it("reads the flags as the chart writes them", () => {
+    const { options } = parseOperatorOptions([
+      "--namespace=ops",
+      "--leader-elect=false",
+      "--hub-listen=",
+      "--hub-dns-names=a.example,b.example",
+      "--hub-ip-addresses=127.0.0.1,10.0.0.1",
+    ])!;
+    assert.equal(options.leaderElect, false);
+    assert.equal(options.hubListen, "", "an empty --hub-listen disables the hub");
+    assert.deepEqual(options.hubDnsNames, ["a.example", "b.example"]);
+    assert.deepEqual(options.hubIpAddresses, ["127.0.0.1", "10.0.0.1"]);
+    const defaults = parseOperatorOptions(["--namespace=ops"])!.options;
+    assert.equal(defaults.hubListen, "0.0.0.0:8444");
+    assert.deepEqual(defaults.hubDnsNames, ["devicestreams-hub", "devicestreams-hub.ops.svc", "localhost"]);
+  });
+
   it("reads DEVICESTREAMS_OPERATOR_* variables, flags win", () => {
     process.env.DEVICESTREAMS_OPERATOR_MAX_STREAMS = "7";
     try {
@@ -42,8 +59,11 @@ describe("operator options", () => {
     refuses(["--leader-elect=yes"], /--leader-elect must be true or false/);
     refuses(["--relay-image-pull-policy=Sometimes"], /Always, IfNotPresent or Never/);
     refuses(["--resync-period=soon"], /--resync-period: "soon" is not a duration/);
-    refuses(["--relay-exposures=ClusterIP,Ingress"], /--relay-exposures must list one or more of ClusterIP, NodePort/);
-    refuses(["--relay-exposures="], /--relay-exposures must list one or more/);
+    refuses(
+      ["--relay-exposures=ClusterIP,Ingress"],
+      /--relay-exposures must be one or more of ClusterIP, NodePort or LoadBalancer .*, not "ClusterIP,Ingress"/,
+    );
+    refuses(["--relay-exposures="], /--relay-exposures must be one or more of ClusterIP, NodePort or LoadBalancer/);
     refuses(["--relay-max-memory=lots"], /--relay-max-memory must be a positive Kubernetes quantity/);
     refuses(["--relay-max-cpu=0"], /--relay-max-cpu must be a positive Kubernetes quantity/);
     refuses(["--relay-memory-limit=1Gi"], /--relay-memory-limit=1Gi must not be more than --relay-max-memory=512Mi/);

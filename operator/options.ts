@@ -1,82 +1,184 @@
-// Every option of `devicestreams operator`: flag, DEVICESTREAMS_OPERATOR_* variable, default and
-// validation in one place; main.ts prints the effective set at startup.
+// Every option of `devicestreams operator`: flag, kind and default (runtime/options.ts reads each
+// and its DEVICESTREAMS_OPERATOR_* variable), then the checks across options; main.ts prints the
+// effective set at startup.
 
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { compareQuantities, parseQuantity } from "../kube/quantity.ts";
-import { parseDuration } from "../runtime/duration.ts";
+import { formatDuration } from "../runtime/duration.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
-import { parseOptions, positiveInt, printable } from "../runtime/options.ts";
+import { type OptionSpecs, type OptionValues, parseOptions, printable } from "../runtime/options.ts";
 import { version } from "../runtime/version.ts";
 import { type Exposure, exposures } from "./relay-policy.ts";
 
 export const operatorOptionSpecs = {
   kubeconfig: {
-    description: "kubeconfig file; empty: in-cluster config, else $KUBECONFIG or ~/.kube/config",
-    default: "",
+    kind: "file",
+    description: "kubeconfig file; empty: `$KUBECONFIG`, `~/.kube/config`, then in-cluster config",
   },
   namespace: {
+    kind: "string",
     description: "the operator's own namespace (leader Lease, CA Secret); empty: the Pod's namespace",
-    default: "",
   },
-  "relay-image": { description: "image of relay Pods", default: `ghcr.io/devicestreams/devicestreams:${version}` },
-  "relay-image-pull-policy": { description: "Always, IfNotPresent or Never", default: "IfNotPresent" },
-  "relay-cpu-request": { description: "relay CPU request unless the stream sets one", default: "50m" },
-  "relay-memory-request": { description: "relay memory request unless the stream sets one", default: "64Mi" },
-  "relay-memory-limit": { description: "relay memory limit unless the stream sets one", default: "256Mi" },
+  "relay-image": {
+    kind: "string",
+    description: "image of relay Pods",
+    default: `ghcr.io/devicestreams/devicestreams:${version}`,
+  },
+  "relay-image-pull-policy": {
+    kind: "string",
+    choices: ["Always", "IfNotPresent", "Never"] as const,
+    description: "pull policy of relay Pods",
+    default: "IfNotPresent",
+  },
+  "relay-cpu-request": {
+    kind: "string",
+    placeholder: "QUANTITY",
+    description: "relay CPU request unless the stream sets one",
+    default: "50m",
+  },
+  "relay-memory-request": {
+    kind: "string",
+    placeholder: "QUANTITY",
+    description: "relay memory request unless the stream sets one",
+    default: "64Mi",
+  },
+  "relay-memory-limit": {
+    kind: "string",
+    placeholder: "QUANTITY",
+    description: "relay memory limit unless the stream sets one",
+    default: "256Mi",
+  },
   "relay-exposures": {
-    description:
-      "comma list of the spec.relay.exposure values streams may ask for (ClusterIP, NodePort, LoadBalancer); others fail with ExposureNotAllowed",
+    kind: "list",
+    choices: exposures,
+    description: "the `spec.relay.exposure` values streams may ask for; others fail with ExposureNotAllowed",
     default: "ClusterIP",
   },
   "relay-max-cpu": {
+    kind: "string",
+    placeholder: "QUANTITY",
     description: "most CPU a stream's relay may request or be limited to; more fails with ResourcesNotAllowed",
     default: "1",
   },
   "relay-max-memory": {
+    kind: "string",
+    placeholder: "QUANTITY",
     description: "most memory a stream's relay may request or be limited to; more fails with ResourcesNotAllowed",
     default: "512Mi",
   },
-  "cluster-domain": { description: "DNS domain of the cluster, for relay certificates", default: "cluster.local" },
+  "cluster-domain": {
+    kind: "string",
+    description: "DNS domain of the cluster, for relay certificates",
+    default: "cluster.local",
+  },
   "ca-secret": {
-    description: "Secret in --namespace holding the relay CA (created if absent)",
+    kind: "string",
+    description: "Secret in `--namespace` holding the relay CA (created if absent)",
     default: "devicestreams-ca",
   },
-  "metrics-listen": { description: "HTTP address for /metrics, /healthz, /readyz", default: "0.0.0.0:9090" },
-  "leader-elect": { description: "elect a leader so that several replicas are safe (true/false)", default: "true" },
-  "lease-name": { description: "name of the leader Lease in --namespace", default: "devicestreams-operator" },
-  "lease-duration": { description: "how long a leader's lease lasts without renewal", default: "15s" },
-  "renew-deadline": { description: "a leader that cannot renew for this long stops leading", default: "10s" },
-  "retry-period": { description: "how often candidates try and leaders renew", default: "2s" },
-  identity: { description: "this replica's name in the Lease; empty: host name plus a random suffix", default: "" },
+  "metrics-listen": {
+    kind: "address",
+    description: "`/metrics`, `/healthz`, `/readyz` (plain HTTP)",
+    default: "0.0.0.0:9090",
+  },
+  "leader-elect": {
+    kind: "boolean",
+    description: "elect a leader so that several replicas are safe",
+    default: "true",
+  },
+  "lease-name": {
+    kind: "string",
+    description: "name of the leader Lease in `--namespace`",
+    default: "devicestreams-operator",
+  },
+  "lease-duration": {
+    kind: "duration",
+    description: "how long a leader's lease lasts without renewal",
+    default: "15s",
+  },
+  "renew-deadline": {
+    kind: "duration",
+    description: "a leader that cannot renew for this long stops leading",
+    default: "10s",
+  },
+  "retry-period": { kind: "duration", description: "how often candidates try and leaders renew", default: "2s" },
+  identity: {
+    kind: "string",
+    description: "this replica's name in the Lease; empty: host name plus a random suffix",
+  },
   "max-streams": {
+    kind: "integer",
+    min: 1,
     description: "concurrent streams overall; more wait (reason ConcurrentStreamLimit)",
     default: "10000",
   },
-  "max-streams-per-namespace": { description: "concurrent streams per namespace", default: "1000" },
-  workers: { description: "reconciles that may run at once (one per stream at most)", default: "16" },
-  "resync-period": { description: "look at every stream again this often even without changes", default: "10m" },
+  "max-streams-per-namespace": {
+    kind: "integer",
+    min: 1,
+    description: "concurrent streams per namespace",
+    default: "1000",
+  },
+  workers: {
+    kind: "integer",
+    min: 1,
+    description: "reconciles that may run at once (one per stream at most)",
+    default: "16",
+  },
+  "resync-period": {
+    kind: "duration",
+    description: "look at every stream again this often even without changes",
+    default: "10m",
+  },
   "hub-listen": {
+    kind: "address",
+    emptyDisables: true,
     description: "gRPC+TLS address of the hub that agents dial (every replica serves it); empty disables the hub",
     default: "0.0.0.0:8444",
   },
   "hub-dns-names": {
+    kind: "list",
     description:
-      "comma list of names in the hub's serving certificate; empty: devicestreams-hub, devicestreams-hub.<namespace>.svc, localhost",
-    default: "",
+      "names in the hub's serving certificate; empty: `devicestreams-hub`, `devicestreams-hub.<namespace>.svc`, `localhost`",
   },
-  "hub-ip-addresses": { description: "comma list of IPs in the hub's serving certificate", default: "127.0.0.1" },
-  "device-cert-validity": { description: "lifetime of device certificates (agents renew at 2/3)", default: "720h" },
-  "enrollment-token-ttl": { description: "lifetime of a Device's one-time enrolment token", default: "24h" },
-  "usage-poll-interval": { description: "how often the leader reads each ready relay's /usage", default: "5s" },
-};
+  "hub-ip-addresses": { kind: "list", description: "IPs in the hub's serving certificate", default: "127.0.0.1" },
+  "device-cert-validity": {
+    kind: "duration",
+    description: "lifetime of device certificates (agents renew at 2/3)",
+    default: "720h",
+  },
+  "enrollment-token-ttl": {
+    kind: "duration",
+    description: "lifetime of a Device's one-time enrolment token",
+    default: "24h",
+  },
+  "hub-enroll-per-minute": {
+    kind: "integer",
+    min: 1,
+    description: "enrolment attempts per source address (IPv6: per /64) and minute after the burst",
+    default: "5",
+  },
+  "hub-enroll-burst": {
+    kind: "integer",
+    min: 1,
+    description: "enrolment attempts a source address may make at once",
+    default: "5",
+  },
+  "usage-poll-interval": {
+    kind: "duration",
+    description: "how often the leader reads each ready relay's `/usage`",
+    default: "5s",
+  },
+} satisfies OptionSpecs;
+
+type Values = OptionValues<typeof operatorOptionSpecs>;
 
 export interface OperatorOptions {
   kubeconfig: string;
   namespace: string;
   relayImage: string;
-  relayImagePullPolicy: "Always" | "IfNotPresent" | "Never";
+  relayImagePullPolicy: Values["relay-image-pull-policy"];
   relayRequests: { cpu: string; memory: string };
   relayLimits: { memory: string };
   relayExposures: Exposure[];
@@ -100,6 +202,8 @@ export interface OperatorOptions {
   hubIpAddresses: string[];
   deviceCertValidityMs: number;
   enrollmentTokenTtlMs: number;
+  /** Enroll attempts per source address; successful ones are given back. */
+  hubEnrollRateLimit: { perMinute: number; burst: number };
   usagePollIntervalMs: number;
 }
 
@@ -117,41 +221,15 @@ function ownNamespace(flag: string | undefined): string {
   }
 }
 
-function duration(flag: string, value: string | undefined): number {
-  try {
-    return parseDuration(value ?? "");
-  } catch (err) {
-    throw new DeviceStreamsError("DS_USAGE", `--${flag}: ${(err as Error).message}`);
-  }
-}
-
-function atLeastOne(flag: string, value: string | undefined): number {
-  const n = positiveInt(flag, value);
-  if (n < 1) throw new DeviceStreamsError("DS_USAGE", `--${flag} must be at least 1`);
-  return n;
-}
-
-function quantity(flag: string, value: string | undefined): string {
-  const q = parseQuantity(value ?? "");
+function quantity(flag: string, value: string): string {
+  const q = parseQuantity(value);
   if (q === undefined || q <= 0n) {
     throw new DeviceStreamsError(
       "DS_USAGE",
       `--${flag} must be a positive Kubernetes quantity such as 250m, 1 or 512Mi, not "${value}"`,
     );
   }
-  return value!;
-}
-
-function allowedExposures(value: string | undefined): Exposure[] {
-  const asked = list(value);
-  const unknown = asked.filter((e) => !exposures.includes(e as Exposure));
-  if (asked.length === 0 || unknown.length > 0) {
-    throw new DeviceStreamsError(
-      "DS_USAGE",
-      `--relay-exposures must list one or more of ${exposures.join(", ")}, not "${value}"`,
-    );
-  }
-  return asked as Exposure[];
+  return value;
 }
 
 /** The defaults must fit under the ceiling (and a request under its limit), or every stream would fail. */
@@ -169,13 +247,6 @@ function checkRelayResources(o: OperatorOptions): void {
   }
 }
 
-function list(value: string | undefined): string[] {
-  return (value ?? "")
-    .split(",")
-    .map((v) => v.trim())
-    .filter(Boolean);
-}
-
 /** Parses and validates; undefined when --help was asked for (usage already printed). */
 export function parseOperatorOptions(
   argv: string[],
@@ -183,62 +254,52 @@ export function parseOperatorOptions(
   const summary = "Turns DeviceStreams into relay Pods, Services and Secrets and keeps their status true.";
   const o = parseOptions("operator", summary, operatorOptionSpecs, argv);
   if (!o) return undefined;
-  const policy = o["relay-image-pull-policy"]!;
-  if (!["Always", "IfNotPresent", "Never"].includes(policy)) {
-    throw new DeviceStreamsError(
-      "DS_USAGE",
-      `--relay-image-pull-policy must be Always, IfNotPresent or Never, not "${policy}"`,
-    );
-  }
-  const leaderElect = o["leader-elect"]!;
-  if (leaderElect !== "true" && leaderElect !== "false") {
-    throw new DeviceStreamsError("DS_USAGE", `--leader-elect must be true or false, not "${leaderElect}"`);
-  }
+  const namespace = ownNamespace(o.namespace);
   const options: OperatorOptions = {
     kubeconfig: o.kubeconfig ?? "",
-    namespace: ownNamespace(o.namespace),
-    relayImage: o["relay-image"]!,
-    relayImagePullPolicy: policy as OperatorOptions["relayImagePullPolicy"],
+    namespace,
+    relayImage: o["relay-image"],
+    relayImagePullPolicy: o["relay-image-pull-policy"],
     relayRequests: {
       cpu: quantity("relay-cpu-request", o["relay-cpu-request"]),
       memory: quantity("relay-memory-request", o["relay-memory-request"]),
     },
     relayLimits: { memory: quantity("relay-memory-limit", o["relay-memory-limit"]) },
-    relayExposures: allowedExposures(o["relay-exposures"]),
+    relayExposures: o["relay-exposures"],
     relayMax: {
       cpu: quantity("relay-max-cpu", o["relay-max-cpu"]),
       memory: quantity("relay-max-memory", o["relay-max-memory"]),
     },
-    clusterDomain: o["cluster-domain"]!,
-    caSecret: o["ca-secret"]!,
-    metricsListen: o["metrics-listen"]!,
-    leaderElect: leaderElect === "true",
-    leaseName: o["lease-name"]!,
-    leaseDurationMs: duration("lease-duration", o["lease-duration"]),
-    renewDeadlineMs: duration("renew-deadline", o["renew-deadline"]),
-    retryPeriodMs: duration("retry-period", o["retry-period"]),
+    clusterDomain: o["cluster-domain"],
+    caSecret: o["ca-secret"],
+    metricsListen: o["metrics-listen"],
+    leaderElect: o["leader-elect"],
+    leaseName: o["lease-name"],
+    leaseDurationMs: o["lease-duration"],
+    renewDeadlineMs: o["renew-deadline"],
+    retryPeriodMs: o["retry-period"],
     identity: o.identity || `${hostname()}_${randomBytes(4).toString("hex")}`,
-    maxStreams: atLeastOne("max-streams", o["max-streams"]),
-    maxStreamsPerNamespace: atLeastOne("max-streams-per-namespace", o["max-streams-per-namespace"]),
-    workers: atLeastOne("workers", o.workers),
-    resyncPeriodMs: duration("resync-period", o["resync-period"]),
+    maxStreams: o["max-streams"],
+    maxStreamsPerNamespace: o["max-streams-per-namespace"],
+    workers: o.workers,
+    resyncPeriodMs: o["resync-period"],
     hubListen: o["hub-listen"] ?? "",
-    hubDnsNames: [],
-    hubIpAddresses: list(o["hub-ip-addresses"]),
-    deviceCertValidityMs: duration("device-cert-validity", o["device-cert-validity"]),
-    enrollmentTokenTtlMs: duration("enrollment-token-ttl", o["enrollment-token-ttl"]),
-    usagePollIntervalMs: duration("usage-poll-interval", o["usage-poll-interval"]),
+    hubDnsNames: o["hub-dns-names"].length
+      ? o["hub-dns-names"]
+      : ["devicestreams-hub", `devicestreams-hub.${namespace}.svc`, "localhost"],
+    hubIpAddresses: o["hub-ip-addresses"],
+    deviceCertValidityMs: o["device-cert-validity"],
+    enrollmentTokenTtlMs: o["enrollment-token-ttl"],
+    hubEnrollRateLimit: { perMinute: o["hub-enroll-per-minute"], burst: o["hub-enroll-burst"] },
+    usagePollIntervalMs: o["usage-poll-interval"],
   };
   checkRelayResources(options);
-  options.hubDnsNames = o["hub-dns-names"]
-    ? list(o["hub-dns-names"])
-    : ["devicestreams-hub", `devicestreams-hub.${options.namespace}.svc`, "localhost"];
   // client-go's rule: the leader must give up before anyone else may take over.
   if (!(options.retryPeriodMs < options.renewDeadlineMs && options.renewDeadlineMs < options.leaseDurationMs)) {
     throw new DeviceStreamsError(
       "DS_USAGE",
-      `--retry-period < --renew-deadline < --lease-duration must hold (now ${o["retry-period"]}, ${o["renew-deadline"]}, ` +
-        `${o["lease-duration"]}), so that a leader gives up before another may take over`,
+      `--retry-period < --renew-deadline < --lease-duration must hold (now ${formatDuration(o["retry-period"])}, ` +
+        `${formatDuration(o["renew-deadline"])}, ${formatDuration(o["lease-duration"])}), so that a leader gives up before another may take over`,
     );
   }
   return {

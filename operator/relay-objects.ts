@@ -13,6 +13,7 @@ import {
 import { expiresAt } from "../api/devicestream.ts";
 import type { DeviceStream } from "../api/v1alpha1.ts";
 import type { KubeObject, OwnerReference, Pod, Secret, Service } from "../kube/types.ts";
+import { relayArgs, type StreamConfig, streamConfigFile } from "../relay/contract.ts";
 import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
 import { destinationToken } from "./hub/enrollment-token.ts";
@@ -76,7 +77,7 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
     usage: "server",
     validityMs: Math.max(expires - Date.now(), 0) + 3600_000,
   });
-  const relayJson = {
+  const relayJson: StreamConfig = {
     version: 1,
     stream: `${ds.metadata.namespace}/${ds.metadata.name}`,
     service: ds.spec.service,
@@ -95,7 +96,7 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
     // Never changes, so kubelets need not watch it.
     immutable: true,
     data: {
-      "relay.json": b64(`${JSON.stringify(relayJson, null, 2)}\n`),
+      "relay.json": b64(streamConfigFile(relayJson)),
       "tls.crt": b64(cert.certPem),
       "tls.key": b64(cert.keyPem),
       "ca.crt": b64(ca.certPem),
@@ -171,20 +172,17 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
           imagePullPolicy: s.imagePullPolicy,
           // Arguments only: the image's entrypoint is the devicestreams CLI with the Node.js flags
           // it needs (Dockerfile, cli/node-flags.ts); a `command` would replace both.
-          args: [
-            "relay",
-            `--listen=0.0.0.0:${relayPorts.grpc}`,
-            `--metrics-listen=0.0.0.0:${relayPorts.metrics}`,
-            `--config=${file("relay.json")}`,
-            `--tls-cert=${file("tls.crt")}`,
-            `--tls-key=${file("tls.key")}`,
-            `--idle-timeout=${spec.timeouts.idle}`,
-            `--max-lifetime=${spec.timeouts.maxLifetime}`,
-            `--max-connections=${spec.limits.maxConnections}`,
-            ...(spec.limits.bandwidthBytesPerSecond
-              ? [`--bandwidth-limit=${spec.limits.bandwidthBytesPerSecond}`]
-              : []),
-          ],
+          args: relayArgs({
+            listen: `0.0.0.0:${relayPorts.grpc}`,
+            "metrics-listen": `0.0.0.0:${relayPorts.metrics}`,
+            config: file("relay.json"),
+            "tls-cert": file("tls.crt"),
+            "tls-key": file("tls.key"),
+            "idle-timeout": spec.timeouts.idle,
+            "max-lifetime": spec.timeouts.maxLifetime,
+            "max-connections": spec.limits.maxConnections,
+            "bandwidth-limit": spec.limits.bandwidthBytesPerSecond || undefined,
+          }),
           ports: [
             { name: "grpc", containerPort: relayPorts.grpc, protocol: "TCP" },
             { name: "metrics", containerPort: relayPorts.metrics, protocol: "TCP" },

@@ -21,7 +21,7 @@ describe("frames codec", () => {
 
   it("encodes fin and reset as the generated codec does", () => {
     assert.deepEqual(Buffer.from(encodeFin()), Buffer.from(Frame.encode({ fin: {} }).finish()));
-    const reset = { code: "DS_TARGET_RESET", message: "the target reset the connection" };
+    const reset = { code: "DS_PEER_RESET", message: "the target reset the connection" };
     assert.deepEqual(
       Buffer.from(encodeReset(reset.code, reset.message)),
       Buffer.from(Frame.encode({ reset }).finish()),

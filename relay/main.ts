@@ -1,34 +1,17 @@
 // `devicestreams relay`: serves one DeviceStream. Both sides dial in; the relay dials nobody.
 
-import { parseDuration } from "../runtime/duration.ts";
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
-import { parseOptions, positiveInt, printable, requireOption } from "../runtime/options.ts";
+import { parseOptions, printable } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
+import { relayOptionSpecs } from "./contract.ts";
 import { relayMetrics } from "./metrics.ts";
 import { Pairing } from "./pairing.ts";
 import { startRelayServer } from "./server.ts";
 import { loadStreamConfig } from "./stream-config.ts";
 import { UsageTracker } from "./usage.ts";
-
-export const relayOptionSpecs = {
-  listen: { description: "gRPC (TLS) address for agents and clients", default: "0.0.0.0:8443" },
-  "metrics-listen": { description: "HTTP address for /metrics, /healthz, /readyz", default: "0.0.0.0:9090" },
-  config: { description: "stream config JSON (stream, service, credential digests)" },
-  "tls-cert": { description: "serving certificate (PEM)" },
-  "tls-key": { description: "serving key (PEM)", secret: true },
-  "max-connections": { description: "concurrent tunnelled connections", default: "1000" },
-  "bandwidth-limit": { description: "bytes per second each way for the whole stream (0: unlimited)", default: "0" },
-  "idle-timeout": { description: "reset a connection idle this long (0: never)", default: "1h" },
-  "max-lifetime": { description: "end the stream this long after start (0: never)", default: "0" },
-  "dial-timeout": { description: "how long the device may take to reach its target", default: "10s" },
-  "attach-wait": { description: "how long a client waits for the device to attach", default: "5s" },
-  "keepalive-time": { description: "ping a quiet peer after", default: "10s" },
-  "keepalive-timeout": { description: "declare a peer dead when a ping goes unanswered for", default: "5s" },
-  "drain-timeout": { description: "on SIGTERM, let open connections finish for up to", default: "30s" },
-};
 
 export interface RunningRelay {
   port: number;
@@ -41,28 +24,25 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   const o = parseOptions("relay", summary, relayOptionSpecs, argv);
   if (!o) return undefined;
   const log = createLogger("relay");
-  const config = loadStreamConfig(requireOption("relay", "config", o.config));
-  const tls = {
-    certPem: readPem(requireOption("relay", "tls-cert", o["tls-cert"]), "relay certificate"),
-    keyPem: readPem(requireOption("relay", "tls-key", o["tls-key"]), "relay key"),
-  };
+  const config = loadStreamConfig(o.config);
+  const tls = { certPem: readPem(o["tls-cert"], "relay certificate"), keyPem: readPem(o["tls-key"], "relay key") };
   const limits = {
-    maxConnections: positiveInt("max-connections", o["max-connections"]),
-    idleTimeoutMs: parseDuration(o["idle-timeout"]!),
-    dialTimeoutMs: parseDuration(o["dial-timeout"]!),
-    attachWaitMs: parseDuration(o["attach-wait"]!),
+    maxConnections: o["max-connections"],
+    idleTimeoutMs: o["idle-timeout"],
+    dialTimeoutMs: o["dial-timeout"],
+    attachWaitMs: o["attach-wait"],
     maxFrameBytes,
-    bandwidthBytesPerSecond: positiveInt("bandwidth-limit", o["bandwidth-limit"]),
+    bandwidthBytesPerSecond: o["bandwidth-limit"],
   };
-  const keepalive = { timeMs: parseDuration(o["keepalive-time"]!), timeoutMs: parseDuration(o["keepalive-timeout"]!) };
-  const lifetimeMs = parseDuration(o["max-lifetime"]!);
+  const keepalive = { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] };
+  const lifetimeMs = o["max-lifetime"];
   log.info("starting", { stream: config.stream, service: config.service, ...printable(relayOptionSpecs, o) });
 
   const registry = createRegistry("relay");
   const metrics = relayMetrics(registry);
   const pairing = new Pairing(config, limits, metrics, log);
   const server = await startRelayServer({
-    listen: o.listen!,
+    listen: o.listen,
     tls,
     keepalive,
     config: () => config,
@@ -73,7 +53,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   let draining = false;
   const usage = new UsageTracker(config.stream, metrics);
   usage.start();
-  const endpoints = await serveEndpoints(o["metrics-listen"]!, registry, () => (draining ? "draining" : ""), {
+  const endpoints = await serveEndpoints(o["metrics-listen"], registry, () => (draining ? "draining" : ""), {
     "/usage": () => usage.report(),
   });
 
@@ -102,7 +82,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   log.info("ready", { grpcPort: server.port, metricsPort: endpoints.port });
 
   let stopped: Promise<void> | undefined;
-  const stop = (graceMs = parseDuration(o["drain-timeout"]!)) =>
+  const stop = (graceMs = o["drain-timeout"]) =>
     (stopped ??= (async () => {
       draining = true;
       for (const t of timers) clearTimeout(t);

@@ -1,8 +1,11 @@
 // Pairs each service-side call with a device-side call. The attached agent is asked to dial
 // once per connection (over its Attach call); its Accept call for that connection id is spliced
 // to the waiting Connect call. This file owns the stream's limits: connection count, dial and
-// attach waits, idle connections and the stream's lifetime.
+// attach waits, idle connections and the stream's lifetime. Every call holds a place toward the
+// connection limit from its arrival: waiting for an agent, waiting for the dial, or spliced.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { type ErrorCode, type PeerCode, peerCode } from "../runtime/error-codes.ts";
+import { errorDetail } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
 import { TokenBucket } from "./bandwidth.ts";
@@ -34,12 +37,18 @@ interface Pending {
 
 interface Failure {
   grpcCode: status;
-  code: string;
+  code: PeerCode;
   message: string;
 }
 
+/**
+ * Open: carries connections. Draining: refuses new ones while open ones finish (shutdown).
+ * Ended: the stream is over, refuses everything; final, whatever is asked later.
+ */
+type Phase = { name: "open" } | { name: "draining"; refusal: Failure } | { name: "ended"; refusal: Failure };
+
 function fail(call: FrameCall | AttachCall, f: Failure): void {
-  call.emit("error", { code: f.grpcCode, details: `${f.code}: ${f.message}` });
+  call.emit("error", { code: f.grpcCode, details: errorDetail(f.code, f.message) });
 }
 
 export class Pairing {
@@ -47,14 +56,15 @@ export class Pairing {
   private readonly limits: RelayLimits;
   private readonly metrics: RelayMetrics;
   private readonly log: Logger;
+  private phase: Phase = { name: "open" };
   private agent: AttachCall | undefined;
   private refusal: Failure | undefined;
-  private ended: Failure | undefined;
-  private draining: Failure | undefined;
   private nextId = 1;
+  /** Calls waiting for an agent to attach: each one's wake-up, called on an attach or refusal. */
+  private readonly waiting = new Set<() => void>();
+  /** Calls the agent was asked to dial for, by connection id. */
   private readonly pending = new Map<number, Pending>();
   private readonly active = new Map<number, Splice>();
-  private readonly agentWaiters = new Set<() => void>();
   private readonly buckets: Record<Direction, TokenBucket> | undefined;
 
   constructor(config: StreamConfig, limits: RelayLimits, metrics: RelayMetrics, log: Logger) {
@@ -75,8 +85,8 @@ export class Pairing {
   }
 
   attach(call: AttachCall): void {
-    if (this.ended) {
-      fail(call, this.ended);
+    if (this.phase.name === "ended") {
+      fail(call, this.phase.refusal);
       return;
     }
     call.write({
@@ -100,15 +110,16 @@ export class Pairing {
         this.refusal = undefined;
         this.metrics.destinationAttached.set(1);
         this.log.info("device attached", { agentVersion: msg.hello.agentVersion ?? "", peer: call.getPeer() });
-        for (const wake of this.agentWaiters) wake();
+        for (const wake of this.waiting) wake();
       } else if (msg.refusal) {
+        const why = errorDetail(peerCode(msg.refusal.code, "DS_DEVICE_REFUSED"), msg.refusal.message ?? "");
         this.refusal = {
           grpcCode: status.FAILED_PRECONDITION,
           code: "DS_DEVICE_REFUSED",
-          message: `the device refused service "${this.config.service}": ${msg.refusal.code}: ${msg.refusal.message}`,
+          message: `the device refused service "${this.config.service}": ${why}`,
         };
         this.log.warn("device refused the stream", { reason: msg.refusal.code, detail: msg.refusal.message });
-        for (const wake of this.agentWaiters) wake();
+        for (const wake of this.waiting) wake();
         call.end();
       } else if (msg.dialResult) {
         this.dialFailed(
@@ -135,15 +146,11 @@ export class Pairing {
   }
 
   connect(source: FrameCall): void {
-    if (this.ended) {
-      this.refuse(source, "expired", this.ended);
+    if (this.phase.name !== "open") {
+      this.refuse(source, this.phase.name === "ended" ? "expired" : "draining", this.phase.refusal);
       return;
     }
-    if (this.draining) {
-      this.refuse(source, "draining", this.draining);
-      return;
-    }
-    if (this.active.size + this.pending.size >= this.limits.maxConnections) {
+    if (this.waiting.size + this.pending.size + this.active.size >= this.limits.maxConnections) {
       this.refuse(source, "limit", {
         grpcCode: status.RESOURCE_EXHAUSTED,
         code: "DS_CONNECTION_LIMIT",
@@ -160,10 +167,11 @@ export class Pairing {
       return;
     }
     // The agent may be reconnecting: give it a moment instead of failing at once.
+    this.log.debug("connection waits for the device to attach", { waitMs: this.limits.attachWaitMs });
     const timer = setTimeout(() => done(false), this.limits.attachWaitMs);
     const done = (attachedNow: boolean) => {
       clearTimeout(timer);
-      this.agentWaiters.delete(wake);
+      this.waiting.delete(wake);
       source.off("cancelled", cancelled);
       if (attachedNow && this.agent) {
         this.dial(source);
@@ -182,10 +190,10 @@ export class Pairing {
     const wake = () => done(true);
     const cancelled = () => {
       clearTimeout(timer);
-      this.agentWaiters.delete(wake);
+      this.waiting.delete(wake);
       this.metrics.connections.inc({ result: "cancelled" });
     };
-    this.agentWaiters.add(wake);
+    this.waiting.add(wake);
     source.once("cancelled", cancelled);
   }
 
@@ -214,7 +222,7 @@ export class Pairing {
   private dialFailed(id: number, code: string, message: string): void {
     this.failPending(id, "dial_failed", {
       grpcCode: status.UNAVAILABLE,
-      code: code || "DS_DIAL_FAILED",
+      code: peerCode(code, "DS_DIAL_FAILED"),
       message: message || "the device could not reach its target",
     });
   }
@@ -277,16 +285,19 @@ export class Pairing {
   }
 
   /** Refuses new connections while open ones finish. */
-  refuseNew(code: string, message: string): void {
-    this.draining = { grpcCode: status.UNAVAILABLE, code, message };
+  refuseNew(code: ErrorCode, message: string): void {
+    if (this.phase.name === "ended") return;
+    this.phase = { name: "draining", refusal: { grpcCode: status.UNAVAILABLE, code, message } };
   }
 
   /** The stream is over (lifetime, expiry, shutdown): reset everything and refuse what comes. */
-  end(reason: CloseReason, code: string, message: string): void {
-    this.ended = { grpcCode: status.FAILED_PRECONDITION, code, message };
+  end(reason: CloseReason, code: ErrorCode, message: string): void {
+    if (this.phase.name === "ended") return;
+    const refusal = { grpcCode: status.FAILED_PRECONDITION, code, message };
+    this.phase = { name: "ended", refusal };
     for (const splice of [...this.active.values()]) splice.reset(reason, code, message);
-    for (const [id] of this.pending) this.failPending(id, "expired", this.ended);
-    for (const wake of this.agentWaiters) wake();
-    if (this.agent) fail(this.agent, this.ended);
+    for (const [id] of this.pending) this.failPending(id, "expired", refusal);
+    for (const wake of this.waiting) wake();
+    if (this.agent) fail(this.agent, refusal);
   }
 }

@@ -3,6 +3,7 @@ import type { Socket as NetSocket } from "node:net";
 import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { Server, type ServerDuplexStream, status } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
+import { errorDetail } from "../runtime/errors.ts";
 import {
   type KeepaliveOptions,
   serverOptions,
@@ -41,7 +42,7 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     if (result.ok) return true;
     o.metrics.authFailures.inc({ role, reason: result.code });
     o.log.warn("call refused", { role, reason: result.code, peer: call.getPeer() });
-    call.emit("error", { code: status.UNAUTHENTICATED, details: `${result.code}: ${result.message}` });
+    call.emit("error", { code: status.UNAUTHENTICATED, details: errorDetail(result.code, result.message) });
     return false;
   };
   server.addService(relayService, {
@@ -55,7 +56,10 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
       if (!admit(call as AnyCall, "destination")) return;
       const id = Number(call.metadata.get(metadataKeys.connectionId)[0]);
       if (!Number.isSafeInteger(id) || id <= 0) {
-        call.emit("error", { code: status.INVALID_ARGUMENT, details: "DS_PROTOCOL: Accept needs a connection id" });
+        call.emit("error", {
+          code: status.INVALID_ARGUMENT,
+          details: errorDetail("DS_PROTOCOL", "Accept needs a connection id"),
+        });
         return;
       }
       o.pairing.accept(call, id);

@@ -3,6 +3,8 @@
 // is paused, so gRPC's flow control pushes back to the sender instead of memory growing here.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
 import { bodyLength, encodeReset, frameKind } from "../proto/frames.ts";
+import type { PeerCode } from "../runtime/error-codes.ts";
+import { errorDetail } from "../runtime/errors.ts";
 
 type Call = ServerDuplexStream<Buffer, Buffer>;
 export type Direction = "to_device" | "from_device";
@@ -24,10 +26,15 @@ export interface SpliceHooks {
   throttle?(direction: Direction, bytes: number): number;
 }
 
+/**
+ * Open: both directions flow. A direction: its Fin was forwarded, the other still flows.
+ * Closed: both Fins passed, or a reset, a loss or a protocol error ended both calls.
+ */
+type SpliceState = "open" | Direction | "closed";
+
 export class Splice {
   lastActivity = Date.now();
-  private closed = false;
-  private readonly finForwarded = { to_device: false, from_device: false };
+  private state: SpliceState = "open";
 
   readonly id: number;
   private readonly source: Call;
@@ -46,11 +53,11 @@ export class Splice {
   private pipe(from: Call, to: Call, direction: Direction): void {
     from.on("data", (frame: Buffer) => this.forward(frame, from, to, direction));
     const lost = () => {
-      if (this.closed) return;
+      if (this.state === "closed") return;
       const peer = direction === "to_device" ? "the client" : "the device's agent";
       // A side that sent its Fin and then left had finished (ssh kills its ProxyCommand right
       // after its last write): not a loss, but the other side can no longer answer it.
-      if (this.finForwarded[direction]) {
+      if (this.state === direction) {
         this.reset("completed", "DS_PEER_CLOSED", `${peer} left after closing its side`, from);
         return;
       }
@@ -61,17 +68,17 @@ export class Splice {
     // them (keepalive timeout) as if half-closed: read as Fin, that passed a transfer cut off by a
     // frozen peer to the other side as complete.
     from.on("end", () => {
-      if (!this.finForwarded[direction]) lost();
+      if (this.state !== direction) lost();
     });
     from.on("cancelled", lost);
     from.on("error", lost);
     from.on("close", () => {
-      if (!this.closed && !from.readableEnded) lost();
+      if (!from.readableEnded) lost();
     });
   }
 
   private forward(frame: Buffer, from: Call, to: Call, direction: Direction): void {
-    if (this.closed) return;
+    if (this.state === "closed") return;
     this.lastActivity = Date.now();
     const kind = frameKind(frame);
     // A header whose length does not match the frame would pass through here unnoticed and be
@@ -92,8 +99,8 @@ export class Splice {
         return;
       case "fin":
         to.write(frame);
-        this.finForwarded[direction] = true;
-        if (this.finForwarded.to_device && this.finForwarded.from_device) this.finish("completed", "both sides closed");
+        if (this.state === "open") this.state = direction;
+        else if (this.state !== direction) this.finish("completed", "both sides closed");
         return;
       case "reset":
         to.write(frame);
@@ -108,7 +115,7 @@ export class Splice {
     from.pause();
     let waits = (full ? 1 : 0) + (ms > 0 ? 1 : 0);
     const release = () => {
-      if (--waits === 0 && !this.closed) from.resume();
+      if (--waits === 0 && this.state !== "closed") from.resume();
     };
     full?.once("drain", release);
     if (ms > 0) setTimeout(release, ms);
@@ -119,18 +126,18 @@ export class Splice {
    * `offender` (a side that broke the protocol) also ends with an error status rather than OK,
    * so even a client that ignores our Reset frames learns why it was cut off.
    */
-  reset(reason: CloseReason, code: string, message: string, except?: Call, offender?: Call): void {
-    if (this.closed) return;
+  reset(reason: CloseReason, code: PeerCode, message: string, except?: Call, offender?: Call): void {
+    if (this.state === "closed") return;
     for (const call of [this.source, this.destination]) {
       if (call === except || call.destroyed || call.writableEnded) continue;
       call.write(encodeReset(code, message));
     }
-    this.finish(reason, `${code}: ${message}`, offender);
+    this.finish(reason, errorDetail(code, message), offender);
   }
 
   private finish(reason: CloseReason, detail: string, offender?: Call): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.state === "closed") return;
+    this.state = "closed";
     for (const call of [this.source, this.destination]) {
       call.resume(); // drain anything still queued so the call can complete
       if (call.writableEnded || call.destroyed) continue;

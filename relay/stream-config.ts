@@ -1,21 +1,14 @@
-// relay.json: which stream this relay serves and the digests of its two credentials. The
-// operator writes it into the stream's Secret; the quick start writes it to a temp folder.
+// Reads and checks relay.json (its type: contract.ts). The operator writes it into the stream's
+// Secret; the quick start writes it to a temp folder.
 import { readFileSync } from "node:fs";
 import type { Metadata } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
+import type { ErrorCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { type Role, tokenMatches, tokenRole } from "../transport/credentials.ts";
+import type { StreamConfig } from "./contract.ts";
 
-export interface StreamConfig {
-  version: 1;
-  /** `namespace/name` of the DeviceStream, or any label in static mode. */
-  stream: string;
-  /** The device's allow-list name this stream reaches. */
-  service: string;
-  /** After this instant both credentials are refused (RFC 3339). */
-  expiresAt?: string;
-  credentials: Array<{ role: Role; sha256: string }>;
-}
+export type { StreamConfig };
 
 export function parseStreamConfig(text: string, source: string): StreamConfig {
   let raw: unknown;
@@ -48,7 +41,7 @@ export function loadStreamConfig(path: string): StreamConfig {
   return parseStreamConfig(text, path);
 }
 
-export type AuthResult = { ok: true } | { ok: false; code: string; message: string };
+export type AuthResult = { ok: true } | { ok: false; code: ErrorCode; message: string };
 
 /** Checks the bearer token in a call's metadata against the credential of the expected role. */
 export function authenticate(config: StreamConfig, role: Role, metadata: Metadata, now = Date.now()): AuthResult {

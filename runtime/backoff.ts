@@ -1,5 +1,7 @@
 // Jittered exponential backoff, after grpc-js's backoff-timeout (1 s, x1.6, 20 % jitter,
 // 120 s cap), that resets after a grace period of stable connection (as cloudflared does).
+import { setTimeout as sleep } from "node:timers/promises";
+
 export interface BackoffOptions {
   initialMs?: number;
   multiplier?: number;
@@ -51,4 +53,27 @@ export class Backoff {
     this.nextBaseMs = this.initialMs;
     this.attempts = 0;
   }
+}
+
+/**
+ * Calls `attempt` until it succeeds, waiting the backoff's delay after each failure (reported to
+ * `onFailure` first); gives up, returning undefined, once `signal` aborts.
+ */
+export async function retry<T>(
+  attempt: () => Promise<T>,
+  signal: AbortSignal,
+  onFailure: (err: unknown, retryInMs: number) => void,
+  backoff = new Backoff({ initialMs: 500, maxMs: 15_000 }),
+): Promise<T | undefined> {
+  while (!signal.aborted) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (signal.aborted) break;
+      const delay = backoff.next();
+      onFailure(err, delay);
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
+    }
+  }
+  return undefined;
 }

@@ -12,10 +12,15 @@ describe("durations", () => {
   it("rejects what is not a duration, saying how to write one", () => {
     for (const bad of ["", "10", "5 m", "1d", "s", "-1s"]) assert.throws(() => parseDuration(bad), /write for example/);
   });
-  it("formats durations for messages", () => {
+  it("formats durations for messages and flags", () => {
     assert.equal(formatDuration(900_000), "15m");
     assert.equal(formatDuration(5_400_000), "1h30m");
     assert.equal(formatDuration(1000), "1s");
     assert.equal(formatDuration(250), "250ms");
+    assert.equal(formatDuration(0), "0");
+  });
+  it("formats exactly, so that the text parses back to the same value", () => {
+    for (const ms of [1500, 3_600_001, 86_400_000, 61_000, 999]) assert.equal(parseDuration(formatDuration(ms)), ms);
+    assert.equal(formatDuration(1500), "1s500ms");
   });
 });

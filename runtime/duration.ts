@@ -20,13 +20,14 @@ export function parseDuration(text: string): number {
   return Math.round(total);
 }
 
+/** The shortest exact Go-style text: 90_000 -> "1m30s", 1500 -> "1s500ms"; parseDuration reads it back. */
 export function formatDuration(ms: number): string {
   if (ms === 0) return "0";
-  if (ms < 1000) return `${ms}ms`;
-  let rest = Math.round(ms / 1000);
+  const milli = ms % 1000;
+  let rest = (ms - milli) / 1000;
   const h = Math.floor(rest / 3600);
   rest -= h * 3600;
   const m = Math.floor(rest / 60);
   const s = rest - m * 60;
-  return `${h ? `${h}h` : ""}${m ? `${m}m` : ""}${s || (!h && !m) ? `${s}s` : ""}`;
+  return `${h ? `${h}h` : ""}${m ? `${m}m` : ""}${s ? `${s}s` : ""}${milli ? `${milli}ms` : ""}`;
 }

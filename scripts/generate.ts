@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chartFiles } from "./chart-files.ts";
 import { crdTypes } from "./crd-types.ts";
+import { errorDocs } from "./error-docs.ts";
+import { optionTableFiles } from "./option-tables.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const check = process.argv.includes("--check");
@@ -53,6 +55,8 @@ const generators: Array<() => Output[] | Promise<Output[]>> = [
   protoOutputs,
   () => crdTypes(root),
   () => chartFiles(root),
+  errorDocs,
+  () => optionTableFiles(root),
 ];
 
 let drift = 0;

@@ -35,8 +35,8 @@ export class AllowList {
     }
   }
 
-  /** From `--allow name=host:port` flags (comma-joined) and an optional JSON file `{"services": {...}}`. */
-  static from(flags: string | undefined, file: string | undefined): AllowList {
+  /** From `--allow name=host:port` entries and an optional JSON file `{"services": {...}}`. */
+  static from(flags: readonly string[], file: string | undefined): AllowList {
     const entries: Record<string, string> = {};
     if (file) {
       let parsed: { services?: Record<string, string> };
@@ -47,7 +47,7 @@ export class AllowList {
       }
       Object.assign(entries, parsed.services ?? {});
     }
-    for (const item of (flags ?? "").split(",").filter(Boolean)) {
+    for (const item of flags) {
       const eq = item.indexOf("=");
       if (eq <= 0) throw new DeviceStreamsError("DS_CONFIG", `--allow "${item}" must look like ssh=127.0.0.1:22`);
       entries[item.slice(0, eq)] = item.slice(eq + 1);

@@ -3,10 +3,11 @@
 // use what is stored. Files are written 0600, atomically (temp file + rename).
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseObjectKey, quoteName } from "../kube/names.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { certificateValidity, createCertificateRequest, createCertificateRequestForKey } from "../runtime/pki.ts";
+import { callError, hubFromFlags } from "../transport/call-error.ts";
 import type { HubClient } from "../transport/hub-client.ts";
-import { callError } from "../transport/tcp-bridge.ts";
 
 export interface StoredIdentity {
   keyPem: string;
@@ -19,9 +20,14 @@ export interface DeviceName {
 }
 
 export function parseDeviceName(value: string): DeviceName {
-  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(value);
-  if (!m) throw new DeviceStreamsError("DS_USAGE", `--device "${value}" must be NAMESPACE/NAME, e.g. factory-7/pump-3`);
-  return { namespace: m[1]!, name: m[3]! };
+  const id = parseObjectKey(value);
+  if (!id) {
+    throw new DeviceStreamsError(
+      "DS_USAGE",
+      `--device ${quoteName(value)} must be NAMESPACE/NAME, e.g. factory-7/pump-3 (a Kubernetes namespace and Device name)`,
+    );
+  }
+  return id;
 }
 
 const files = (dir: string) => ({ key: join(dir, "device.key"), cert: join(dir, "device.crt") });
@@ -45,7 +51,7 @@ export function storeCertificate(dir: string, certPem: string): void {
 
 /** Enrols once: the key is made (or reused, if an earlier try stored it) here and stays here. */
 export async function enrollDevice(
-  hub: HubClient,
+  hub: Pick<HubClient, "enroll">,
   dir: string,
   device: DeviceName,
   tokenFile: string | undefined,
@@ -79,7 +85,7 @@ export async function enrollDevice(
   try {
     res = await hub.enroll({ token, namespace: device.namespace, name: device.name, csrPem });
   } catch (err) {
-    throw callError(err as { code: number; details: string });
+    throw callError(err as { code: number; details: string }, hubFromFlags);
   }
   const certPem = res.certificateChainPem ?? "";
   if (!certPem) throw new DeviceStreamsError("DS_PROTOCOL", "the hub answered enrolment without a certificate");

@@ -9,9 +9,9 @@ import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { createCertificateRequestForKey } from "../runtime/pki.ts";
 import { version } from "../runtime/version.ts";
-import { HubClient } from "../transport/hub-client.ts";
+import { callError, hubFromFlags } from "../transport/call-error.ts";
+import { HubClient, type HubClientOptions } from "../transport/hub-client.ts";
 import type { AgentControl, HubControl } from "../transport/hub-service.ts";
-import { callError } from "../transport/tcp-bridge.ts";
 import type { AllowList } from "./allow-list.ts";
 import {
   type DeviceName,
@@ -41,7 +41,11 @@ export interface HubSessionOptions {
   metrics: AgentMetrics;
   log: Logger;
   backoff?: Backoff;
+  /** Makes the client of the hub; unit tests pass a stand-in. */
+  hubClient?: (o: HubClientOptions) => HubConnection;
 }
+
+export type HubConnection = Pick<HubClient, "enroll" | "session" | "close">;
 
 export class HubSession {
   state: HubState = "connecting";
@@ -51,7 +55,7 @@ export class HubSession {
   private readonly o: HubSessionOptions;
   private readonly backoff: Backoff;
   private identity: StoredIdentity | undefined;
-  private client: HubClient | undefined;
+  private client: HubConnection | undefined;
   private call: ClientDuplexStream<AgentControl, HubControl> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private retry: NodeJS.Timeout | undefined;
@@ -95,13 +99,14 @@ export class HubSession {
     this.timers = [];
   }
 
-  private tls(identity?: StoredIdentity) {
-    return {
+  private hubClient(identity?: StoredIdentity): HubConnection {
+    const o: HubClientOptions = {
       address: this.o.address,
       tls: { caPem: this.o.caPem, certPem: identity?.certPem, keyPem: identity?.keyPem },
       keepalive: this.o.keepalive,
       serverName: this.o.serverName,
     };
+    return this.o.hubClient ? this.o.hubClient(o) : new HubClient(o);
   }
 
   private later(why: string, err: unknown, state: HubState = "waiting"): void {
@@ -119,7 +124,7 @@ export class HubSession {
     this.identity ??= loadIdentity(this.o.stateDir);
     if (!this.identity) {
       this.setState("enrolling", "enrolment with the hub");
-      const hub = new HubClient(this.tls());
+      const hub = this.hubClient();
       try {
         this.identity = await enrollDevice(hub, this.o.stateDir, this.o.device, this.o.tokenFile);
         this.o.log.info("enrolled with the hub; the key stays in the state directory", { dir: this.o.stateDir });
@@ -141,7 +146,7 @@ export class HubSession {
     if (this.stopped) return;
     this.setState("connecting", `the hub at ${this.o.address} to answer`);
     this.client?.close();
-    const client = new HubClient(this.tls(identity));
+    const client = this.hubClient(identity);
     this.client = client;
     const call = client.session();
     this.call = call;
@@ -167,7 +172,9 @@ export class HubSession {
       client.close();
       if (this.stopped) return;
       const err =
-        s.code === status.OK ? new DeviceStreamsError("DS_HUB_LOST", "the hub ended the session") : callError(s);
+        s.code === status.OK
+          ? new DeviceStreamsError("DS_HUB_LOST", "the hub ended the session")
+          : callError(s, hubFromFlags);
       if (
         err instanceof DeviceStreamsError &&
         (err.code === "DS_DEVICE_REVOKED" || err.code === "DS_DEVICE_DISABLED")

@@ -2,13 +2,13 @@
 // hub mode (--hub) enrols the device, holds a control session with the hub and serves the
 // streams the hub offers. Either way only the allow-list is ever dialled.
 
-import { parseDuration } from "../runtime/duration.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger, type Logger } from "../runtime/log.ts";
-import { type OptionValues, parseOptions, printable, requireOption } from "../runtime/options.ts";
+import { type OptionSpecs, type OptionValues, parseOptions, printable, requireOption } from "../runtime/options.ts";
 import { readToken } from "../runtime/secret-input.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
+import { relayFromFlags } from "../transport/call-error.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import { AllowList } from "./allow-list.ts";
 import { parseDeviceName } from "./device-identity.ts";
@@ -17,28 +17,71 @@ import { type AgentMetrics, agentMetrics } from "./metrics.ts";
 import { RelaySession } from "./relay-session.ts";
 
 export const agentOptionSpecs = {
-  relay: { description: "static mode: relay address host:port" },
-  token: { description: "static mode: the stream's destination token (prefer --token-file)", secret: true },
-  "token-file": { description: "static mode: file holding the stream's destination token" },
-  ca: { description: "static mode: CA bundle (PEM) the relay's certificate must chain to (default: system roots)" },
-  "server-name": { description: "static mode: TLS name to expect from the relay, when not the address's host" },
-  hub: { description: "hub mode: the hub's address host:port (the agent dials out and is offered streams)" },
-  "hub-ca": { description: "hub mode: CA bundle (PEM) the hub's certificate must chain to" },
-  "hub-server-name": { description: "hub mode: TLS name to expect from the hub, when not the address's host" },
-  device: { description: "hub mode: this device as NAMESPACE/NAME (its Device object)" },
-  "enrollment-token-file": {
-    description:
-      "hub mode: file with the one-time enrolment token (the Device's <name>-enrollment Secret); first start only",
+  relay: { kind: "address", description: "static mode: the relay to dial out to" },
+  token: {
+    kind: "string",
+    description: "static mode: the stream's destination token (prefer `--token-file`)",
+    secret: true,
   },
-  "state-dir": { description: "hub mode: where the device key and certificate are kept (0600)" },
-  allow: { description: "allow-list entry name=host:port, repeatable (e.g. ssh=127.0.0.1:22)", multiple: true },
-  config: { description: 'allow-list file, JSON {"services": {"ssh": "127.0.0.1:22"}}' },
-  "metrics-listen": { description: "HTTP address for /metrics, /healthz, /readyz", default: "127.0.0.1:9091" },
-  "dial-timeout": { description: "give up reaching a local target after", default: "10s" },
-  "keepalive-time": { description: "ping a quiet relay after", default: "10s" },
-  "keepalive-timeout": { description: "declare the relay dead when a ping goes unanswered for", default: "5s" },
-  "heartbeat-interval": { description: "hub mode: heartbeat on the control session every", default: "10s" },
-};
+  "token-file": { kind: "file", description: "static mode: file holding the stream's destination token" },
+  ca: {
+    kind: "file",
+    description: "static mode: CA bundle (PEM) the relay's certificate must chain to (default: system roots)",
+  },
+  "server-name": {
+    kind: "string",
+    description: "static mode: TLS name to expect from the relay, when not the address's host",
+  },
+  hub: {
+    kind: "address",
+    description: "hub mode: the hub to dial out to, e.g. the `devicestreams-hub` Service",
+  },
+  "hub-ca": {
+    kind: "file",
+    description: "hub mode: CA bundle (PEM) the hub's certificate must chain to (the operator CA's `tls.crt`)",
+  },
+  "hub-server-name": {
+    kind: "string",
+    description: "hub mode: TLS name to expect from the hub, when not the address's host",
+  },
+  device: {
+    kind: "string",
+    placeholder: "NAMESPACE/NAME",
+    description: "hub mode: this device's `Device` as `NAMESPACE/NAME`",
+  },
+  "enrollment-token-file": {
+    kind: "file",
+    description: "hub mode: the one-time token from the Device's `<name>-enrollment` Secret; first start only",
+  },
+  "state-dir": {
+    kind: "file",
+    description: "hub mode: where the device key (made here, never sent) and its certificate are kept, 0600",
+  },
+  allow: {
+    kind: "list",
+    placeholder: "NAME=HOST:PORT",
+    description:
+      "allow-list entry `name=host:port` (e.g. `ssh=127.0.0.1:22`): the only targets this device will ever dial",
+  },
+  config: { kind: "file", description: 'allow-list file, `{"services": {"ssh": "127.0.0.1:22"}}`' },
+  "metrics-listen": {
+    kind: "address",
+    description: "`/metrics`, `/healthz`, `/readyz` (ready when attached)",
+    default: "127.0.0.1:9091",
+  },
+  "dial-timeout": { kind: "duration", description: "give up reaching a local target after", default: "10s" },
+  "keepalive-time": { kind: "duration", description: "ping a quiet relay or hub after", default: "10s" },
+  "keepalive-timeout": {
+    kind: "duration",
+    description: "declare the relay or hub dead when a ping goes unanswered for",
+    default: "5s",
+  },
+  "heartbeat-interval": {
+    kind: "duration",
+    description: "hub mode: heartbeat on the control session every",
+    default: "10s",
+  },
+} satisfies OptionSpecs;
 
 export interface RunningAgent {
   /** Static mode's one relay session. */
@@ -63,14 +106,15 @@ function staticMode(o: AgentOptions, allowList: AllowList, metrics: AgentMetrics
   const relay = new RelayClient({
     address: requireOption("agent", "relay", o.relay),
     tls: { caPem: o.ca ? readPem(o.ca, "CA bundle") : undefined },
-    keepalive: { timeMs: parseDuration(o["keepalive-time"]!), timeoutMs: parseDuration(o["keepalive-timeout"]!) },
+    keepalive: { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] },
     serverName: o["server-name"],
   });
   const session = new RelaySession({
     relay,
+    dialled: relayFromFlags,
     token,
     allowList,
-    dialTimeoutMs: parseDuration(o["dial-timeout"]!),
+    dialTimeoutMs: o["dial-timeout"],
     metrics,
     log,
   });
@@ -88,18 +132,18 @@ function staticMode(o: AgentOptions, allowList: AllowList, metrics: AgentMetrics
   };
 }
 
-function hubMode(o: AgentOptions, allowList: AllowList, metrics: AgentMetrics, log: Logger): Mode {
+function hubMode(hubAddress: string, o: AgentOptions, allowList: AllowList, metrics: AgentMetrics, log: Logger): Mode {
   const hub = new HubSession({
-    address: o.hub!,
+    address: hubAddress,
     caPem: readPem(requireOption("agent", "hub-ca", o["hub-ca"]), "hub CA bundle"),
     serverName: o["hub-server-name"],
     device: parseDeviceName(requireOption("agent", "device", o.device)),
     stateDir: requireOption("agent", "state-dir", o["state-dir"]),
     tokenFile: o["enrollment-token-file"],
     allowList,
-    dialTimeoutMs: parseDuration(o["dial-timeout"]!),
-    keepalive: { timeMs: parseDuration(o["keepalive-time"]!), timeoutMs: parseDuration(o["keepalive-timeout"]!) },
-    heartbeatMs: parseDuration(o["heartbeat-interval"]!),
+    dialTimeoutMs: o["dial-timeout"],
+    keepalive: { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] },
+    heartbeatMs: o["heartbeat-interval"],
     metrics,
     log,
   });
@@ -124,8 +168,8 @@ export async function runAgent(argv: string[]): Promise<RunningAgent | undefined
 
   const registry = createRegistry("agent");
   const metrics = agentMetrics(registry);
-  const mode = o.hub ? hubMode(o, allowList, metrics, log) : staticMode(o, allowList, metrics, log);
-  const endpoints = await serveEndpoints(o["metrics-listen"]!, registry, mode.readiness);
+  const mode = o.hub ? hubMode(o.hub, o, allowList, metrics, log) : staticMode(o, allowList, metrics, log);
+  const endpoints = await serveEndpoints(o["metrics-listen"], registry, mode.readiness);
   log.info("ready", { metricsPort: endpoints.port });
   const stop = async () => {
     mode.stop();

@@ -2,15 +2,17 @@
 // attachment static mode uses), with one RelayClient per relay address shared by the streams on
 // it. The allow-list decides before anything is dialled.
 import { createHash } from "node:crypto";
+import type { ErrorCode } from "../runtime/error-codes.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
+import { relayFromOffer } from "../transport/call-error.ts";
 import type { Offer } from "../transport/hub-service.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import type { AllowList } from "./allow-list.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { RelaySession } from "./relay-session.ts";
 
-export type Reply = { accepted: Record<string, never> } | { refused: { code: string; message: string } };
+export type Reply = { accepted: Record<string, never> } | { refused: { code: ErrorCode; message: string } };
 export type StreamReport = { connected: Record<string, never> } | { closed: { reason: string } };
 
 export interface OfferedStreamsOptions {
@@ -94,6 +96,7 @@ export class OfferedStreams {
     let attached = false;
     const session = new RelaySession({
       relay: relay.client,
+      dialled: relayFromOffer,
       token: offer.destinationToken ?? "",
       allowList: this.o.allowList,
       dialTimeoutMs: this.o.dialTimeoutMs,

@@ -6,9 +6,10 @@ import { Backoff } from "../runtime/backoff.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { version } from "../runtime/version.ts";
+import { callError, type DialledServer } from "../transport/call-error.ts";
 import type { RelayClient } from "../transport/relay-client.ts";
 import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
-import { bridge, callError } from "../transport/tcp-bridge.ts";
+import { bridge } from "../transport/tcp-bridge.ts";
 import type { AllowList } from "./allow-list.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { dialTarget } from "./target-dial.ts";
@@ -17,6 +18,8 @@ export type SessionState = "connecting" | "attached" | "refused" | "waiting" | "
 
 export interface RelaySessionOptions {
   relay: RelayClient;
+  /** How the relay's CA and TLS name were given (flags, or the hub's offer), for the advice in errors. */
+  dialled: DialledServer;
   token: string;
   allowList: AllowList;
   dialTimeoutMs: number;
@@ -93,7 +96,7 @@ export class RelaySession {
       ended = true;
       if (attached) this.o.metrics.relaysAttached.dec();
       if (this.stopped) return;
-      const why = refused ?? (s.code !== status.OK ? callError(s) : undefined);
+      const why = refused ?? (s.code !== status.OK ? callError(s, this.o.dialled) : undefined);
       this.o.metrics.attachAttempts.inc({ result: refused ? "refused" : attached ? "lost" : "failed" });
       this.lastError = why ? describeError(why) : "the relay ended the session";
       this.state = refused ? "refused" : "waiting";
@@ -140,7 +143,8 @@ export class RelaySession {
     const call = relay.accept(token, id);
     bridge(socket, call, {
       maxFrameBytes: this.maxFrameBytes,
-      peer: "the client",
+      side: "agent",
+      relay: this.o.dialled,
       onBytes: (direction, n) => (direction === "in" ? metrics.bytesToTarget.inc(n) : metrics.bytesFromTarget.inc(n)),
       onEnd: (end) => {
         metrics.connectionsActive.dec();

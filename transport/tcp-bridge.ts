@@ -5,7 +5,9 @@
 import type { Duplex } from "node:stream";
 import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
 import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
+import { type ErrorCode, peerCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
+import { callError, type DialledServer } from "./call-error.ts";
 
 export type FrameCall = ClientDuplexStream<Buffer, Buffer>;
 
@@ -16,79 +18,46 @@ export interface BridgeEnd {
   bytesIn: number;
 }
 
+/**
+ * Which edge of the tunnel runs this bridge. The client's socket is the local application's and
+ * its far end the device; the agent's socket is the target's and its far end the client.
+ */
+export type BridgeSide = "client" | "agent";
+
+const ends: Record<BridgeSide, { far: string; local: string }> = {
+  client: { far: "the device", local: "the client" },
+  agent: { far: "the client", local: "the target" },
+};
+
 export interface BridgeOptions {
   maxFrameBytes: number;
-  /** Who the far end is, for messages ("the device", "the client"). */
-  peer: string;
+  side: BridgeSide;
+  /** The relay as this edge dialled it, for the advice in the error of a failed call. */
+  relay: DialledServer;
   onEnd?(end: BridgeEnd): void;
   /** Called per chunk: `out` is read from the socket and sent, `in` is received and written to it. */
   onBytes?(direction: "out" | "in", bytes: number): void;
 }
 
-// grpc-js reports a failed TLS handshake only as text inside an UNAVAILABLE status ("No
-// connection established. Last error: Error: unable to verify the first certificate; if the root
-// CA is installed locally, try running Node.js with --use-system-ca ..."). Read as "relay
-// unavailable" that sends people hunting for a network fault, and Node's hint is wrong for a
-// relay whose CA is given with --ca: name the cause instead. OpenSSL's verify texts are stable.
-const untrustedCertificate =
-  /unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate|certificate has expired|certificate is not yet valid|certificate signature failure|certificate has been revoked|unsuitable certificate purpose/i;
-const wrongCertificateName = /does not match certificate's altnames/i;
+/**
+ * How far the connection has closed. TCP closes each direction on its own: our FIN sent (the
+ * socket ended, sent on as a Fin frame) or the far end's received (its Fin frame, our
+ * socket.end()); both make it finished, as does any reset or error.
+ */
+type HalfClose = "open" | "finSent" | "finReceived" | "finished";
 
-/** The TLS library's own words from a grpc-js connection failure, without grpc-js's wrapping. */
-function tlsReason(details: string): string {
-  const m =
-    /Last error: (?:\w*Error(?: \[\w+\])?: )?([\s\S]*?)(?:; if the root CA is installed locally[\s\S]*|\.? Resolution note:[\s\S]*)?$/.exec(
-      details,
-    );
-  return (m?.[1] ?? details).trim();
-}
-
-/** Turns a gRPC status from the relay into our error: the relay puts `DS_CODE: message` in details. */
-export function callError(err: { code: status; details: string }): DeviceStreamsError {
-  const m = /^(DS_[A-Z_]+): ([\s\S]*)$/.exec(err.details ?? "");
-  if (m) return new DeviceStreamsError(m[1]!, m[2]!, { retryable: err.code === status.UNAVAILABLE });
-  if (err.code === status.UNAVAILABLE && untrustedCertificate.test(err.details ?? "")) {
-    return new DeviceStreamsError(
-      "DS_TLS_UNTRUSTED",
-      `the relay's certificate is not trusted (${tlsReason(err.details)}); check that --ca names the CA that issued the relay's certificate (the stream's ca.crt), not another stream's or cluster's`,
-    );
-  }
-  if (err.code === status.UNAVAILABLE && wrongCertificateName.test(err.details ?? "")) {
-    return new DeviceStreamsError(
-      "DS_TLS_NAME_MISMATCH",
-      `the relay's certificate is not valid for the address dialled (${tlsReason(err.details)}); dial a name or IP the certificate lists, or pass --server-name with one`,
-    );
-  }
-  // "Connection dropped": the relay was reached and the connection later lost (killed, restarted,
-  // network gone, or silent past the keepalive timeout). The address and --ca were fine then.
-  if (err.code === status.UNAVAILABLE && /^Connection dropped/.test(err.details ?? "")) {
-    return new DeviceStreamsError(
-      "DS_RELAY_LOST",
-      "the connection to the relay was lost (the relay stopped or restarted, the network failed, or it stopped answering keepalive pings); connect again",
-      { retryable: true },
-    );
-  }
-  const code = err.code === status.UNAVAILABLE ? "DS_RELAY_UNAVAILABLE" : `DS_GRPC_${status[err.code] ?? err.code}`;
-  const hint =
-    err.code === status.UNAVAILABLE ? "; check the relay address, that the relay runs, and that --ca names its CA" : "";
-  return new DeviceStreamsError(code, `${err.details || "the call to the relay failed"}${hint}`, {
-    retryable: err.code === status.UNAVAILABLE,
-  });
-}
-
-function socketErrorCode(err: NodeJS.ErrnoException): string {
+function socketErrorCode(err: NodeJS.ErrnoException): ErrorCode {
   return err.code === "ECONNRESET" ? "DS_PEER_RESET" : "DS_SOCKET_ERROR";
 }
 
 export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions): void {
-  let sentFin = false;
-  let receivedFin = false;
-  let finished = false;
+  const { far, local } = ends[options.side];
+  let state: HalfClose = "open";
   const end: BridgeEnd = { bytesOut: 0, bytesIn: 0 };
 
   const finish = (error?: DeviceStreamsError) => {
-    if (finished) return;
-    finished = true;
+    if (state === "finished") return;
+    state = "finished";
     if (error) end.error = error;
     options.onEnd?.(end);
   };
@@ -121,27 +90,22 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
   });
   socket.on("end", () => {
     if (!callWritable()) return;
-    sentFin = true;
+    if (state === "open") state = "finSent";
     call.write(encodeFin());
     call.end();
-    if (receivedFin) finish();
+    if (state === "finReceived") finish();
   });
   socket.on("error", (err: NodeJS.ErrnoException) => {
-    if (finished) return;
+    if (state === "finished") return;
     if (callWritable()) {
-      call.write(
-        encodeReset(
-          socketErrorCode(err),
-          `${options.peer === "the device" ? "the client" : "the target"}: ${err.message}`,
-        ),
-      );
+      call.write(encodeReset(socketErrorCode(err), `${local}: ${err.message}`));
       call.end();
     }
     finish(new DeviceStreamsError(socketErrorCode(err), err.message, { cause: err }));
   });
   // A socket closed without FIN or error (destroyed locally) still owes the far end a reset.
   socket.on("close", () => {
-    if (finished || (sentFin && receivedFin)) return;
+    if (state === "finished") return;
     if (callWritable()) {
       call.write(encodeReset("DS_PEER_RESET", "the connection was closed abruptly"));
       call.end();
@@ -161,15 +125,15 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
         }
         return;
       case "fin":
-        receivedFin = true;
+        if (state === "open") state = "finReceived";
         socket.end();
-        if (sentFin) finish();
+        if (state === "finSent") finish();
         return;
       case "reset":
         resetSocket(
           new DeviceStreamsError(
-            f.reset.code || "DS_PEER_RESET",
-            f.reset.message || `${options.peer} reset the connection`,
+            peerCode(f.reset.code, "DS_PEER_RESET"),
+            f.reset.message || `${far} reset the connection`,
           ),
         );
         call.cancel();
@@ -181,15 +145,17 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
   });
   call.on("error", () => {}); // reported through 'status'
   call.on("status", (s: StatusObject) => {
-    if (finished || s.code === status.OK) return;
+    if (state === "finished" || s.code === status.OK) return;
     resetSocket(
-      s.code === status.CANCELLED ? new DeviceStreamsError("DS_CANCELLED", "the tunnel was cancelled") : callError(s),
+      s.code === status.CANCELLED
+        ? new DeviceStreamsError("DS_CANCELLED", "the tunnel was cancelled")
+        : callError(s, options.relay),
     );
   });
   // The call's read side ended (after every frame was read) without a Fin: nothing more will come.
   call.on("end", () => {
-    if (!receivedFin && !finished) {
-      resetSocket(new DeviceStreamsError("DS_PEER_RESET", `${options.peer} ended the connection without closing it`));
+    if (state === "open" || state === "finSent") {
+      resetSocket(new DeviceStreamsError("DS_PEER_RESET", `${far} ended the connection without closing it`));
     }
   });
 }

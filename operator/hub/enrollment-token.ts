@@ -6,6 +6,7 @@
 // the key it replaces, so it is worthless once that key is replaced, and a first-enrolment token
 // still within its lifetime cannot re-enrol anything.
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { ErrorCode } from "../../runtime/error-codes.ts";
 
 const prefix = "dse1";
 
@@ -23,7 +24,7 @@ export function makeEnrollmentToken(key: Buffer, uid: string, expiresAtMs: numbe
   return `${prefix}.${expiresAtMs}.${mac(key, uid, expiresAtMs, replaces)}`;
 }
 
-export type TokenCheck = { ok: true; expiresAtMs: number } | { ok: false; code: string; message: string };
+export type TokenCheck = { ok: true; expiresAtMs: number } | { ok: false; code: ErrorCode; message: string };
 
 export function checkEnrollmentToken(
   key: Buffer,
@@ -33,7 +34,7 @@ export function checkEnrollmentToken(
   replaces?: string,
 ): TokenCheck {
   const parts = token.trim().split(".");
-  const invalid = {
+  const invalid: TokenCheck = {
     ok: false as const,
     code: "DS_ENROLLMENT_TOKEN_INVALID",
     message:

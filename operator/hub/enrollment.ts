@@ -1,114 +1,42 @@
 // Enrolment: the leader keeps a fresh one-time token in `<device>-enrollment` for every Device
-// without an identity, and for an enrolled one whose administrator set spec.identity.reenroll;
-// any hub replica redeems it (Enroll), records the device's public key in spec.identity (which
-// cannot be removed, and changes only through reenroll, which is what makes the token single-use)
-// and signs the device's CSR with the operator CA.
+// without an identity, and for an enrolled one whose administrator set spec.identity.reenroll
+// (operator/reconcile/enrollment-secret.ts); any hub replica redeems it (Enroll), records the
+// device's public key in spec.identity (which cannot be removed, and changes only through reenroll,
+// which is what makes the token single-use) and signs the device's CSR with the operator CA.
 import { status as grpcStatus } from "@grpc/grpc-js";
-import { hubFieldManager, labels, managedByValue } from "../../api/constants.ts";
+import { hubFieldManager } from "../../api/constants.ts";
 import { type Device, deviceResource } from "../../api/v1alpha1.ts";
-import { core, isNotFound, KubeApiError, type KubeClient, objectPath } from "../../kube/client.ts";
-import type { Secret } from "../../kube/types.ts";
+import { isNotFound, KubeApiError, type KubeClient, objectPath } from "../../kube/client.ts";
+import type { Informer } from "../../kube/informer.ts";
+import { checkNamespace, checkObjectName } from "../../kube/names.ts";
+import type { ErrorCode } from "../../runtime/error-codes.ts";
+import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
 import type { EventRecorder } from "../events.ts";
-import { checkEnrollmentToken, makeEnrollmentToken } from "./enrollment-token.ts";
+import { checkEnrollmentToken } from "./enrollment-token.ts";
 import { deviceUri } from "./identity.ts";
 import { pemChain } from "./pem.ts";
-import {
-  enrollmentExpiresAnnotation,
-  enrollmentReplacesAnnotation,
-  enrollmentTokenWanted,
-  reenrollmentRequester,
-} from "./reenrollment.ts";
-
-export { enrollmentExpiresAnnotation } from "./reenrollment.ts";
-export const enrollmentSecretName = (device: string) => `${device}-enrollment`;
 
 /** A gRPC-ready failure: status code plus a DS_* code and a message that says what to do. */
 export class HubError extends Error {
   readonly grpcCode: grpcStatus;
-  readonly code: string;
-  constructor(grpcCode: grpcStatus, code: string, message: string) {
-    super(message);
+  readonly code: ErrorCode;
+  /** `cause` is for the operator's log, never for the caller. */
+  constructor(grpcCode: grpcStatus, code: ErrorCode, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
     this.grpcCode = grpcCode;
     this.code = code;
   }
   get details(): string {
-    return `${this.code}: ${this.message}`;
+    return errorDetail(this.code, this.message);
   }
-}
-
-export function enrollmentSecret(device: Device, token: string, expiresAtMs: number): Secret {
-  return {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: {
-      name: enrollmentSecretName(device.metadata.name!),
-      namespace: device.metadata.namespace!,
-      labels: {
-        [labels.partOf]: "devicestreams",
-        [labels.managedBy]: managedByValue,
-        [labels.component]: "enrollment",
-      },
-      ownerReferences: [
-        { apiVersion: device.apiVersion, kind: device.kind, name: device.metadata.name!, uid: device.metadata.uid! },
-      ],
-    },
-    type: "Opaque",
-    data: {
-      token: Buffer.from(token).toString("base64"),
-      expiresAt: Buffer.from(new Date(expiresAtMs).toISOString()).toString("base64"),
-    },
-  };
-}
-
-/**
- * Leader: a Device without identity, or one whose re-enrolment was asked for, whose token is
- * missing, expiring or made for another key gets a new one. A new re-enrolment request is recorded
- * as an Event on the Device (`events`), naming who set spec.identity.reenroll where the API knows.
- */
-export async function ensureEnrollmentToken(
-  client: KubeClient,
-  device: Device,
-  key: Buffer,
-  ttlMs: number,
-  now: number,
-  manager: string,
-  events?: EventRecorder,
-): Promise<number | undefined> {
-  const want = enrollmentTokenWanted(device, ttlMs, now);
-  if (!want) return undefined;
-  const expiresAtMs = now + ttlMs;
-  const ns = device.metadata.namespace!;
-  const devicePath = objectPath({ ...deviceResource }, ns, device.metadata.name!);
-  const token = makeEnrollmentToken(key, device.metadata.uid!, expiresAtMs, want.replaces);
-  const secret = enrollmentSecret(device, token, expiresAtMs);
-  await client.apply(objectPath(core.secrets, ns, secret.metadata.name!), secret, manager);
-  const annotation = (name: string) => `/metadata/annotations/${name.replace("/", "~1")}`;
-  const expiresAt = new Date(expiresAtMs).toISOString();
-  const ops: unknown[] = [{ op: "test", path: "/metadata/uid", value: device.metadata.uid }];
-  if (!device.metadata.annotations) ops.push({ op: "add", path: "/metadata/annotations", value: {} });
-  ops.push({ op: "add", path: annotation(enrollmentExpiresAnnotation), value: expiresAt });
-  if (want.replaces) ops.push({ op: "add", path: annotation(enrollmentReplacesAnnotation), value: want.replaces });
-  await client.jsonPatch(devicePath, ops, manager);
-  if (want.newRequest && events) {
-    // The cache drops managedFields; this rare case reads them to say who asked.
-    const fresh = await client.get<Device>(devicePath).catch(() => device);
-    events.record(
-      device,
-      "Warning",
-      "ReenrollmentRequested",
-      "Reenroll",
-      `re-enrolment requested (${reenrollmentRequester(fresh)}): a one-time token for the next agent to enrol as ` +
-        `this Device is in Secret ${secret.metadata.name} until ${expiresAt}; the current key (SHA-256 ` +
-        `${want.replaces}) keeps working until then. Set spec.identity.reenroll to false to withdraw the request`,
-    );
-  }
-  return expiresAtMs;
 }
 
 export interface EnrollDeps {
   client: KubeClient;
+  /** The Device cache: an anonymous caller costs no API request before it has shown a valid token. */
+  devices: Pick<Informer<Device>, "get" | "synced">;
   ca: KeyPairPem;
   tokenKey: Buffer;
   certValidityMs: number;
@@ -123,39 +51,68 @@ export interface EnrollInput {
   csrPem: string;
 }
 
-export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPem: string; caPem: string }> {
-  const where = `Device "${req.name}" in namespace "${req.namespace}"`;
-  if (!req.namespace || !req.name) {
-    throw new HubError(grpcStatus.INVALID_ARGUMENT, "DS_USAGE", "name the device as --device NAMESPACE/NAME");
+/** Why an enrolment was refused; only the operator's side (Event, log, metric) learns which. */
+export type RefusalReason = "not_found" | "disabled" | "already_enrolled" | "token_invalid" | "token_expired";
+
+export class EnrollmentRefusal extends Error {
+  readonly reason: RefusalReason;
+  /** The Device the refusal is about, when it exists. */
+  readonly device: Device | undefined;
+  constructor(reason: RefusalReason, device: Device | undefined, message: string) {
+    super(message);
+    this.reason = reason;
+    this.device = device;
   }
-  let device: Device;
-  try {
-    device = await d.client.get<Device>(objectPath({ ...deviceResource }, req.namespace, req.name));
-  } catch (err) {
-    if (isNotFound(err)) {
-      throw new HubError(
-        grpcStatus.NOT_FOUND,
-        "DS_DEVICE_NOT_FOUND",
-        `${where} does not exist; create it (kubectl apply) or fix --device`,
-      );
-    }
-    throw new HubError(grpcStatus.UNAVAILABLE, "DS_HUB_UNAVAILABLE", "the hub cannot read Devices now; retry later");
+}
+
+function checkState(device: Device, where: string): void {
+  if (device.metadata.deletionTimestamp) {
+    throw new EnrollmentRefusal("not_found", device, `${where} is being deleted`);
   }
   if (device.spec?.disabled) {
-    throw new HubError(grpcStatus.PERMISSION_DENIED, "DS_DEVICE_DISABLED", `${where} is disabled (spec.disabled)`);
+    throw new EnrollmentRefusal("disabled", device, `${where} is disabled (spec.disabled)`);
   }
   // Enrolled: only a re-enrolment an administrator asked for, with a token bound to the current key.
-  const replaces = device.spec?.identity?.publicKeySHA256;
-  if (replaces && device.spec?.identity?.reenroll !== true) {
-    throw new HubError(
-      grpcStatus.FAILED_PRECONDITION,
-      "DS_ALREADY_ENROLLED",
+  if (device.spec?.identity?.publicKeySHA256 && device.spec.identity.reenroll !== true) {
+    throw new EnrollmentRefusal(
+      "already_enrolled",
+      device,
       `${where} is already enrolled, so its enrolment token is used up; to enrol an agent with a new key, an ` +
         "administrator sets spec.identity.reenroll to true and gives it the new token from the <device>-enrollment Secret",
     );
   }
-  const check = checkEnrollmentToken(d.tokenKey, device.metadata.uid!, req.token, Date.now(), replaces);
-  if (!check.ok) throw new HubError(grpcStatus.UNAUTHENTICATED, check.code, check.message);
+}
+
+export async function enroll(
+  d: EnrollDeps,
+  req: EnrollInput,
+): Promise<{ chainPem: string; caPem: string; device: Device }> {
+  try {
+    checkNamespace(req.namespace, "device namespace");
+    checkObjectName(req.name, "device name");
+  } catch (err) {
+    throw new HubError(
+      grpcStatus.INVALID_ARGUMENT,
+      "DS_INVALID_NAME",
+      `${(err as Error).message}; name the device as --device NAMESPACE/NAME`,
+    );
+  }
+  if (!d.devices.synced) {
+    throw new HubError(grpcStatus.UNAVAILABLE, "DS_HUB_UNAVAILABLE", "the hub is still loading Devices; retry shortly");
+  }
+  const where = `Device "${req.name}" in namespace "${req.namespace}"`;
+  const cached = d.devices.get(req.namespace, req.name);
+  // The key a re-enrolment replaces: its token is bound to it (enrollment-token.ts).
+  const replaces = cached?.spec?.identity?.publicKeySHA256;
+  // The token is checked whether the Device exists or not, so that both refusals take as long.
+  const check = checkEnrollmentToken(d.tokenKey, cached?.metadata.uid ?? "", req.token, Date.now(), replaces);
+  if (!cached) throw new EnrollmentRefusal("not_found", undefined, `${where} does not exist`);
+  checkState(cached, where);
+  if (!check.ok) {
+    const reason = check.code === "DS_ENROLLMENT_TOKEN_EXPIRED" ? "token_expired" : "token_invalid";
+    throw new EnrollmentRefusal(reason, cached, `${check.code}: ${check.message}`);
+  }
+  // From here on the caller has shown this Device's valid token: precise answers tell it nothing new.
   let keyHash: string;
   try {
     keyHash = publicKeySha256(req.csrPem);
@@ -166,37 +123,17 @@ export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPe
   try {
     certPem = await signCertificateRequest(d.ca, req.csrPem, {
       commonName: `${req.namespace}/${req.name}`,
-      uris: [deviceUri({ namespace: req.namespace, name: req.name, uid: device.metadata.uid! })],
+      uris: [deviceUri({ namespace: req.namespace, name: req.name, uid: cached.metadata.uid! })],
       usage: "client",
       validityMs: d.certValidityMs,
     });
   } catch (err) {
     throw new HubError(grpcStatus.INVALID_ARGUMENT, "DS_BAD_CSR", (err as Error).message);
   }
-  // The resourceVersion guard makes two enrolments racing with one token end with one winner.
-  try {
-    await d.client.jsonPatch(
-      objectPath({ ...deviceResource }, req.namespace, req.name),
-      [
-        { op: "test", path: "/metadata/resourceVersion", value: device.metadata.resourceVersion },
-        // Replaces the whole identity: a re-enrolment also clears reenroll.
-        { op: "add", path: "/spec/identity", value: { publicKeySHA256: keyHash } },
-      ],
-      hubFieldManager,
-    );
-  } catch (err) {
-    if (err instanceof KubeApiError && (err.status === 409 || err.status === 422)) {
-      throw new HubError(
-        grpcStatus.FAILED_PRECONDITION,
-        "DS_ALREADY_ENROLLED",
-        `${where} changed or was enrolled meanwhile; if this agent did not enrol it, set spec.identity.reenroll to true and enrol again with the new token`,
-      );
-    }
-    throw new HubError(grpcStatus.UNAVAILABLE, "DS_HUB_UNAVAILABLE", "the hub cannot update the Device now; retry");
-  }
+  await recordIdentity(d, cached, keyHash, replaces, where);
   if (replaces) {
     d.events.record(
-      device,
+      cached,
       "Warning",
       "Reenrolled",
       "Enroll",
@@ -204,8 +141,80 @@ export async function enroll(d: EnrollDeps, req: EnrollInput): Promise<{ chainPe
         `${keyHash}; the old key's certificates are no longer accepted`,
     );
   } else {
-    d.events.record(device, "Normal", "Enrolled", "Enroll", `device enrolled; public key SHA-256 ${keyHash}`);
+    d.events.record(cached, "Normal", "Enrolled", "Enroll", `device enrolled; public key SHA-256 ${keyHash}`);
   }
   d.log.info(replaces ? "device enrolled again" : "device enrolled", { device: `${req.namespace}/${req.name}` });
-  return { chainPem: pemChain(certPem, d.ca.certPem), caPem: d.ca.certPem };
+  return { chainPem: pemChain(certPem, d.ca.certPem), caPem: d.ca.certPem, device: cached };
+}
+
+/**
+ * Writes spec.identity. The patch holds only if the Device is still the one the token was made
+ * for (UID) and not disabled, and for a re-enrolment only while the key it replaces is still
+ * enrolled and reenroll still asked for; the CRD lets publicKeySHA256 change only after reenroll, so
+ * of two enrolments racing with one token and two keys only the first holds. The cache may be
+ * behind, so a failed patch is explained from a fresh read.
+ */
+async function recordIdentity(
+  d: EnrollDeps,
+  device: Device,
+  keyHash: string,
+  replaces: string | undefined,
+  where: string,
+): Promise<void> {
+  const path = objectPath({ ...deviceResource }, device.metadata.namespace!, device.metadata.name!);
+  const stillAsked = replaces
+    ? [
+        { op: "test", path: "/spec/identity/publicKeySHA256", value: replaces },
+        { op: "test", path: "/spec/identity/reenroll", value: true },
+      ]
+    : [];
+  try {
+    await d.client.jsonPatch(
+      path,
+      [
+        { op: "test", path: "/metadata/uid", value: device.metadata.uid },
+        { op: "test", path: "/spec/disabled", value: false },
+        ...stillAsked,
+        // Replaces the whole identity: a re-enrolment also clears reenroll.
+        { op: "add", path: "/spec/identity", value: { publicKeySHA256: keyHash } },
+      ],
+      hubFieldManager,
+    );
+    return;
+  } catch (err) {
+    if (isNotFound(err)) throw new EnrollmentRefusal("not_found", undefined, `${where} was deleted meanwhile`);
+    if (!(err instanceof KubeApiError && (err.status === 409 || err.status === 422))) throw unavailable(err);
+  }
+  let fresh: Device;
+  try {
+    fresh = await d.client.get<Device>(path);
+  } catch (err) {
+    if (isNotFound(err)) throw new EnrollmentRefusal("not_found", undefined, `${where} was deleted meanwhile`);
+    throw unavailable(err);
+  }
+  if (fresh.metadata.uid !== device.metadata.uid) {
+    throw new EnrollmentRefusal(
+      "token_invalid",
+      fresh,
+      `${where} was deleted and created again meanwhile; the token was the old Device's`,
+    );
+  }
+  checkState(fresh, where);
+  if (fresh.spec?.identity?.publicKeySHA256 !== replaces) {
+    throw new EnrollmentRefusal(
+      "token_invalid",
+      fresh,
+      `${where} enrolled another key meanwhile; the token was for ${replaces ? `replacing key ${replaces}` : "its first enrolment"}`,
+    );
+  }
+  throw unavailable(new Error("the Device changed meanwhile"));
+}
+
+function unavailable(cause: unknown): HubError {
+  return new HubError(
+    grpcStatus.UNAVAILABLE,
+    "DS_HUB_UNAVAILABLE",
+    "the hub cannot update the Device now; retry",
+    cause,
+  );
 }

@@ -14,6 +14,9 @@ describe("device certificate identity", () => {
       "https://device/ns/name/uid",
       "devicestreams://device/NS/name/uid",
       "devicestreams://device/ns/../uid",
+      "devicestreams://device/a.b/name/uid",
+      `devicestreams://device/${"n".repeat(64)}/name/uid`,
+      "devicestreams://device/ns/name/UID",
     ]) {
       assert.equal(parseDeviceUri(bad), undefined, bad);
     }

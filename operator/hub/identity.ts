@@ -2,6 +2,7 @@
 // a Device deleted and created again under the same name never revives an old certificate.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
+import { dns1123LabelError, dns1123SubdomainError } from "../../kube/names.ts";
 import { publicKeySha256 } from "../../runtime/pki.ts";
 
 export interface DeviceIdentity {
@@ -19,8 +20,12 @@ export function deviceUri(id: DeviceIdentity): string {
 export function parseDeviceUri(uri: string): DeviceIdentity | undefined {
   if (!uri.startsWith(scheme)) return undefined;
   const parts = uri.slice(scheme.length).split("/");
-  if (parts.length !== 3 || parts.some((p) => !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(p))) return undefined;
+  if (parts.length !== 3) return undefined;
   const [namespace, name, uid] = parts as [string, string, string];
+  // The hub signed only valid names; checked again because they become cache keys and paths.
+  if (dns1123LabelError(namespace) || dns1123SubdomainError(name) || !/^[a-z0-9][-a-z0-9]{0,62}$/.test(uid)) {
+    return undefined;
+  }
   return { namespace, name, uid };
 }
 

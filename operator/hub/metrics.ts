@@ -17,7 +17,9 @@ export function hubMetrics(registry: Registry) {
     }),
     enrollments: new Counter({
       name: "devicestreams_hub_enrollments_total",
-      help: "Enrolment attempts by result (ok or the DS_* code of the refusal).",
+      help:
+        "Enrolment attempts by result: ok, rate_limited, invalid_name, not_found, disabled, already_enrolled, " +
+        "token_invalid, token_expired, bad_csr, unavailable, error.",
       labelNames: ["result"],
       registers,
     }),

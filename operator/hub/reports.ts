@@ -12,6 +12,8 @@ import {
   deviceStreamResource,
 } from "../../api/v1alpha1.ts";
 import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
+import type { PeerCode } from "../../runtime/error-codes.ts";
+import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { EventRecorder } from "../events.ts";
 
@@ -82,8 +84,8 @@ export class HubReports {
     this.events.record(ds, "Normal", "Accepted", "Offer", `device "${ds.spec.device}" accepted the stream`);
   }
 
-  async refused(ds: DeviceStream, code: string, message: string): Promise<void> {
-    const text = `${code}: ${message}`;
+  async refused(ds: DeviceStream, code: PeerCode, message: string): Promise<void> {
+    const text = errorDetail(code, message);
     await this.stream(ds, ["False", reasons.refused, text]);
     this.events.record(ds, "Warning", "Refused", "Offer", `device "${ds.spec.device}" refused the stream: ${text}`);
   }

@@ -15,6 +15,8 @@ import { deviceResource } from "../../api/v1alpha1.ts";
 import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { Pod } from "../../kube/types.ts";
+import type { ErrorCode } from "../../runtime/error-codes.ts";
+import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
 import {
@@ -25,7 +27,8 @@ import {
   hubService,
 } from "../../transport/hub-service.ts";
 import type { EventRecorder } from "../events.ts";
-import { enroll, HubError } from "./enrollment.ts";
+import { type EnrollRateLimit, EnrollService } from "./enroll-service.ts";
+import type { HubError } from "./enrollment.ts";
 import { deviceFromCertificate } from "./identity.ts";
 import { hubMetrics } from "./metrics.ts";
 import { HubReports } from "./reports.ts";
@@ -40,9 +43,12 @@ export interface HubOptions {
   certValidityMs: number;
   /** Heartbeats refresh Device.status.lastSeen at most this often. */
   lastSeenEveryMs?: number;
+  /** Enroll attempts per source address (defaults: 5 per minute, burst 5). */
+  enrollRateLimit?: EnrollRateLimit;
 }
 
 export interface HubDeps {
+  /** The hub's own client (its own sockets), so that hub load cannot starve the reconciler's. */
   client: KubeClient;
   devices: Informer<Device>;
   streams: Informer<DeviceStream>;
@@ -75,6 +81,7 @@ export class Hub {
   private readonly reports: HubReports;
   private readonly metrics;
   private readonly key: Buffer;
+  private readonly enrollment: EnrollService;
   private timer: NodeJS.Timeout | undefined;
   port = 0;
 
@@ -84,6 +91,19 @@ export class Hub {
     this.reports = new HubReports(d.client, d.events, d.log);
     this.metrics = hubMetrics(d.registry);
     this.key = hubTokenKey(d.ca);
+    this.enrollment = new EnrollService(
+      {
+        client: d.client,
+        devices: d.devices,
+        ca: d.ca,
+        tokenKey: this.key,
+        certValidityMs: o.certValidityMs,
+        events: d.events,
+        log: d.log,
+      },
+      o.enrollRateLimit ?? { perMinute: 5, burst: 5 },
+      this.metrics,
+    );
   }
 
   async start(): Promise<number> {
@@ -135,37 +155,19 @@ export class Hub {
   }
 
   private async enroll(call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) {
-    const r = call.request;
     try {
-      const out = await enroll(
-        {
-          client: this.d.client,
-          ca: this.d.ca,
-          tokenKey: this.key,
-          certValidityMs: this.o.certValidityMs,
-          events: this.d.events,
-          log: this.d.log,
-        },
-        { token: r.token ?? "", namespace: r.namespace ?? "", name: r.name ?? "", csrPem: r.csrPem ?? "" },
-      );
-      this.metrics.enrollments.inc({ result: "ok" });
-      cb(null, { certificateChainPem: out.chainPem, caBundlePem: out.caPem });
+      cb(null, await this.enrollment.handle(call.getPeer(), call.request));
     } catch (err) {
-      const e =
-        err instanceof HubError
-          ? err
-          : new HubError(grpcStatus.INTERNAL, "DS_HUB_INTERNAL", `enrolment failed: ${(err as Error).message}`);
-      this.metrics.enrollments.inc({ result: e.code });
-      this.d.log.warn("enrolment refused", { device: `${r.namespace}/${r.name}`, reason: e.code, detail: e.message });
+      const e = err as HubError;
       cb({ code: e.grpcCode, details: e.details });
     }
   }
 
   private async session(call: ServerDuplexStream<AgentControl, HubControl>): Promise<void> {
-    const refuse = (result: string, code: grpcStatus, dsCode: string, message: string) => {
+    const refuse = (result: string, code: grpcStatus, dsCode: ErrorCode, message: string) => {
       this.metrics.sessionAttempts.inc({ result });
       this.d.log.warn("agent session refused", { reason: dsCode, detail: message });
-      call.emit("error", { code, details: `${dsCode}: ${message}` });
+      call.emit("error", { code, details: errorDetail(dsCode, message) });
     };
     const peer = call.getAuthContext().sslPeerCertificate;
     if (!peer?.raw) {

@@ -7,7 +7,10 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import { expiresAt } from "../../api/devicestream.ts";
 import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import type { Informer } from "../../kube/informer.ts";
-import { type Pod, splitKey } from "../../kube/types.ts";
+import { parseObjectKey } from "../../kube/names.ts";
+import type { Pod } from "../../kube/types.ts";
+import { type ErrorCode, peerCode } from "../../runtime/error-codes.ts";
+import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
 import type { AgentControl, HubControl } from "../../transport/hub-service.ts";
@@ -65,9 +68,9 @@ export class AgentSession {
   }
 
   /** Ends the session from the hub's side with a status the agent can act on. */
-  fail(code: grpcStatus, dsCode: string, message: string): void {
+  fail(code: grpcStatus, dsCode: ErrorCode, message: string): void {
     if (this.ended) return;
-    this.call.emit("error", { code, details: `${dsCode}: ${message}` });
+    this.call.emit("error", { code, details: errorDetail(dsCode, message) });
     this.finish(message);
   }
 
@@ -104,7 +107,7 @@ export class AgentSession {
         this.book.update(stream, "refused");
         this.d.metrics.offers.inc({ result: "refused" });
         const r = m.offerReply.refused;
-        await this.d.reports.refused(ds, r.code || "DS_DEVICE_REFUSED", r.message ?? "");
+        await this.d.reports.refused(ds, peerCode(r.code, "DS_DEVICE_REFUSED"), r.message ?? "");
       } else if (this.book.update(stream, "accepted")) {
         this.d.metrics.offers.inc({ result: "accepted" });
         await this.d.reports.accepted(ds);
@@ -124,10 +127,15 @@ export class AgentSession {
     }
   }
 
+  /** The stream an agent's message names, if it is this device's; the name is the peer's to choose. */
   private stream(key: string): DeviceStream | undefined {
-    const { namespace, name } = splitKey(key);
-    if (namespace !== this.id.namespace) return undefined; // a device only speaks for its own namespace
-    const ds = this.d.streams.get(namespace, name);
+    const id = parseObjectKey(key);
+    if (!id) {
+      this.d.log.warn("agent named an invalid stream; ignored", { device: this.key, stream: key.slice(0, 300) });
+      return undefined;
+    }
+    if (id.namespace !== this.id.namespace) return undefined; // a device only speaks for its own namespace
+    const ds = this.d.streams.get(id.namespace, id.name);
     return ds?.spec.device === this.id.name ? ds : undefined;
   }
 

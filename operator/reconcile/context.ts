@@ -13,11 +13,6 @@ import type { RelaySettings } from "../relay-objects.ts";
 import type { RelayFailures, RelayObjectKind } from "./relay-failure.ts";
 import type { Ending } from "./status.ts";
 
-export interface StreamHooks {
-  /** The stream ended or is being deleted: the hub withdraws its offer to the device here. */
-  onEnded?(stream: DeviceStream, reason: string): void;
-}
-
 export interface ReconcileContext {
   client: KubeClient;
   streams: Informer<DeviceStream>;
@@ -40,7 +35,6 @@ export interface ReconcileContext {
   enqueue(key: string, afterMs?: number): void;
   now(): number;
   log: Logger;
-  hooks: StreamHooks;
   /** The leader's usage poller: why a stream passed its bytes-per-day cap, if it did. */
   usage?: { exceeded(key: string): string | undefined };
 }

@@ -1,6 +1,6 @@
 // The finalizer revokes access at once when a stream is deleted: it deletes the relay Pod, which
 // drops every tunnel, without waiting for the garbage collector; the GC removes the Service and
-// the Secret (the operator may not delete Secrets). Then the hub hook runs and the finalizer goes.
+// the Secret (the operator may not delete Secrets). Then the finalizer goes.
 
 import { finalizer, relayName } from "../../api/constants.ts";
 import { type DeviceStream, deviceStreamResource } from "../../api/v1alpha1.ts";
@@ -49,7 +49,6 @@ export async function finalize(ctx: ReconcileContext, ds: DeviceStream, manager:
     }
   }
   for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
-  ctx.hooks.onEnded?.(ds, "Deleted");
   const i = ds.metadata.finalizers!.indexOf(finalizer);
   // The test makes the patch fail, not remove someone else's entry, if the list moved meanwhile.
   try {

@@ -106,7 +106,6 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     ctx.relayFailures.clear(key);
     await teardownRelay(ctx, ds, pod, service);
     for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
-    if (!isTerminal(ds.status?.phase)) ctx.hooks.onEnded?.(ds, end.reason);
   }
 
   const next = desiredStatus(observed, end);

@@ -13,6 +13,7 @@ import type { Informer } from "../../kube/informer.ts";
 import { controlledBy, podReady } from "../../kube/objects.ts";
 import { keyOf, type Pod } from "../../kube/types.ts";
 import type { Logger } from "../../runtime/log.ts";
+import type { Component } from "../manager.ts";
 import { RollingDay } from "./rolling-day.ts";
 
 export const usageFieldManager = "devicestreams-usage";
@@ -64,7 +65,9 @@ interface Tracked {
   exceeded?: string;
 }
 
-export class UsagePoller {
+export class UsagePoller implements Component {
+  readonly name = "usage poller";
+  readonly leaderOnly = true;
   private readonly d: UsageDeps;
   private readonly tracked = new Map<string, Tracked>();
   private readonly bytes: Counter;

@@ -3,9 +3,13 @@
 // the relay's limits (connections, idle timeout, lifetime) hold with the right error codes.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import type { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeStaticStream } from "../../cli/static-stream.ts";
 import type { ComponentProcess } from "../helpers/component-process.ts";
-import { type DataPlane, startDataPlane } from "../helpers/dataplane.ts";
+import { type DataPlane, startAgent, startClient, startDataPlane, startRelay } from "../helpers/dataplane.ts";
 import {
   connectionFailed,
   countIncoming,
@@ -84,6 +88,8 @@ describe("data plane: flow control and limits", function () {
   this.timeout(120_000);
   let target: ModeTarget;
   let plane: DataPlane | undefined;
+  /** Processes a case started itself (not through startDataPlane), and their folder. */
+  let own: { processes: ComponentProcess[]; dir: string } | undefined;
 
   before(async () => {
     target = await modeTarget();
@@ -92,9 +98,16 @@ describe("data plane: flow control and limits", function () {
     await target?.close();
   });
   afterEach(async function () {
-    if (this.currentTest?.state === "failed" && plane) console.error(plane.logs().slice(-30_000));
+    const failed = this.currentTest?.state === "failed";
+    if (failed && plane) console.error(plane.logs().slice(-30_000));
+    if (failed && own) for (const p of own.processes) console.error(`----- ${p.name} -----\n${p.logs.slice(-10_000)}`);
     await plane?.stop();
     plane = undefined;
+    if (own) {
+      await Promise.all(own.processes.map((p) => p.stop()));
+      rmSync(own.dir, { recursive: true, force: true });
+      own = undefined;
+    }
   });
 
   const start = async (relayArgs: string[] = []) => {
@@ -289,6 +302,46 @@ describe("data plane: flow control and limits", function () {
       const three = await HeldConnection.open(p.client.port, "echo\n");
       await three.finish();
       await two.finish();
+    });
+
+    it("--max-connections 2 before the device attaches: waiting calls hold the places, more are refused at once", async () => {
+      // No agent yet: each call waits for one to attach (--attach-wait). Those waits must count
+      // toward the limit, or every one of them becomes a dial and a live connection at the attach.
+      const dir = mkdtempSync(join(tmpdir(), "ds-waiting-"));
+      own = { processes: [], dir };
+      const stream = await writeStaticStream(dir, { service: "t" });
+      const relay = await startRelay(stream, ["--max-connections", "2", "--attach-wait", "60s"]);
+      own.processes.push(relay.process);
+      const client = await startClient(stream, relay.address);
+      own.processes.push(client.process);
+      const payload = randomBytes(64 * 1024);
+      const waiting = [];
+      for (let i = 1; i <= 2; i++) {
+        const s = await dial(client.port);
+        const outcome = collect(s, 60_000);
+        s.end(Buffer.concat([Buffer.from("echo\n"), payload]));
+        waiting.push(outcome);
+        await waitUntil(
+          `the relay to hold call ${i} for the device`,
+          () => countMatches(relay.process, /connection waits for the device to attach/) >= i,
+        );
+      }
+      const refusedAt = Date.now();
+      for (let i = 0; i < 5; i++) await expectReset(client.port, 5_000);
+      console.log(`      5 calls over the limit refused in ${Date.now() - refusedAt} ms while 2 waited`);
+      const reason = await waitForReason(client.process, connectionFailed, "DS_CONNECTION_LIMIT");
+      assert.match(reason, /already carries 2 connections, its limit/);
+      assert.equal(await metric(relay.metricsPort, "devicestreams_relay_connections_total", 'result="limit"'), 5);
+
+      const first = target.connections.length;
+      const agent = await startAgent(stream, relay.address, [`t=${target.address}`]);
+      own.processes.push(agent.process);
+      for (const outcome of await Promise.all(waiting)) {
+        assert.equal(outcome.error, undefined, `a waiting call failed: ${outcome.error?.message}`);
+        assert.ok(outcome.ended && outcome.data.equals(payload), "a waiting call's echo came back exact");
+      }
+      assert.equal(target.connections.length - first, 2, "the device dialled once per waiting call, no more");
+      assert.equal(await metric(relay.metricsPort, "devicestreams_relay_connections_total", 'result="paired"'), 2);
     });
 
     it("--idle-timeout 1s: an idle connection is reset with DS_IDLE_TIMEOUT, an active one is not", async () => {

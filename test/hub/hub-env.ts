@@ -24,12 +24,24 @@ export async function caPem(env: OperatorEnv): Promise<{ certPem: string; keyPem
   return { certPem: decode(s, "tls.crt"), keyPem: decode(s, "tls.key") };
 }
 
-export async function createDevice(env: OperatorEnv, ns: string, name: string): Promise<Device> {
+export async function createDevice(
+  env: OperatorEnv,
+  ns: string,
+  name: string,
+  spec: Record<string, unknown> = {},
+): Promise<Device> {
   return env.admin.create<Device>(
     collectionPath(devices, ns),
-    { apiVersion: "devicestreams.io/v1alpha1", kind: "Device", metadata: { name }, spec: {} },
+    { apiVersion: "devicestreams.io/v1alpha1", kind: "Device", metadata: { name }, spec },
     "tests",
   );
+}
+
+/** One counter of an operator's /metrics, 0 when absent. */
+export async function metricValue(op: RunningOperator, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${op.metricsPort}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}} `));
+  return line ? Number(line.split(" ").at(-1)) : 0;
 }
 
 export function getDevice(env: OperatorEnv, ns: string, name: string): Promise<Device> {

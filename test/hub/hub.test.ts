@@ -4,10 +4,11 @@
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { ServiceError, StatusObject } from "@grpc/grpc-js";
+import { status as grpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
 import { objectPath } from "../../kube/client.ts";
 import type { KubeList } from "../../kube/types.ts";
+import { enrollmentRefused } from "../../operator/hub/enroll-service.ts";
 import { makeEnrollmentToken } from "../../operator/hub/enrollment-token.ts";
 import { deviceFromCertificate } from "../../operator/hub/identity.ts";
 import { hubTokenKey } from "../../operator/hub/token-key.ts";
@@ -18,8 +19,18 @@ import { createLogger } from "../../runtime/log.ts";
 import { createCertificateRequest, publicKeySha256 } from "../../runtime/pki.ts";
 import { HubClient } from "../../transport/hub-client.ts";
 import type { ComponentProcess } from "../helpers/component-process.ts";
-import { devices, OperatorEnv, waitFor } from "../operator/env.ts";
-import { agentFiles, caPem, createDevice, enrollmentToken, getDevice, hubPort, startAgent } from "./hub-env.ts";
+import { startRecordingProxy } from "../helpers/recording-proxy.ts";
+import { devices, OperatorEnv, operatorNamespace, waitFor } from "../operator/env.ts";
+import {
+  agentFiles,
+  caPem,
+  createDevice,
+  enrollmentToken,
+  getDevice,
+  hubPort,
+  metricValue,
+  startAgent,
+} from "./hub-env.ts";
 
 interface EventObj {
   reason: string;
@@ -36,7 +47,8 @@ describe("hub: enrolment, control sessions and offers", function () {
 
   before(async () => {
     env = await OperatorEnv.start();
-    op = await env.startOperator();
+    // Every test enrols from 127.0.0.1: the per-address limit has a test (and an operator) of its own.
+    op = await env.startOperator(["--hub-enroll-burst=100"]);
     port = await hubPort(op);
   });
 
@@ -75,28 +87,51 @@ describe("hub: enrolment, control sessions and offers", function () {
       env.markPodReady(ns, `${stream}-relay`),
     );
 
-  it("enrols a device with its token and refuses another device's, an expired, a reused token and no certificate", async () => {
+  const hubClient = async (hubPortNumber: number) =>
+    new HubClient({
+      address: `127.0.0.1:${hubPortNumber}`,
+      tls: { caPem: (await caPem(env)).certPem },
+      keepalive: defaultKeepalive,
+    });
+  /** What the caller was told, as [gRPC code, details]. */
+  const answer = (p: Promise<unknown>) =>
+    p.then(
+      () => assert.fail("the enrolment was accepted"),
+      (err: ServiceError) => [err.code, err.details] as const,
+    );
+  const refusedAnswer = [grpcStatus.PERMISSION_DENIED, `${enrollmentRefused.code}: ${enrollmentRefused.message}`];
+  const refusalEvent = (ns: string, name: string, reason: string) =>
+    waitFor(`EnrollmentRefused (${reason}) on Device ${ns}/${name}`, async () =>
+      (await env.admin.get<KubeList<EventObj>>(`/apis/events.k8s.io/v1/namespaces/${ns}/events`)).items.find(
+        (e) => e.regarding.name === name && e.reason === "EnrollmentRefused" && e.note.includes(`(${reason})`),
+      ),
+    );
+
+  it("enrols a device with its token; another device's, an expired, a reused token, an unknown or disabled device all get one answer, and the Device says why", async () => {
     const ns = await env.namespace("enrol");
     const a = await createDevice(env, ns, "alpha");
     await createDevice(env, ns, "beta");
+    await createDevice(env, ns, "delta", { disabled: true });
     const ca = await caPem(env);
     const token = await enrollmentToken(env, ns, "alpha");
-    const hub = new HubClient({
-      address: `127.0.0.1:${port}`,
-      tls: { caPem: ca.certPem },
-      keepalive: defaultKeepalive,
-    });
+    const hub = await hubClient(port);
     try {
       const { csrPem } = await createCertificateRequest("x");
-      const refused = (req: Parameters<HubClient["enroll"]>[0], code: string) =>
-        assert.rejects(hub.enroll(req), (err: ServiceError) => {
-          assert.match(err.details, new RegExp(`^${code}: `), err.details);
-          return true;
-        });
-      await refused({ token, namespace: ns, name: "beta", csrPem }, "DS_ENROLLMENT_TOKEN_INVALID");
       const expired = makeEnrollmentToken(hubTokenKey(ca), a.metadata.uid!, Date.now() - 1000);
-      await refused({ token: expired, namespace: ns, name: "alpha", csrPem }, "DS_ENROLLMENT_TOKEN_EXPIRED");
-      await refused({ token, namespace: ns, name: "gamma", csrPem }, "DS_DEVICE_NOT_FOUND");
+      const wrongDevice = await answer(hub.enroll({ token, namespace: ns, name: "beta", csrPem }));
+      const unknownDevice = await answer(hub.enroll({ token, namespace: ns, name: "gamma", csrPem }));
+      // The point: nobody without a valid token learns whether a Device exists.
+      assert.deepEqual(unknownDevice, wrongDevice);
+      assert.deepEqual(wrongDevice, refusedAnswer);
+      assert.deepEqual(
+        await answer(hub.enroll({ token: expired, namespace: ns, name: "alpha", csrPem })),
+        refusedAnswer,
+      );
+      const deltaToken = await enrollmentToken(env, ns, "delta");
+      assert.deepEqual(
+        await answer(hub.enroll({ token: deltaToken, namespace: ns, name: "delta", csrPem })),
+        refusedAnswer,
+      );
 
       const res = await hub.enroll({ token, namespace: ns, name: "alpha", csrPem });
       const leaf = res.certificateChainPem!.split("-----END CERTIFICATE-----")[0]!;
@@ -108,7 +143,20 @@ describe("hub: enrolment, control sessions and offers", function () {
       await eventWith(ns, "alpha", "Enrolled");
 
       const again = await createCertificateRequest("x");
-      await refused({ token, namespace: ns, name: "alpha", csrPem: again.csrPem }, "DS_ALREADY_ENROLLED");
+      assert.deepEqual(
+        await answer(hub.enroll({ token, namespace: ns, name: "alpha", csrPem: again.csrPem })),
+        refusedAnswer,
+      );
+
+      // The operator's side learns the precise reason: an Event on the Device and the metric.
+      assert.match((await refusalEvent(ns, "beta", "token_invalid")).note, /DS_ENROLLMENT_TOKEN_INVALID/);
+      assert.match((await refusalEvent(ns, "alpha", "token_expired")).note, /DS_ENROLLMENT_TOKEN_EXPIRED/);
+      assert.match((await refusalEvent(ns, "delta", "disabled")).note, /spec\.disabled/);
+      assert.match((await refusalEvent(ns, "alpha", "already_enrolled")).note, /already enrolled/);
+      for (const result of ["ok", "token_invalid", "not_found", "token_expired", "disabled", "already_enrolled"]) {
+        const n = await metricValue(op, "devicestreams_hub_enrollments_total", `result="${result}"`);
+        assert.ok(n >= 1, `enrolments with result ${result}: ${n}`);
+      }
 
       const call = hub.session();
       const end = await new Promise<StatusObject>((resolve) => {
@@ -119,6 +167,115 @@ describe("hub: enrolment, control sessions and offers", function () {
       assert.match(end.details, /^DS_DEVICE_CERT_REQUIRED: /);
     } finally {
       hub.close();
+    }
+  });
+
+  it("a traversal payload as the device's namespace or name is refused before any I/O: the operator asks the API server for nothing it did not choose", async () => {
+    // This replica reaches the API server through a proxy that records every request.
+    const proxy = await startRecordingProxy(env.operatorKubeConfig);
+    const op4 = await startOperator(
+      await env.operatorOptions(["--identity=replica-recorded", "--hub-enroll-burst=100"]),
+      {
+        kubeConfig: proxy.kubeConfig,
+        log: createLogger("operator-recorded"),
+      },
+    );
+    const hub = await hubClient(await hubPort(op4));
+    try {
+      const { csrPem } = await createCertificateRequest("x");
+      const payload = "../../../../api/v1/pods?watch=true#";
+      const from = proxy.requests.length;
+      const names: Array<[string, string, RegExp]> = [
+        [
+          payload,
+          "x",
+          /^DS_INVALID_NAME: device namespace "\.\.\/\.\.\/\.\.\/\.\.\/api\/v1\/pods\?watch=true#" is not a DNS-1123 label/,
+        ],
+        ["default", payload, /^DS_INVALID_NAME: device name ".*" is not a DNS-1123 subdomain/],
+        ["%2e%2e", "x", /^DS_INVALID_NAME: device namespace "%2e%2e"/],
+        ["default", "..", /^DS_INVALID_NAME: device name "\.\."/],
+        ["default", `a${"b".repeat(253)}`, /^DS_INVALID_NAME: device name ".*…" is longer than 253 characters/],
+      ];
+      for (const [namespace, name, details] of names) {
+        // A deadline: the old hub answered only when its GET did, and a watch never ends.
+        const [code, text] = await answer(hub.enroll({ token: "dse1.1.x", namespace, name, csrPem }, 5000));
+        assert.equal(code, grpcStatus.INVALID_ARGUMENT, text);
+        assert.match(text, details);
+      }
+      // Valid names of no Device: answered from the cache, so no request either.
+      assert.deepEqual(
+        await answer(hub.enroll({ token: "dse1.1.x", namespace: "default", name: "nobody", csrPem }, 5000)),
+        refusedAnswer,
+      );
+      const during = proxy.requests.slice(from);
+      assert.deepEqual(
+        during.filter((r) => r.userAgent === "devicestreams-hub"),
+        [],
+        "the hub's own client made no request",
+      );
+      // What the replica did meanwhile is its own routine: the Lease, and watches of the four
+      // resources it caches (Pods and Services only by its label selector).
+      const own = [
+        `/apis/coordination.k8s.io/v1/namespaces/${operatorNamespace}/leases/devicestreams-operator`,
+        "/apis/devicestreams.io/v1alpha1/devicestreams",
+        "/apis/devicestreams.io/v1alpha1/devices",
+        "/api/v1/pods",
+        "/api/v1/services",
+      ];
+      const routine = (url: string) => {
+        const [path, query = ""] = url.split("?");
+        return own.includes(path!) && (!path!.startsWith("/api/v1/") || query.includes("labelSelector="));
+      };
+      assert.deepEqual(
+        during.filter((r) => !routine(r.url)),
+        [],
+      );
+    } finally {
+      hub.close();
+      await op4.stop();
+      await proxy.close();
+    }
+  });
+
+  it("limits enrolment per source address: the attempt after the burst is refused with RESOURCE_EXHAUSTED, a successful one is not counted", async () => {
+    const ns = await env.namespace("enrol-limit");
+    await createDevice(env, ns, "first");
+    await createDevice(env, ns, "second");
+    const first = await enrollmentToken(env, ns, "first");
+    const second = await enrollmentToken(env, ns, "second");
+    const burst = 3;
+    const op5 = await startOperator(
+      await env.operatorOptions([
+        "--identity=replica-limited",
+        `--hub-enroll-burst=${burst}`,
+        "--hub-enroll-per-minute=1",
+      ]),
+      { kubeConfig: env.operatorKubeConfig, log: createLogger("operator-limited") },
+    );
+    const hub = await hubClient(await hubPort(op5));
+    try {
+      await waitFor("the replica's caches", async () => (await fetch(`http://127.0.0.1:${op5.metricsPort}/readyz`)).ok);
+      const { csrPem } = await createCertificateRequest("x");
+      await hub.enroll({ token: first, namespace: ns, name: "first", csrPem });
+      for (let i = 0; i < burst; i++) {
+        assert.deepEqual(
+          await answer(hub.enroll({ token: "dse1.1.x", namespace: ns, name: `nobody-${i}`, csrPem })),
+          refusedAnswer,
+        );
+      }
+      // Attempt N+1 within the minute, even with a valid token, is refused before anything else.
+      const limited = await answer(hub.enroll({ token: second, namespace: ns, name: "second", csrPem }));
+      assert.equal(limited[0], grpcStatus.RESOURCE_EXHAUSTED, limited[1]);
+      assert.match(
+        limited[1],
+        /^DS_ENROLLMENT_RATE_LIMITED: too many enrolment attempts from this address; retry in \d+s$/,
+      );
+      assert.equal((await getDevice(env, ns, "second")).spec.identity, undefined);
+      const count = (result: string) => metricValue(op5, "devicestreams_hub_enrollments_total", `result="${result}"`);
+      assert.deepEqual([await count("ok"), await count("not_found"), await count("rate_limited")], [1, burst, 1]);
+    } finally {
+      hub.close();
+      await op5.stop();
     }
   });
 
@@ -243,6 +400,53 @@ describe("hub: enrolment, control sessions and offers", function () {
     } finally {
       await op3.stop();
     }
+  });
+
+  it("the leader marks a Device disconnected once no replica has heard from it for 90 s, not before", async () => {
+    // What a replica killed without a goodbye leaves behind: connected, held by a replica that is gone.
+    const ns = await env.namespace("stale");
+    const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+    const leftConnected = async (name: string, lastSeenMs: number) => {
+      const d = await createDevice(env, ns, name);
+      const status = {
+        connected: true,
+        lastSeen: rfc3339(lastSeenMs),
+        conditions: [
+          {
+            type: "Connected",
+            status: "True",
+            reason: "SessionOpen",
+            message: "the agent holds a control session with hub replica vanished-1",
+            lastTransitionTime: rfc3339(lastSeenMs),
+          },
+        ],
+      };
+      const body = { apiVersion: d.apiVersion, kind: d.kind, metadata: { name, namespace: ns }, status };
+      await env.admin.apply(`${objectPath(devices, ns, name)}/status`, body, "devicestreams-hub");
+    };
+    const lost = (name: string) =>
+      waitFor(
+        `Device ${ns}/${name} marked disconnected`,
+        async () => {
+          const d = await getDevice(env, ns, name);
+          return d.status?.connected === false ? d : undefined;
+        },
+        60_000,
+      );
+    const longAgo = Date.now() - 5 * 60_000;
+    await leftConnected("long-gone", longAgo);
+    // Seen 70 s ago: stale 20 s from now.
+    const recentlySeen = Date.now() - 70_000;
+    await leftConnected("recent", recentlySeen);
+
+    const gone = await lost("long-gone");
+    const message = gone.status!.conditions!.find((c) => c.type === "Connected")!.message;
+    assert.match(message, /no hub replica has heard from the agent since .*its replica vanished-1 is gone/);
+    assert.equal((await getDevice(env, ns, "recent")).status?.connected, true, "not stale yet");
+    const recent = await lost("recent");
+    const markedAt = Date.parse(recent.status!.conditions!.find((c) => c.type === "Connected")!.lastTransitionTime);
+    // lastTransitionTime has whole seconds.
+    assert.ok(markedAt >= recentlySeen + 90_000 - 1000, `marked ${recentlySeen + 90_000 - markedAt} ms early`);
   });
 
   it("two replicas: a device whose session the non-leader holds still gets its streams offered", async () => {

@@ -1,11 +1,13 @@
 // Re-keying a Device against a real kube-apiserver, the operator under its own RBAC and its hub:
 // removing spec.identity is refused however it is asked for, so no new enrolment token appears and
 // nobody else can enrol as the device; re-enrolment happens only when an administrator sets
-// spec.identity.reenroll, is recorded as Events, and swaps the key the hub accepts.
+// spec.identity.reenroll, is recorded as Events, and swaps the key the hub accepts. Refusals are
+// answered like any other (DS_ENROLLMENT_REFUSED); the Device's Event says why.
 import assert from "node:assert/strict";
-import type { ServiceError, StatusObject } from "@grpc/grpc-js";
+import { status as grpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import { KubeApiError, objectPath } from "../../kube/client.ts";
 import type { KubeList } from "../../kube/types.ts";
+import { enrollmentRefused } from "../../operator/hub/enroll-service.ts";
 import type { RunningOperator } from "../../operator/main.ts";
 import { defaultKeepalive } from "../../runtime/grpc-options.ts";
 import { createCertificateRequest, publicKeySha256 } from "../../runtime/pki.ts";
@@ -52,11 +54,23 @@ describe("hub: re-enrolment is explicit", function () {
       hub.close();
     }
   };
-  const enrolRefused = async (ns: string, name: string, token: string, code: string) => {
+  const eventWith = (ns: string, name: string, reason: string, note = /(?:)/) =>
+    waitFor(`Event ${reason} for ${ns}/${name} matching ${note}`, async () =>
+      (await env.admin.get<KubeList<EventObj>>(`/apis/events.k8s.io/v1/namespaces/${ns}/events`)).items.find(
+        (e) => e.regarding.name === name && e.reason === reason && note.test(e.note),
+      ),
+    );
+  /** Refused with the one generic answer; the Device's EnrollmentRefused Event names `reason` and its `code`. */
+  const enrolRefused = async (ns: string, name: string, token: string, reason: string, code: RegExp) => {
     await assert.rejects(enrol(ns, name, token), (err: ServiceError) => {
-      assert.match(err.details, new RegExp(`^${code}: `), err.details);
+      assert.deepEqual(
+        [err.code, err.details],
+        [grpcStatus.PERMISSION_DENIED, `${enrollmentRefused.code}: ${enrollmentRefused.message}`],
+      );
       return true;
     });
+    const refused = await eventWith(ns, name, "EnrollmentRefused", new RegExp(`\\(${reason}\\)`));
+    assert.match(refused.note, code);
   };
   /** "open" when the hub accepts a control session with this certificate, else its refusal. */
   const session = async (cert: { certPem: string; keyPem: string }) => {
@@ -76,12 +90,6 @@ describe("hub: re-enrolment is explicit", function () {
       hub.close();
     }
   };
-  const eventWith = (ns: string, name: string, reason: string) =>
-    waitFor(`Event ${reason} for ${ns}/${name}`, async () =>
-      (await env.admin.get<KubeList<EventObj>>(`/apis/events.k8s.io/v1/namespaces/${ns}/events`)).items.find(
-        (e) => e.regarding.name === name && e.reason === reason,
-      ),
-    );
   const kubectl = (args: string[]) =>
     runCommand("kubectl", [`--kubeconfig=${env.cluster.kubeconfigPath}`, ...args], { timeoutMs: 30_000 });
 
@@ -124,7 +132,7 @@ describe("hub: re-enrolment is explicit", function () {
     assert.notEqual(r.code, 0, "kubectl patch removed the identity");
     assert.equal((await getDevice(env, ns, "pump")).spec.identity?.publicKeySHA256, device.hash);
     // The first token stays used up, and the enrolled key keeps working.
-    await enrolRefused(ns, "pump", first, "DS_ALREADY_ENROLLED");
+    await enrolRefused(ns, "pump", first, "already_enrolled", /already enrolled/);
     assert.equal(await session(device), "open");
   });
 
@@ -155,7 +163,7 @@ describe("hub: re-enrolment is explicit", function () {
     });
     // Until the new agent enrols, the old key still works; the first token cannot re-enrol.
     assert.equal(await session(old), "open");
-    await enrolRefused(ns, "pump", first, "DS_ENROLLMENT_TOKEN_INVALID");
+    await enrolRefused(ns, "pump", first, "token_invalid", /DS_ENROLLMENT_TOKEN_INVALID/);
 
     const fresh = await enrol(ns, "pump", second);
     const after = await getDevice(env, ns, "pump");
@@ -165,6 +173,6 @@ describe("hub: re-enrolment is explicit", function () {
     assert.equal(await session(fresh), "open");
     assert.match(await session(old), /^DS_DEVICE_REVOKED: /);
     // Used up: neither token enrols again.
-    await enrolRefused(ns, "pump", second, "DS_ALREADY_ENROLLED");
+    await enrolRefused(ns, "pump", second, "already_enrolled", /already enrolled/);
   });
 });

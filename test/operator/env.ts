@@ -139,11 +139,13 @@ export class OperatorEnv {
       "tests",
     );
     if (status) {
+      // As the hub: a connected report carries lastSeen, or the leader takes the session for stale at once.
+      const lastSeen = new Date().toISOString().replace(/\.\d+Z$/, "Z");
       const body = {
         apiVersion: "devicestreams.io/v1alpha1",
         kind: "Device",
         metadata: { name, namespace: ns },
-        status,
+        status: status.connected ? { lastSeen, ...status } : status,
       };
       await this.admin.apply(`${path}/${name}/status`, body, "devicestreams-hub");
     }

@@ -8,6 +8,11 @@ export const enrollmentExpiresAnnotation = "devicestreams.io/enrollment-expires-
 /** The enrolled key the current token may replace; absent for a first-enrolment token. */
 export const enrollmentReplacesAnnotation = "devicestreams.io/enrollment-replaces";
 
+/** When a token expiring at `expiresAtMs` is renewed: a little early, so that one read from the Secret is never about to expire. */
+export function renewalDue(expiresAtMs: number, ttlMs: number): number {
+  return expiresAtMs - Math.min(ttlMs / 10, 60_000);
+}
+
 export interface TokenWanted {
   /** SHA-256 of the key a re-enrolment token may replace; undefined for a first enrolment. */
   replaces?: string;
@@ -15,19 +20,32 @@ export interface TokenWanted {
   newRequest: boolean;
 }
 
-/** Whether the Device needs a new token now (none, expiring, or one for another purpose). */
-export function enrollmentTokenWanted(device: Device, ttlMs: number, now: number): TokenWanted | undefined {
+/** The token on record, when the Device should hold one at all (undefined: it should not). */
+function tokenOnRecord(device: Device): { enrolled?: string; forThisKey: boolean; expires: number } | undefined {
   if (device.metadata.deletionTimestamp) return undefined;
   const identity = device.spec?.identity;
   const enrolled = identity?.publicKeySHA256;
   if (enrolled && identity?.reenroll !== true) return undefined;
   const annotations = device.metadata.annotations ?? {};
-  const forThisKey = annotations[enrollmentReplacesAnnotation] === enrolled;
-  const expires = Date.parse(annotations[enrollmentExpiresAnnotation] ?? "");
-  // Renew a little early so that a token read from the Secret is never about to expire.
-  const fresh = Number.isFinite(expires) && expires - now > Math.min(ttlMs / 10, 60_000);
-  if (forThisKey && fresh) return undefined;
-  return { replaces: enrolled, newRequest: enrolled !== undefined && !forThisKey };
+  return {
+    enrolled,
+    forThisKey: annotations[enrollmentReplacesAnnotation] === enrolled,
+    expires: Date.parse(annotations[enrollmentExpiresAnnotation] ?? ""),
+  };
+}
+
+/** Whether the Device needs a new token now (none, expiring, or one for another purpose). */
+export function enrollmentTokenWanted(device: Device, ttlMs: number, now: number): TokenWanted | undefined {
+  const t = tokenOnRecord(device);
+  if (!t) return undefined;
+  if (t.forThisKey && Number.isFinite(t.expires) && now < renewalDue(t.expires, ttlMs)) return undefined;
+  return { replaces: t.enrolled, newRequest: t.enrolled !== undefined && !t.forThisKey };
+}
+
+/** When the Device's current token expires, if it should hold one and the one on record is for its current key. */
+export function currentTokenExpiry(device: Device): number | undefined {
+  const t = tokenOnRecord(device);
+  return t?.forThisKey && Number.isFinite(t.expires) ? t.expires : undefined;
 }
 
 interface ManagedFieldsEntry {

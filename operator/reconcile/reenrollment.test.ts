@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Device, DeviceIdentity } from "../../api/v1alpha1.ts";
-import { enrollmentTokenWanted, reenrollmentRequester } from "./reenrollment.ts";
+import { currentTokenExpiry, enrollmentTokenWanted, reenrollmentRequester } from "./reenrollment.ts";
 
 const now = 1_800_000_000_000;
 const ttl = 24 * 3600_000;
@@ -52,6 +52,15 @@ describe("when the leader writes an enrolment token", () => {
         ?.newRequest,
       true,
     );
+  });
+
+  it("says when the current token expires only while the Device should hold it (for the reconciler's next look)", () => {
+    assert.equal(currentTokenExpiry(device(undefined, token(now + ttl))), now + ttl);
+    assert.equal(currentTokenExpiry(device()), undefined, "none written yet");
+    assert.equal(currentTokenExpiry(device({ publicKeySHA256: keyA }, token(now + ttl))), undefined, "enrolled");
+    const asked = { publicKeySHA256: keyA, reenroll: true };
+    assert.equal(currentTokenExpiry(device(asked, token(now + ttl, keyA))), now + ttl);
+    assert.equal(currentTokenExpiry(device(asked, token(now + ttl))), undefined, "a first-enrolment token");
   });
 
   it("names the field manager that set reenroll, and when", () => {

@@ -1,0 +1,18 @@
+// Every command's option specs by name: the docs' flag tables are written from these
+// (scripts/option-tables.ts) and option-specs.test.ts checks each set's defaults and --help.
+import { pluginOptionSpecs } from "../client/kubectl-plugin.ts";
+import { connectOptionSpecs } from "../client/main.ts";
+import { operatorOptionSpecs } from "../operator/options.ts";
+import { relayOptionSpecs } from "../relay/contract.ts";
+import type { OptionSpecs } from "../runtime/options.ts";
+import { agentOptionSpecs } from "../sidecar/main.ts";
+import { demoOptionSpecs } from "./demo.ts";
+
+export const commandOptionSpecs: Record<string, OptionSpecs> = {
+  relay: relayOptionSpecs,
+  agent: agentOptionSpecs,
+  connect: connectOptionSpecs,
+  operator: operatorOptionSpecs,
+  demo: demoOptionSpecs,
+  "kubectl-devicestream": pluginOptionSpecs,
+};

@@ -1,0 +1,74 @@
+// What a launcher tells a relay: its flags and its config file (relay.json). The operator builds
+// both from these types, so a renamed flag or field fails `tsc` there instead of in a running Pod.
+import { type OptionArgs, type OptionSpecs, toArgv } from "../runtime/options.ts";
+import type { Role } from "../transport/credentials.ts";
+
+export const relayOptionSpecs = {
+  listen: { kind: "address", description: "gRPC over TLS, for agents and clients", default: "0.0.0.0:8443" },
+  "metrics-listen": {
+    kind: "address",
+    description: "`/metrics`, `/healthz`, `/readyz` (plain HTTP)",
+    default: "0.0.0.0:9090",
+  },
+  config: {
+    kind: "file",
+    description: "`relay.json`: stream, service, SHA-256 of each role's token, optional `expiresAt`",
+    required: true,
+  },
+  "tls-cert": { kind: "file", description: "serving certificate (PEM)", required: true },
+  "tls-key": { kind: "file", description: "serving key (PEM)", required: true, secret: true },
+  "max-connections": { kind: "integer", min: 1, description: "concurrent tunnelled connections", default: "1000" },
+  "bandwidth-limit": {
+    kind: "integer",
+    min: 0,
+    description:
+      "bytes per second each way for the whole stream (`0`: unlimited); senders are slowed, nothing is dropped",
+    default: "0",
+  },
+  "idle-timeout": {
+    kind: "duration",
+    description: "reset a connection that moved no bytes for this long (`0`: never)",
+    default: "1h",
+  },
+  "max-lifetime": { kind: "duration", description: "end the stream this long after start (`0`: never)", default: "0" },
+  "dial-timeout": { kind: "duration", description: "how long the device may take to reach its target", default: "10s" },
+  "attach-wait": {
+    kind: "duration",
+    description: "how long a new connection waits for a (re)attaching device",
+    default: "5s",
+  },
+  "keepalive-time": { kind: "duration", description: "ping a quiet peer after (HTTP/2 pings)", default: "10s" },
+  "keepalive-timeout": {
+    kind: "duration",
+    description: "declare a peer dead when a ping goes unanswered for",
+    default: "5s",
+  },
+  "drain-timeout": {
+    kind: "duration",
+    description:
+      "on SIGTERM, refuse new connections and let open ones finish for up to this; a second signal stops at once",
+    default: "30s",
+  },
+} satisfies OptionSpecs;
+
+/** `devicestreams relay` and its flags, for a container's args or a child process. */
+export function relayArgs(flags: OptionArgs<typeof relayOptionSpecs>): string[] {
+  return ["relay", ...toArgv(relayOptionSpecs, flags)];
+}
+
+/** relay.json: which stream the relay serves and the digests of its two credentials. */
+export interface StreamConfig {
+  version: 1;
+  /** `namespace/name` of the DeviceStream, or any label in static mode. */
+  stream: string;
+  /** The device's allow-list name this stream reaches. */
+  service: string;
+  /** After this instant both credentials are refused (RFC 3339). */
+  expiresAt?: string;
+  credentials: Array<{ role: Role; sha256: string }>;
+}
+
+/** The text of relay.json, as the relay's --config reads it. */
+export function streamConfigFile(config: StreamConfig): string {
+  return `${JSON.stringify(config, null, 2)}\n`;
+}

@@ -1,0 +1,201 @@
+import assert from "node:assert/strict";
+import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { decodeFrame, encodeData } from "../proto/frames.ts";
+import { createRegistry } from "../runtime/http-endpoints.ts";
+import { FakeStream, quietLog, tick } from "../test/helpers/fake-streams.ts";
+import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
+import { relayMetrics } from "./metrics.ts";
+import { Pairing, type RelayLimits } from "./pairing.ts";
+
+type FrameCall = ServerDuplexStream<Buffer, Buffer>;
+type AttachCall = ServerDuplexStream<AgentMessage, RelayMessage>;
+
+const limits: RelayLimits = {
+  maxConnections: 10,
+  idleTimeoutMs: 0,
+  dialTimeoutMs: 60_000,
+  attachWaitMs: 60_000,
+  maxFrameBytes: 1024,
+  bandwidthBytesPerSecond: 0,
+};
+
+describe("relay pairing", () => {
+  let pairings: Pairing[] = [];
+  afterEach(() => {
+    // Ending clears every wait's timer.
+    for (const p of pairings) p.end("shutdown", "DS_RELAY_SHUTDOWN", "test over");
+    pairings = [];
+  });
+
+  const setup = (o: Partial<RelayLimits> = {}) => {
+    const metrics = relayMetrics(createRegistry("relay"));
+    const pairing = new Pairing(
+      { version: 1, stream: "ns/s", service: "ssh", credentials: [] },
+      { ...limits, ...o },
+      metrics,
+      quietLog,
+    );
+    pairings.push(pairing);
+    const count = async (result: string) =>
+      (await metrics.connections.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+    /** A new service-side call, handed to the pairing. */
+    const connect = () => {
+      const source = new FakeStream();
+      pairing.connect(source as unknown as FrameCall);
+      return source;
+    };
+    /** An agent's Attach call that says hello. */
+    const attach = async () => {
+      const agent = new FakeStream();
+      pairing.attach(agent as unknown as AttachCall);
+      agent.receive({ hello: { agentVersion: "test" } });
+      await tick();
+      return agent;
+    };
+    const dials = (agent: FakeStream) =>
+      (agent.written as RelayMessage[]).filter((m) => m.dial).map((m) => Number(m.dial!.connectionId));
+    return { pairing, metrics, count, connect, attach, dials };
+  };
+
+  /** The failure status a call was ended with, as `CODE: message`. */
+  const failure = (call: FakeStream) => (call.errors[0] as { code: status; details: string } | undefined)?.details;
+  const failureCode = (call: FakeStream) => (call.errors[0] as { code: status } | undefined)?.code;
+
+  it("asks the attached device to dial, and splices its Accept call to the waiting one", async () => {
+    const { pairing, connect, attach, dials, count } = setup();
+    const agent = await attach();
+    assert.deepEqual(agent.written[0], { streamInfo: { stream: "ns/s", service: "ssh", maxFrameBytes: 1024 } });
+    const source = connect();
+    assert.deepEqual(dials(agent), [1]);
+    const destination = new FakeStream();
+    pairing.accept(destination as unknown as FrameCall, 1);
+    assert.equal(pairing.connectionCount, 1);
+    source.receive(encodeData(Buffer.from("ping")));
+    await tick();
+    assert.equal(decodeFrame(destination.written[0] as Buffer).kind, "data");
+    assert.equal(await count("paired"), 1);
+    const stray = new FakeStream();
+    pairing.accept(stray as unknown as FrameCall, 1);
+    assert.match(failure(stray)!, /^DS_UNKNOWN_CONNECTION: connection 1 is not waiting/);
+  });
+
+  it("a call waits for the device to attach, then is dialled", async () => {
+    const { connect, attach, dials } = setup();
+    const source = connect();
+    const agent = await attach();
+    assert.deepEqual(dials(agent), [1]);
+    assert.deepEqual(source.errors, []);
+  });
+
+  it("calls waiting for the device hold places toward the limit: the next is refused at once", async () => {
+    const { connect, attach, dials, count } = setup({ maxConnections: 2 });
+    const waiting = [connect(), connect()];
+    const over = Array.from({ length: 5 }, connect);
+    for (const s of over) {
+      assert.equal(failureCode(s), status.RESOURCE_EXHAUSTED);
+      assert.match(failure(s)!, /^DS_CONNECTION_LIMIT: stream ns\/s already carries 2 connections, its limit/);
+    }
+    assert.equal(await count("limit"), 5);
+    const agent = await attach();
+    assert.deepEqual(dials(agent), [1, 2], "one dial per waiting call, no more");
+    for (const s of waiting) assert.deepEqual(s.errors, []);
+    assert.ok(failure(connect())?.startsWith("DS_CONNECTION_LIMIT"), "dialling calls hold their places too");
+  });
+
+  it("a waiting call that is cancelled gives its place back", async () => {
+    const { connect, count } = setup({ maxConnections: 1 });
+    const first = connect();
+    assert.ok(failure(connect())?.startsWith("DS_CONNECTION_LIMIT"));
+    first.emit("cancelled");
+    assert.equal(await count("cancelled"), 1);
+    const next = connect();
+    assert.deepEqual(next.errors, [], "the freed place is taken");
+  });
+
+  it("a waiting call gives up after the attach wait with DS_DEVICE_NOT_ATTACHED", async () => {
+    const { connect, count } = setup({ attachWaitMs: 20 });
+    const source = connect();
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(failureCode(source), status.UNAVAILABLE);
+    assert.match(failure(source)!, /^DS_DEVICE_NOT_ATTACHED: no device is attached to stream ns\/s/);
+    assert.equal(await count("no_device"), 1);
+  });
+
+  it("a device that refuses the stream fails the waiting calls and the next ones", async () => {
+    const { pairing, connect } = setup();
+    const waiting = connect();
+    const agent = new FakeStream();
+    pairing.attach(agent as unknown as AttachCall);
+    agent.receive({ refusal: { code: "DS_SERVICE_NOT_ALLOWED", message: "not in the allow-list" } });
+    await tick();
+    for (const s of [waiting, connect()]) {
+      assert.equal(
+        failure(s),
+        `DS_DEVICE_REFUSED: the device refused service "ssh": DS_SERVICE_NOT_ALLOWED: not in the allow-list`,
+      );
+    }
+  });
+
+  it("a failed dial, or a device gone before it reached the target, fails the dialling call", async () => {
+    const { connect, attach } = setup();
+    const agent = await attach();
+    const refused = connect();
+    const orphan = connect();
+    agent.receive({ dialResult: { connectionId: 1, errorCode: "DS_TARGET_REFUSED", errorMessage: "refused" } });
+    await tick();
+    assert.equal(failure(refused), "DS_TARGET_REFUSED: refused");
+    agent.receive(null);
+    await tick();
+    assert.match(failure(orphan)!, /^DS_DEVICE_DETACHED: /);
+  });
+
+  it("draining refuses new calls while the open ones go on", async () => {
+    const { pairing, connect, attach, count } = setup();
+    await attach();
+    const source = connect();
+    const destination = new FakeStream();
+    pairing.accept(destination as unknown as FrameCall, 1);
+    pairing.refuseNew("DS_RELAY_DRAINING", "the relay is shutting down");
+    const late = connect();
+    assert.equal(failureCode(late), status.UNAVAILABLE);
+    assert.equal(failure(late), "DS_RELAY_DRAINING: the relay is shutting down");
+    assert.equal(await count("draining"), 1);
+    source.receive(encodeData(Buffer.from("still carried")));
+    await tick();
+    assert.equal(destination.written.length, 1);
+    assert.equal(pairing.connectionCount, 1);
+  });
+
+  it("ending resets every connection, fails the dialling calls and the device, and is final", async () => {
+    const { pairing, connect, attach, count } = setup();
+    const agent = await attach();
+    const source = connect();
+    const destination = new FakeStream();
+    pairing.accept(destination as unknown as FrameCall, 1);
+    const dialling = connect();
+    pairing.end("lifetime", "DS_STREAM_EXPIRED", "the stream reached its lifetime");
+    const expired = "DS_STREAM_EXPIRED: the stream reached its lifetime";
+    assert.equal(pairing.connectionCount, 0);
+    for (const spliced of [source, destination]) {
+      const last = decodeFrame(spliced.written.at(-1) as Buffer);
+      assert.deepEqual(last, {
+        kind: "reset",
+        reset: { code: "DS_STREAM_EXPIRED", message: "the stream reached its lifetime" },
+      });
+    }
+    assert.equal(failure(dialling), expired);
+    assert.equal(failure(agent), expired);
+
+    // Whatever is asked later: new calls and agents are refused with the same reason.
+    pairing.refuseNew("DS_RELAY_DRAINING", "shutting down");
+    pairing.end("shutdown", "DS_RELAY_SHUTDOWN", "the relay shut down");
+    const late = connect();
+    assert.equal(failureCode(late), status.FAILED_PRECONDITION);
+    assert.equal(failure(late), expired);
+    const lateAgent = new FakeStream();
+    pairing.attach(lateAgent as unknown as AttachCall);
+    assert.equal(failure(lateAgent), expired);
+    assert.equal(lateAgent.written.length, 0, "no stream info for an agent of an ended stream");
+    assert.equal(await count("expired"), 2);
+  });
+});

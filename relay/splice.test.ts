@@ -1,0 +1,174 @@
+import assert from "node:assert/strict";
+import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
+import { FakeStream, tick } from "../test/helpers/fake-streams.ts";
+import { type CloseReason, type Direction, Splice } from "./splice.ts";
+
+type Call = ServerDuplexStream<Buffer, Buffer>;
+
+/** A splice between a fake service-side call and a fake device-side call. */
+function spliced(o: { highWaterMark?: number; throttle?: (d: Direction, n: number) => number } = {}) {
+  const source = new FakeStream({ highWaterMark: o.highWaterMark });
+  const destination = new FakeStream({ highWaterMark: o.highWaterMark });
+  const closes: { reason: CloseReason; detail: string }[] = [];
+  const bytes = { to_device: 0, from_device: 0 };
+  const splice = new Splice(7, source as unknown as Call, destination as unknown as Call, {
+    onBytes: (d, n) => {
+      bytes[d] += n;
+    },
+    onClose: (reason, detail) => closes.push({ reason, detail }),
+    throttle: o.throttle,
+  });
+  const frames = (s: FakeStream) => (s.written as Buffer[]).map(decodeFrame);
+  return { splice, source, destination, closes, bytes, frames };
+}
+
+describe("relay splice", () => {
+  it("forwards each frame untouched, counting payload bytes each way", async () => {
+    const { source, destination, bytes, closes } = spliced();
+    const up = encodeData(Buffer.from("hello"));
+    const down = encodeData(Buffer.from("hi"));
+    source.receive(up);
+    destination.receive(down);
+    await tick();
+    assert.equal(destination.written[0], up, "the very Buffer, not a copy");
+    assert.equal(source.written[0], down);
+    assert.deepEqual(bytes, { to_device: 5, from_device: 2 });
+    assert.equal(closes.length, 0);
+  });
+
+  it("FIN one way, then the other: the open direction keeps flowing, then both calls end complete", async () => {
+    const { source, destination, closes, frames } = spliced();
+    source.receive(encodeFin());
+    await tick();
+    assert.deepEqual(frames(destination), [{ kind: "fin" }]);
+    assert.equal(closes.length, 0);
+    assert.ok(!source.writableEnded && !destination.writableEnded, "neither call ends on one Fin");
+    destination.receive(encodeData(Buffer.from("still flowing")));
+    await tick();
+    assert.equal(frames(source)[0]?.kind, "data");
+    destination.receive(encodeFin());
+    await tick();
+    assert.deepEqual(
+      frames(source).map((f) => f.kind),
+      ["data", "fin"],
+    );
+    assert.deepEqual(closes, [{ reason: "completed", detail: "both sides closed" }]);
+    assert.ok(source.writableEnded && destination.writableEnded);
+  });
+
+  it("a second Fin the same way is not the other direction's", async () => {
+    const { source, closes } = spliced();
+    source.receive(encodeFin());
+    source.receive(encodeFin());
+    await tick();
+    assert.equal(closes.length, 0);
+  });
+
+  it("a Reset frame goes on to the other side and ends both calls", async () => {
+    const { source, destination, closes, frames } = spliced();
+    destination.receive(encodeReset("DS_PEER_RESET", "the target: read ECONNRESET"));
+    await tick();
+    assert.deepEqual(frames(source), [
+      { kind: "reset", reset: { code: "DS_PEER_RESET", message: "the target: read ECONNRESET" } },
+    ]);
+    assert.deepEqual(closes, [{ reason: "reset", detail: "device side reset the connection" }]);
+    assert.ok(source.writableEnded && destination.writableEnded);
+  });
+
+  it("an error from a call is a lost peer: the other side gets a Reset", async () => {
+    for (const [failing, other, who] of [
+      ["source", "destination", "the client"],
+      ["destination", "source", "the device's agent"],
+    ] as const) {
+      const s = spliced();
+      s[failing].emit("error", new Error("stream reset"));
+      await tick();
+      assert.deepEqual(s.frames(s[other]), [
+        {
+          kind: "reset",
+          reset: { code: "DS_PEER_LOST", message: `${who} went away (process stopped or network lost)` },
+        },
+      ]);
+      assert.equal(s.closes[0]?.reason, "peer_lost");
+      assert.equal(s[failing].written.length, 0, "the side that failed is not written to");
+    }
+  });
+
+  it("a cancelled call after its own Fin had finished: closed, not lost", async () => {
+    const { source, destination, closes, frames } = spliced();
+    source.receive(encodeFin());
+    await tick();
+    source.emit("cancelled");
+    await tick();
+    assert.deepEqual(frames(destination)[1], {
+      kind: "reset",
+      reset: { code: "DS_PEER_CLOSED", message: "the client left after closing its side" },
+    });
+    assert.equal(closes[0]?.reason, "completed");
+  });
+
+  it("a half-close without a Fin frame is a loss, never a FIN", async () => {
+    const { source, destination, closes, frames } = spliced();
+    source.receive(null);
+    await tick();
+    assert.equal(frames(destination)[0]?.kind, "reset");
+    assert.equal(closes[0]?.reason, "peer_lost");
+  });
+
+  it("a side that cannot keep up pauses the other until it drains", async () => {
+    const { source, destination } = spliced({ highWaterMark: 1 });
+    destination.hold();
+    source.receive(encodeData(Buffer.from("a")));
+    await tick();
+    assert.ok(source.isPaused(), "the sender's call is no longer read");
+    source.receive(encodeData(Buffer.from("b")));
+    await tick();
+    assert.equal(destination.written.length, 1);
+    destination.release();
+    await tick();
+    assert.ok(!source.isPaused());
+    assert.equal(destination.written.length, 2);
+  });
+
+  it("the bandwidth limit holds a direction for the time the bucket asks", async () => {
+    const { source, destination } = spliced({ throttle: (d) => (d === "to_device" ? 30 : 0) });
+    source.receive(encodeData(Buffer.from("a")));
+    await tick();
+    assert.ok(source.isPaused());
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!source.isPaused());
+    assert.equal(destination.written.length, 1);
+  });
+
+  it("a malformed frame resets both sides and fails its sender's call with INVALID_ARGUMENT", async () => {
+    const { source, destination, closes, frames } = spliced();
+    destination.receive(Buffer.from([0x7f, 0x00]));
+    await tick();
+    assert.equal(frames(source)[0]?.kind, "reset");
+    assert.equal(frames(destination)[0]?.kind, "reset", "the offender is told too, before its status");
+    assert.deepEqual(destination.errors, [
+      {
+        code: status.INVALID_ARGUMENT,
+        details: "DS_PROTOCOL: the device side sent a frame of unknown kind (first byte 0x7f)",
+      },
+    ]);
+    assert.equal(closes[0]?.reason, "protocol_error");
+  });
+
+  it("closed is final: later frames, losses and resets are ignored", async () => {
+    const { splice, source, destination, closes } = spliced();
+    splice.reset("idle_timeout", "DS_IDLE_TIMEOUT", "idle");
+    await tick();
+    const written = [source.written.length, destination.written.length];
+    source.receive(encodeData(Buffer.from("late")));
+    destination.emit("cancelled");
+    splice.reset("lifetime", "DS_STREAM_EXPIRED", "over");
+    await tick();
+    assert.deepEqual([source.written.length, destination.written.length], written);
+    assert.deepEqual(
+      closes.map((c) => c.reason),
+      ["idle_timeout"],
+    );
+  });
+});
