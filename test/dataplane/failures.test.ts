@@ -71,7 +71,7 @@ describe("data plane: component failures", function () {
   it("an agent killed mid-transfer resets the open connections, and a new agent carries new ones", async () => {
     // The kernel resets the dead agent's TCP connection and the relay usually sees it at once. But
     // Node's HTTP/2 over TLS can miss a reset that lands while a write to the socket is pending
-    // (nodejs/node#61304: the session stays up as a zombie); then only the relay's keepalive
+    // (https://github.com/nodejs/node/issues/61304: the session stays up as a zombie); then only the relay's keepalive
     // notices, so it is short here to keep the bound tight.
     const p = await start({ relayArgs: shortKeepalive });
     // Traffic both ways: two uploads pumped into echoes, two downloads flooded by the target.

@@ -29,7 +29,7 @@ export interface OperatorReplica {
   process: ManagedProcess;
 }
 
-/** Whether this checkout's operator has the hub (issue 4, part 1): tests that need it are skipped without. */
+/** Whether this checkout's operator serves the hub (`--hub-listen`): tests that need it are skipped without. */
 export const hubAvailable = readFileSync(join(root, "operator/options.ts"), "utf8").includes('"hub-listen"');
 
 export class System {
