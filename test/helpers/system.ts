@@ -12,11 +12,12 @@ import type { DeviceStream } from "../../api/v1alpha1.ts";
 import { nodeFlags } from "../../cli/node-flags.ts";
 import { core, objectPath } from "../../kube/client.ts";
 import type { KubeObject, Lease, Secret } from "../../kube/types.ts";
-import { OperatorEnv, operatorNamespace, waitFor } from "../operator/env.ts";
+import { OperatorEnv, operatorNamespace } from "../operator/env.ts";
 import { type ManagedProcess, startProcess, tailFile } from "./child-process.ts";
 import { type CommandOptions, type CommandResult, runCommand } from "./command.ts";
 import { freePort } from "./free-port.ts";
 import { type KubeletStandIn, startKubeletStandIn } from "./kubelet-standin.ts";
+import { waitFor } from "./wait.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 export const cli = join(root, "cli/devicestreams.ts");

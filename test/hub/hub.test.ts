@@ -18,7 +18,8 @@ import { createLogger } from "../../runtime/log.ts";
 import { createCertificateRequest, publicKeySha256 } from "../../runtime/pki.ts";
 import { HubClient } from "../../transport/hub-client.ts";
 import type { ComponentProcess } from "../helpers/component-process.ts";
-import { devices, OperatorEnv, waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { devices, OperatorEnv } from "../operator/env.ts";
 import { agentFiles, caPem, createDevice, enrollmentToken, getDevice, hubPort, startAgent } from "./hub-env.ts";
 
 interface EventObj {
