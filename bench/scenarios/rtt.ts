@@ -1,6 +1,6 @@
 // 64-byte ping-pong round trips on one connection, idle and while another connection on the same
 // path (for the tunnel: the same stream, the same HTTP/2 connections) uploads: as fast as it can
-// (the head-of-line check as the issue defines it), and paced to `pacedMbit`, a rate every path
+// (the head-of-line check, `rtt_p99_load_vs_idle` in docs/benchmarks.md), and paced to `pacedMbit`, a rate every path
 // carries with cores to spare, so that queueing behind the bulk connection shows apart from two
 // cores being busy. The load runs in its own process so the driver's loop only pings.
 import { setTimeout as sleep } from "node:timers/promises";

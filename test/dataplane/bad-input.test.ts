@@ -32,11 +32,11 @@ import {
   reasonPattern,
   waitForMetric,
   waitForReason,
-  waitUntil,
   writeTokenFile,
 } from "../helpers/robustness.ts";
 import { collect } from "../helpers/tcp-client.ts";
 import { echoServer, type TcpTarget } from "../helpers/tcp-targets.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 describe("data plane: bad input fails clearly and harms nothing else", function () {
   this.timeout(60_000);
@@ -118,7 +118,7 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
           ),
         );
         const retry = new RegExp(`${reasonPattern(attachFailed, "DS_AUTH_INVALID").source} retryInMs=(\\d+)`, "g");
-        await waitUntil("three attach attempts", () => countMatches(agent.process, retry) >= 3, 15_000);
+        await waitFor("three attach attempts", () => countMatches(agent.process, retry) >= 3, 15_000);
         const attempts = [...agent.process.logs.matchAll(retry)];
         assert.match(JSON.parse(attempts[0]![1]!), /destination credential is not valid/);
         const delays = attempts.map((a) => Number(a[2]));
@@ -312,7 +312,7 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
         assert.match(s.details, /^DS_PROTOCOL: the service side sent a/);
         const resets = frames.map(decodeFrame).filter((f) => f.kind === "reset");
         assert.equal(resets[0]?.kind === "reset" && resets[0].reset.code, "DS_PROTOCOL");
-        await waitUntil("the relay to count the protocol error", async () => (await protocolErrors()) === before + 1);
+        await waitFor("the relay to count the protocol error", async () => (await protocolErrors()) === before + 1);
       } finally {
         raw.close();
       }

@@ -21,9 +21,8 @@ import {
   pump,
   waitForMetric,
   waitForReason,
-  waitUntil,
-  within,
 } from "../helpers/robustness.ts";
+import { waitFor, within } from "../helpers/wait.ts";
 
 /** Waits for a connection to end; it must be a reset (a FIN fails at once), within `timeoutMs`. Returns the time taken. */
 async function expectResetWithin(socket: Socket, timeoutMs: number, since = Date.now()): Promise<number> {
@@ -71,7 +70,7 @@ describe("data plane: component failures", function () {
   it("an agent killed mid-transfer resets the open connections, and a new agent carries new ones", async () => {
     // The kernel resets the dead agent's TCP connection and the relay usually sees it at once. But
     // Node's HTTP/2 over TLS can miss a reset that lands while a write to the socket is pending
-    // (nodejs/node#61304: the session stays up as a zombie); then only the relay's keepalive
+    // (https://github.com/nodejs/node/issues/61304: the session stays up as a zombie); then only the relay's keepalive
     // notices, so it is short here to keep the bound tight.
     const p = await start({ relayArgs: shortKeepalive });
     // Traffic both ways: two uploads pumped into echoes, two downloads flooded by the target.
@@ -82,7 +81,7 @@ describe("data plane: component failures", function () {
     const pumps = uploads.map((s) => pump(s));
     const received = [...uploads, ...downloads].map(countIncoming);
     const sockets = [...uploads, ...downloads, idle];
-    await waitUntil("every connection to be moving bytes", () => received.every((n) => n() > 1024 * 1024));
+    await waitFor("every connection to be moving bytes", () => received.every((n) => n() > 1024 * 1024));
 
     // Watching starts before the kill, so a FIN or reset that comes first is not missed.
     const ends = sockets.map((s) => expectResetWithin(s, 10_000));
@@ -96,7 +95,7 @@ describe("data plane: component failures", function () {
     assert.ok(took < 5_000, `the resets took ${took} ms`);
     const reason = await waitForReason(p.client.process, connectionFailed, "DS_PEER_LOST");
     assert.match(reason, /the device's agent went away/);
-    await waitUntil("the relay to count the device detached", async () =>
+    await waitFor("the relay to count the device detached", async () =>
       (await metric(p.relay.metricsPort, "devicestreams_relay_device_attached")) === 0 &&
       (await metric(p.relay.metricsPort, "devicestreams_relay_connections_active")) === 0
         ? true
@@ -126,7 +125,7 @@ describe("data plane: component failures", function () {
       const took = await expectResetWithin(socket, 10_000, stoppedAt);
       console.log(`      the relay dropped the frozen agent and reset the connection in ${took} ms`);
       assert.ok(took < 10_000);
-      await waitUntil("the relay's metrics to show no device", async () =>
+      await waitFor("the relay's metrics to show no device", async () =>
         (await metric(p.relay.metricsPort, "devicestreams_relay_device_attached")) === 0 &&
         (await metric(p.relay.metricsPort, "devicestreams_relay_connections_active")) === 0
           ? true
@@ -138,7 +137,7 @@ describe("data plane: component failures", function () {
     } finally {
       p.agent.process.signal("SIGCONT");
     }
-    await waitUntil("the agent to reattach", () => countMatches(p.agent.process, attachedPattern) >= 2, 20_000);
+    await waitFor("the agent to reattach", () => countMatches(p.agent.process, attachedPattern) >= 2, 20_000);
     await waitForMetric(p.relay.metricsPort, "devicestreams_relay_device_attached", 1);
     await assertHealthy(p.client.port, 1024 * 1024, "echo\n");
   });
@@ -155,7 +154,7 @@ describe("data plane: component failures", function () {
       const took = Date.now() - stoppedAt;
       console.log(`      the relay dropped the frozen client and reset the target's connection in ${took} ms`);
       assert.equal(how, "ECONNRESET", "a frozen client's connection reached the target as a FIN, as if complete");
-      await waitUntil("the relay's metrics to show no connection", async () =>
+      await waitFor("the relay's metrics to show no connection", async () =>
         (await metric(p.relay.metricsPort, "devicestreams_relay_connections_active")) === 0 ? true : undefined,
       );
       await p.relay.process.waitFor(
@@ -165,12 +164,7 @@ describe("data plane: component failures", function () {
       p.client.process.signal("SIGCONT");
       held.destroy();
     }
-    await waitUntil(
-      "a new connection through the thawed client",
-      () => isHealthy(p.client.port, "echo\n"),
-      15_000,
-      200,
-    );
+    await waitFor("a new connection through the thawed client", () => isHealthy(p.client.port, "echo\n"), 15_000, 200);
   });
 
   it("keepalive: the client notices a frozen relay (SIGSTOP) and resets its local connection", async () => {
@@ -187,7 +181,7 @@ describe("data plane: component failures", function () {
     }
     // The agent, frozen out just as long, may have kept its session (its keepalive raced the thaw)
     // or reattached: either way the stream must carry new connections again.
-    await waitUntil("a new connection through the thawed relay", () => isHealthy(p.client.port, "echo\n"), 20_000, 200);
+    await waitFor("a new connection through the thawed relay", () => isHealthy(p.client.port, "echo\n"), 20_000, 200);
     await waitForMetric(p.relay.metricsPort, "devicestreams_relay_device_attached", 1);
   });
 
@@ -208,11 +202,11 @@ describe("data plane: component failures", function () {
     logs = () => `${earlier()}\n----- restarted relay -----\n${relay.process.logs}`;
     try {
       const restartedAt = Date.now();
-      await waitUntil("the agent to reattach", () => countMatches(p.agent.process, attachedPattern) >= 2, 20_000);
+      await waitFor("the agent to reattach", () => countMatches(p.agent.process, attachedPattern) >= 2, 20_000);
       console.log(`      the agent reattached ${Date.now() - restartedAt} ms after the restart`);
       await waitForMetric(relay.metricsPort, "devicestreams_relay_device_attached", 1);
       // The client's channel reconnects on its own; the first connection after it may not.
-      await waitUntil(
+      await waitFor(
         "a new connection through the restarted relay",
         () => isHealthy(p.client.port, "echo\n"),
         15_000,

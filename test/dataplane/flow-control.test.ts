@@ -24,13 +24,12 @@ import {
   metric,
   modeTarget,
   reasonPattern,
-  sleep,
+  waitForMetric,
   waitForReason,
-  waitUntil,
-  within,
 } from "../helpers/robustness.ts";
 import { collect, dial } from "../helpers/tcp-client.ts";
 import { sha256 } from "../helpers/tcp-targets.ts";
+import { sleep, waitFor, within } from "../helpers/wait.ts";
 
 const MiB = 1024 * 1024;
 
@@ -46,6 +45,7 @@ async function waitStuck(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() - since < quietMs) {
     if (Date.now() > deadline) throw new Error(`${what} never stopped (at ${last} bytes)`);
+    // Sampling a quiet period: this measures that nothing moves for quietMs, so it pauses.
     await sleep(100);
     const now = await count();
     if (now !== last) {
@@ -127,7 +127,7 @@ describe("data plane: flow control and limits", function () {
     const a1Reply = collect(a1, 60_000);
     const a2 = await dialMode(p.client.port, "flood");
     const a2Read = countIncoming(a2);
-    await waitUntil("A2's flood to arrive", () => a2Read() > MiB);
+    await waitFor("A2's flood to arrive", () => a2Read() > MiB);
     a2.pause();
     const a1Stuck = await waitStuck("A1's writer", a1Offer.written);
     const a2Stuck = await waitStuck("the relay's bytes from the device", fromDevice);
@@ -180,7 +180,7 @@ describe("data plane: flow control and limits", function () {
     assert.equal(a1Offer.written(), a1Stuck, "A1's writer stayed stuck");
     assert.equal(a2Read(), a2Got, "A2 read nothing while paused");
     a2.resume();
-    await waitUntil("A2 to flow again", () => a2Read() > a2Got + 4 * MiB);
+    await waitFor("A2 to flow again", () => a2Read() > a2Got + 4 * MiB);
     a2.destroy();
     target.resumeStalled();
     await within("A1's writer to finish", a1Offer.finished, 30_000);
@@ -198,7 +198,7 @@ describe("data plane: flow control and limits", function () {
     await offer(warm, 128 * MiB).finished;
     assert.equal((await warmDone).data.toString(), generatedSha256(128 * MiB));
     console.log(`      warm-up: 128 MiB in ${Date.now() - warmStart} ms`);
-    await sleep(500);
+    await waitForMetric(p.relay.metricsPort, "devicestreams_relay_connections_active", 0);
     const baseline = rss(processes);
 
     const total = 1024 * MiB;
@@ -206,7 +206,8 @@ describe("data plane: flow control and limits", function () {
     const reply = collect(s, 120_000);
     const writer = offer(s, total);
     const inTunnel = await waitStuck("the writer", writer.written);
-    // Sample while it stays stuck: the peak, not a lucky moment after a collection.
+    // Sample while it stays stuck: the peak, not a lucky moment after a collection. This measures
+    // that memory stays put over a second in which nothing moves, so it pauses between samples.
     const samples: Array<Record<string, number>> = [];
     for (let i = 0; i < 10; i++) {
       samples.push(rss(processes));
@@ -242,7 +243,7 @@ describe("data plane: flow control and limits", function () {
     warm.end(); // nothing more to send; the target's FIN then closes the connection
     const warmOut = await collect(warm, 30_000);
     assert.equal(sha256(warmOut.data), generatedSha256(warmTotal));
-    await sleep(500);
+    await waitForMetric(p.relay.metricsPort, "devicestreams_relay_connections_active", 0);
     const baseline = rss(processes);
 
     const total = 256 * MiB;
@@ -258,11 +259,12 @@ describe("data plane: flow control and limits", function () {
       s.once("end", resolve);
       s.once("error", reject);
     });
-    await waitUntil("the download to start", () => got > 0);
+    await waitFor("the download to start", () => got > 0);
     s.pause();
     const fromDevice = async () =>
       (await metric(p.relay.metricsPort, "devicestreams_relay_bytes_total", 'direction="from_device"')) ?? 0;
     const through = await waitStuck("the relay's bytes from the device", fromDevice);
+    // As above: the peak over a second in which nothing moves, so it pauses between samples.
     const samples: Array<Record<string, number>> = [];
     for (let i = 0; i < 10; i++) {
       samples.push(rss(processes));
@@ -296,7 +298,7 @@ describe("data plane: flow control and limits", function () {
       await two.exchange();
       await one.finish();
       // A freed place is taken again.
-      await waitUntil("the relay to free the place", async () =>
+      await waitFor("the relay to free the place", async () =>
         (await metric(p.relay.metricsPort, "devicestreams_relay_connections_active")) === 1 ? true : undefined,
       );
       const three = await HeldConnection.open(p.client.port, "echo\n");
@@ -321,7 +323,7 @@ describe("data plane: flow control and limits", function () {
         const outcome = collect(s, 60_000);
         s.end(Buffer.concat([Buffer.from("echo\n"), payload]));
         waiting.push(outcome);
-        await waitUntil(
+        await waitFor(
           `the relay to hold call ${i} for the device`,
           () => countMatches(relay.process, /connection waits for the device to attach/) >= i,
         );
@@ -353,7 +355,8 @@ describe("data plane: flow control and limits", function () {
         idle.socket.once("end", () => resolve("FIN"));
         idle.socket.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
       });
-      // The active one exchanges a little every 200 ms for 3 s, well past the timeout.
+      // The active one exchanges a little every 200 ms for 3 s, well past the timeout: the pauses
+      // are the point (it must stay open while never idle for a whole second).
       for (let i = 0; i < 15; i++) {
         await active.exchange(1024);
         await sleep(200);
@@ -382,7 +385,7 @@ describe("data plane: flow control and limits", function () {
       const reason = await waitForReason(p.client.process, connectionFailed, "DS_STREAM_EXPIRED");
       assert.match(reason, /reached its maximum lifetime/);
       await expectReset(p.client.port);
-      await waitUntil(
+      await waitFor(
         "the second refusal in the client's log",
         () => countMatches(p.client.process, reasonPattern(connectionFailed, "DS_STREAM_EXPIRED", "g")) >= 2,
       );

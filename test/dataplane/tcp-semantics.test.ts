@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { type DataPlane, startDataPlane } from "../helpers/dataplane.ts";
 import { collect, dial, roundTrip } from "../helpers/tcp-client.ts";
 import { echoServer, hashServer, listen, sha256, type TcpTarget } from "../helpers/tcp-targets.ts";
+import { within } from "../helpers/wait.ts";
 
 describe("data plane: TCP semantics through relay and agent", function () {
   this.timeout(120_000);
@@ -68,12 +69,11 @@ describe("data plane: TCP semantics through relay and agent", function () {
   });
 
   it("carries a reset from the client to the target as a reset", async () => {
-    let targetSaw: Promise<NodeJS.ErrnoException | undefined> | undefined;
+    // How the target's side of the connection ended: its error, or undefined for a clean FIN.
+    const targetSaw = Promise.withResolvers<NodeJS.ErrnoException | undefined>();
     const target = await listen((s) => {
-      targetSaw = new Promise((resolve) => {
-        s.on("error", (e: NodeJS.ErrnoException) => resolve(e));
-        s.on("end", () => resolve(undefined));
-      });
+      s.on("error", (e: NodeJS.ErrnoException) => targetSaw.resolve(e));
+      s.on("end", () => targetSaw.resolve(undefined));
       s.write("ready");
     });
     const other = await startDataPlane({ service: "t", allow: [`t=${target.address}`] });
@@ -81,9 +81,7 @@ describe("data plane: TCP semantics through relay and agent", function () {
       const s = await dial(other.client.port);
       await new Promise((r) => s.once("data", r));
       s.resetAndDestroy();
-      const deadline = Date.now() + 10_000;
-      while (!targetSaw && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      const err = await targetSaw;
+      const err = await within("the target to see the connection end", targetSaw.promise, 10_000);
       assert.equal(err?.code, "ECONNRESET");
     } finally {
       await other.stop();

@@ -17,7 +17,8 @@ import { createDevice, type HubAgent, type StreamOpen, startHubAgent, timeStream
 import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import { hubAvailable, System } from "../helpers/system.ts";
-import { devices, waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { devices } from "../operator/env.ts";
 
 const ns = "e2e-hub";
 const capNs = "e2e-cap";

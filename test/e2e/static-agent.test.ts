@@ -16,7 +16,7 @@ import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import { cli, System } from "../helpers/system.ts";
 import { sha256 } from "../helpers/tcp-targets.ts";
-import { waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const ns = "e2e-static";
 

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { nodeFlags } from "../../cli/node-flags.ts";
+import { StopWaiting, waitFor } from "./wait.ts";
 
 const cli = fileURLToPath(new URL("../../cli/devicestreams.ts", import.meta.url));
 const running = new Set<ChildProcess>();
@@ -48,14 +49,22 @@ export class ComponentProcess {
 
   /** Waits until the output matches, returning the match; fails with the logs if the process dies first. */
   async waitFor(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const m = pattern.exec(this.output);
-      if (m) return m;
-      if (this.proc.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 20));
+    try {
+      return await waitFor(
+        `${this.name} to print ${pattern}`,
+        () => {
+          const m = pattern.exec(this.output);
+          if (!m && this.proc.exitCode !== null) throw new StopWaiting("exited");
+          return m;
+        },
+        timeoutMs,
+        20,
+      );
+    } catch {
+      throw new Error(
+        `${this.name} never printed ${pattern} (exit ${this.proc.exitCode}); its output:\n${this.output}`,
+      );
     }
-    throw new Error(`${this.name} never printed ${pattern} (exit ${this.proc.exitCode}); its output:\n${this.output}`);
   }
 
   /** Resident set size in KiB, from /proc. */

@@ -7,7 +7,7 @@
 import { createCipheriv, createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import { waitFor } from "./wait.ts";
 
 export interface Served {
   method: string;
@@ -136,17 +136,15 @@ export async function httpTarget(): Promise<HttpTarget> {
     address: `127.0.0.1:${port}`,
     url: (path) => `http://127.0.0.1:${port}${path}`,
     served,
-    async waitServed(url, timeoutMs = 5_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const r = served.find((s) => s.url === url && s.complete);
-        if (r) return r;
-        if (Date.now() > deadline) {
-          throw new Error(`the HTTP target never completed ${url}; it served: ${JSON.stringify(served)}`);
-        }
-        await sleep(10);
-      }
-    },
+    waitServed: (url, timeoutMs = 5_000) =>
+      waitFor(
+        `the HTTP target to complete ${url}`,
+        () => served.find((s) => s.url === url && s.complete),
+        timeoutMs,
+        10,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; it served: ${JSON.stringify(served)}`);
+      }),
     close: () =>
       new Promise((r) => {
         for (const s of sockets) s.destroy();

@@ -12,10 +12,11 @@ import { streamAccess } from "../../client/stream-lookup.ts";
 import { collectionPath, core, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Secret } from "../../kube/types.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
-import { devices, operatorNamespace, streams, waitFor } from "../operator/env.ts";
+import { devices, operatorNamespace, streams } from "../operator/env.ts";
 import { ComponentProcess } from "./component-process.ts";
 import type { System } from "./system.ts";
 import { startTcpBalancer, type TcpBalancer } from "./tcp-balancer.ts";
+import { waitFor } from "./wait.ts";
 
 export const createDevice = (sys: System, namespace: string, name: string) =>
   sys.env.admin.create(
@@ -125,22 +126,24 @@ export async function firstByte(
   deadline: number,
   log: Logger = createLogger("e2e"),
 ): Promise<void> {
-  for (;;) {
-    const ds = await admin.get<DeviceStream>(objectPath(streams, ns, name));
-    const ready = ds.status?.conditions?.some((c) => c.type === "RelayReady" && c.status === "True");
-    if (ready && ds.status?.relay?.credentialsSecret) {
+  await waitFor(
+    `a byte through ${name}`,
+    async () => {
+      const ds = await admin.get<DeviceStream>(objectPath(streams, ns, name));
+      const ready = ds.status?.conditions?.some((c) => c.type === "RelayReady" && c.status === "True");
+      if (!ready || !ds.status?.relay?.credentialsSecret) return false;
       const access = await streamAccess(admin, ds);
       const forward = await forwardLocalPort(access.relay, access.token, "127.0.0.1", 0, log);
       try {
-        if (await receivesByte(forward.port)) return;
+        return await receivesByte(forward.port);
       } finally {
         await forward.close();
         access.relay.close();
       }
-    }
-    if (Date.now() > deadline) throw new Error(`no byte through ${name} in time`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    },
+    Math.max(0, deadline - Date.now()),
+    20,
+  );
 }
 
 export interface StreamOpen {

@@ -6,12 +6,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import { forgetOnExit, type ManagedProcess, removeOnExit, startProcess } from "./child-process.ts";
 import { freePort } from "./free-port.ts";
 import { type ControlPlaneBinaries, controlPlaneBinaries } from "./k8s-binaries.ts";
 import { type IssuedCert, newSigningKeyPair, TestCA } from "./test-ca.ts";
+import { StopWaiting, waitFor } from "./wait.ts";
 
 export interface TestCluster {
   /** Admin kubeconfig (client certificate in group system:masters) for kubectl and client-node. */
@@ -61,22 +61,29 @@ function kubeconfigFor(server: string, caPem: string, user: string, cert: Issued
 
 /** GET url until it answers 200, the process dies, or time runs out. */
 async function waitHealthy(proc: ManagedProcess, url: string, tls: { ca?: string; cert?: string; key?: string }) {
-  const deadline = Date.now() + startTimeoutMs;
   let last = "no answer yet";
-  while (Date.now() < deadline) {
-    if (!proc.running()) break;
-    try {
-      const { status, body } = await get(url, tls);
-      if (status === 200) return;
-      last = `${status} ${body.slice(0, 500)}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await sleep(250);
+  try {
+    await waitFor(
+      `${proc.name} to be healthy`,
+      async () => {
+        if (!proc.running()) throw new StopWaiting("exited");
+        try {
+          const { status, body } = await get(url, tls);
+          if (status === 200) return true;
+          last = `${status} ${body.slice(0, 500)}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        return false;
+      },
+      startTimeoutMs,
+      250,
+    );
+  } catch (err) {
+    const why = err instanceof StopWaiting ? err.message : `not healthy after ${startTimeoutMs / 1000}s (${last})`;
+    await proc.stop();
+    throw new Error(`${proc.name} ${why}; last lines of ${proc.logPath}:\n${proc.tail()}`);
   }
-  const why = proc.running() ? `not healthy after ${startTimeoutMs / 1000}s (${last})` : "exited";
-  await proc.stop();
-  throw new Error(`${proc.name} ${why}; last lines of ${proc.logPath}:\n${proc.tail()}`);
 }
 
 function get(

@@ -1,10 +1,10 @@
 // ssh to a device through `kubectl devicestream ssh-proxy`, as a user would. Every command line
 // and ssh's stderr go to `transcript`, for a failing test's report.
 import { randomBytes } from "node:crypto";
-import { waitFor } from "../operator/env.ts";
 import { commandLine, runCommand } from "./command.ts";
 import type { Sshd } from "./sshd.ts";
 import type { System } from "./system.ts";
+import { waitFor } from "./wait.ts";
 
 export interface PluginSshOptions {
   /** Getters: the system and sshd are made in a `before` hook, after this is set up. */

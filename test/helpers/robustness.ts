@@ -1,6 +1,6 @@
-// Shared tools of the robustness tests (bad input, failures, flow control): polling with a
-// deadline, reading a component's /metrics, a connection held open across a test case to prove it
-// was not disturbed, and a raw gRPC client that speaks to the relay without our own client code.
+// Shared tools of the robustness tests (bad input, failures, flow control): reading a component's
+// /metrics, a connection held open across a test case to prove it was not disturbed, and a raw
+// gRPC client that speaks to the relay without our own client code.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -12,44 +12,7 @@ import { metadataKeys, relayServicePath } from "../../proto/metadata.ts";
 import type { ComponentProcess } from "./component-process.ts";
 import { collect, dial, roundTrip } from "./tcp-client.ts";
 import { listen, sha256, type TcpTarget } from "./tcp-targets.ts";
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until `check` returns a truthy value; fails after the deadline with `what`. */
-export async function waitUntil<T>(
-  what: string,
-  check: () => T | Promise<T>,
-  timeoutMs = 10_000,
-  everyMs = 50,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-    }
-    await sleep(everyMs);
-  }
-}
-
-/** `promise`, or a failure naming `what` if it takes longer than `timeoutMs`. */
-export async function within<T>(what: string, promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { StopWaiting, waitFor } from "./wait.ts";
 
 /** One sample of a Prometheus metric (first line whose name and label text match), or undefined. */
 export async function metric(port: number, name: string, labels = ""): Promise<number | undefined> {
@@ -71,7 +34,7 @@ export async function waitForMetric(port: number, name: string, value: number, l
   let last: number | undefined;
   const what = `${name}${labels ? `{${labels}}` : ""}`;
   try {
-    await waitUntil(
+    await waitFor(
       `${what} to be ${value}`,
       async () => {
         last = await metric(port, name, labels);
@@ -157,10 +120,10 @@ export class HeldConnection {
     this.sent.push(chunk);
     const want = this.sent.reduce((n, b) => n + b.length, 0);
     this.socket.write(chunk);
-    await waitUntil(
+    await waitFor(
       `the held connection's echo (${this.receivedBytes} of ${want} bytes)`,
       () => {
-        if (this.socket.destroyed) throw new Error("the held connection was closed");
+        if (this.socket.destroyed) throw new StopWaiting("the held connection was closed");
         return this.receivedBytes >= want;
       },
       timeoutMs,

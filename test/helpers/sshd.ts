@@ -5,10 +5,10 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { forgetOnExit, removeOnExit, startProcess, tailFile } from "./child-process.ts";
 import { runChecked } from "./command.ts";
 import { freePort } from "./free-port.ts";
+import { StopWaiting, waitFor } from "./wait.ts";
 
 export const sshdPath = "/usr/sbin/sshd";
 /** The name the host key is pinned under, whatever address or port ssh dials (a tunnel's port, a ProxyCommand). */
@@ -82,15 +82,15 @@ export async function startSshd(): Promise<Sshd> {
     writeFileSync(configPath, sshdConfig({ port, dir, user, root }));
     // -D: foreground, -e: log to stderr (the log file); the absolute path lets sshd re-exec itself.
     const proc = startProcess("sshd", sshdPath, ["-D", "-e", "-f", configPath], logPath);
-    const deadline = Date.now() + 15_000;
-    let listening = false;
-    while (Date.now() < deadline && proc.running()) {
-      if (readFileSync(logPath, "utf8").includes(`Server listening on 127.0.0.1 port ${port}.`)) {
-        listening = true;
-        break;
-      }
-      await sleep(20);
-    }
+    const listening = await waitFor(
+      `sshd to listen on port ${port}`,
+      () => {
+        if (!proc.running()) throw new StopWaiting("sshd exited");
+        return readFileSync(logPath, "utf8").includes(`Server listening on 127.0.0.1 port ${port}.`);
+      },
+      15_000,
+      20,
+    ).catch(() => false);
     if (!listening) {
       await proc.stop(2_000);
       const log = proc.tail(40);

@@ -12,11 +12,12 @@ import type { DeviceStream } from "../../api/v1alpha1.ts";
 import { nodeFlags } from "../../cli/node-flags.ts";
 import { core, objectPath } from "../../kube/client.ts";
 import type { KubeObject, Lease, Secret } from "../../kube/types.ts";
-import { OperatorEnv, operatorNamespace, waitFor } from "../operator/env.ts";
+import { OperatorEnv, operatorNamespace } from "../operator/env.ts";
 import { type ManagedProcess, startProcess, tailFile } from "./child-process.ts";
 import { type CommandOptions, type CommandResult, runCommand } from "./command.ts";
 import { freePort } from "./free-port.ts";
 import { type KubeletStandIn, startKubeletStandIn } from "./kubelet-standin.ts";
+import { waitFor } from "./wait.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 export const cli = join(root, "cli/devicestreams.ts");
@@ -29,7 +30,7 @@ export interface OperatorReplica {
   process: ManagedProcess;
 }
 
-/** Whether this checkout's operator has the hub (issue 4, part 1): tests that need it are skipped without. */
+/** Whether this checkout's operator serves the hub (`--hub-listen`): tests that need it are skipped without. */
 export const hubAvailable = readFileSync(join(root, "operator/options.ts"), "utf8").includes('"hub-listen"');
 
 export class System {

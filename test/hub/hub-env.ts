@@ -9,7 +9,8 @@ import type { Secret } from "../../kube/types.ts";
 import type { RunningOperator } from "../../operator/main.ts";
 import { devicestreams } from "../../proto/generated/devicestreams.js";
 import { ComponentProcess } from "../helpers/component-process.ts";
-import { devices, type OperatorEnv, operatorNamespace, waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { devices, type OperatorEnv, operatorNamespace } from "../operator/env.ts";
 
 export { devicestreams };
 

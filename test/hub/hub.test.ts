@@ -20,7 +20,8 @@ import { createCertificateRequest, publicKeySha256 } from "../../runtime/pki.ts"
 import { HubClient } from "../../transport/hub-client.ts";
 import type { ComponentProcess } from "../helpers/component-process.ts";
 import { startRecordingProxy } from "../helpers/recording-proxy.ts";
-import { devices, OperatorEnv, operatorNamespace, waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { devices, OperatorEnv, operatorNamespace } from "../operator/env.ts";
 import {
   agentFiles,
   caPem,

@@ -13,7 +13,8 @@ import { defaultKeepalive } from "../../runtime/grpc-options.ts";
 import { createCertificateRequest, publicKeySha256 } from "../../runtime/pki.ts";
 import { HubClient } from "../../transport/hub-client.ts";
 import { runCommand } from "../helpers/command.ts";
-import { devices, OperatorEnv, waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { devices, OperatorEnv } from "../operator/env.ts";
 import { caPem, createDevice, enrollmentToken, getDevice, hubPort } from "./hub-env.ts";
 
 interface EventObj {

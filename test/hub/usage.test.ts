@@ -13,7 +13,8 @@ import type { RunningOperator } from "../../operator/main.ts";
 import { ComponentProcess } from "../helpers/component-process.ts";
 import { roundTrip } from "../helpers/tcp-client.ts";
 import { echoServer, type TcpTarget } from "../helpers/tcp-targets.ts";
-import { OperatorEnv, waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { OperatorEnv } from "../operator/env.ts";
 import { agentFiles, createDevice, decode, hubPort, startAgent } from "./hub-env.ts";
 
 describe("hub: a stream carried through an offer, and its usage", function () {

@@ -6,7 +6,7 @@ import { Informer } from "../../kube/informer.ts";
 import type { KubeObject } from "../../kube/types.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { startTestCluster, type TestCluster } from "../helpers/kube-apiserver.ts";
-import { waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const configMaps: Resource = { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap" };
 

@@ -1,21 +1,11 @@
 // Proves the test control plane is the real thing: garbage collection by a real
 // kube-controller-manager, data surviving an apiserver restart, RBAC really enforced.
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { ApiException, CoreV1Api, RbacAuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
 import { startTestCluster, type TestCluster } from "../helpers/kube-apiserver.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const ns = "harness";
-
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 async function statusOf(call: Promise<unknown>): Promise<number> {
   try {
@@ -62,8 +52,11 @@ describe("test control plane", function () {
       },
     });
     await core.deleteNamespacedConfigMap({ namespace: ns, name: "owner" });
-    await eventually("the dependent to be collected", async () =>
-      (await statusOf(core.readNamespacedConfigMap({ namespace: ns, name: "dependent" }))) === 404 ? true : undefined,
+    await waitFor(
+      "the dependent to be collected",
+      async () => (await statusOf(core.readNamespacedConfigMap({ namespace: ns, name: "dependent" }))) === 404,
+      60_000,
+      250,
     );
   });
 
@@ -97,8 +90,11 @@ describe("test control plane", function () {
       },
     });
     // RBAC reads roles through an informer: allow a moment for the binding to arrive.
-    await eventually("the binding to take effect", async () =>
-      (await statusOf(asAlice.listNamespacedConfigMap({ namespace: ns }))) === 200 ? true : undefined,
+    await waitFor(
+      "the binding to take effect",
+      async () => (await statusOf(asAlice.listNamespacedConfigMap({ namespace: ns }))) === 200,
+      60_000,
+      250,
     );
     // Still limited to what the Role grants: other namespaces and verbs stay forbidden.
     assert.equal(await statusOf(asAlice.listNamespacedConfigMap({ namespace: "default" })), 403);
@@ -112,8 +108,11 @@ describe("test control plane", function () {
     await core.createNamespace({ body: { metadata: { name: "doomed" } } });
     await core.createNamespacedConfigMap({ namespace: "doomed", body: { metadata: { name: "x" } } });
     await core.deleteNamespace({ name: "doomed" });
-    await eventually("the namespace to be gone", async () =>
-      (await statusOf(core.readNamespace({ name: "doomed" }))) === 404 ? true : undefined,
+    await waitFor(
+      "the namespace to be gone",
+      async () => (await statusOf(core.readNamespace({ name: "doomed" }))) === 404,
+      60_000,
+      250,
     );
   });
 });

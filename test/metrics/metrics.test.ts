@@ -16,7 +16,8 @@ import { createRegistry } from "../../runtime/http-endpoints.ts";
 import { runCommand } from "../helpers/command.ts";
 import { type DataPlane, startDataPlane } from "../helpers/dataplane.ts";
 import { type HttpTarget, httpTarget } from "../helpers/http-target.ts";
-import { OperatorEnv, waitFor } from "../operator/env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { OperatorEnv } from "../operator/env.ts";
 
 const root = join(import.meta.dirname, "../..");
 

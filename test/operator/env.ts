@@ -1,10 +1,9 @@
 // A real control plane with the CRDs and the operator's RBAC installed, and helpers the operator
-// tests share: polling with a deadline (never a fixed sleep), a stand-in kubelet that marks Pods
-// ready through the status subresource, and an operator started in-process under its own
-// ServiceAccount identity, so that every test also proves the RBAC rules suffice.
+// tests share: a stand-in kubelet that marks Pods ready through the status subresource, and an
+// operator started in-process under its own ServiceAccount identity, so that every test also
+// proves the RBAC rules suffice.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { loadAll } from "js-yaml";
 import { fieldManager } from "../../api/constants.ts";
@@ -15,6 +14,7 @@ import { type RunningOperator, startOperator } from "../../operator/main.ts";
 import { type OperatorOptions, parseOperatorOptions } from "../../operator/options.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { startTestCluster, type TestCluster } from "../helpers/kube-apiserver.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const root = join(import.meta.dirname, "../..");
 export const operatorNamespace = "devicestreams-system";
@@ -61,29 +61,6 @@ const kinds: Record<string, Resource & { namespaced: boolean }> = {
     namespaced: true,
   },
 };
-
-export async function waitFor<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await sleep(everyMs);
-  }
-}
 
 export class OperatorEnv {
   cluster!: TestCluster;

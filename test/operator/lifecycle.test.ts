@@ -8,7 +8,8 @@ import { core, KubeApiError, KubeClient, objectPath } from "../../kube/client.ts
 import type { KubeList, Secret, Service } from "../../kube/types.ts";
 import type { RunningOperator } from "../../operator/main.ts";
 import { tokenSha256 } from "../../transport/credentials.ts";
-import { OperatorEnv, operatorNamespace, streams, waitFor } from "./env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { OperatorEnv, operatorNamespace, streams } from "./env.ts";
 
 interface EventObj {
   reason: string;

@@ -9,7 +9,8 @@ import { collectionPath, core, type KubeClient, objectPath, type Resource } from
 import type { KubeList } from "../../kube/types.ts";
 import type { RunningOperator } from "../../operator/main.ts";
 import { freePort } from "../helpers/free-port.ts";
-import { OperatorEnv, waitFor } from "./env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { OperatorEnv } from "./env.ts";
 
 interface EventObj {
   reason: string;

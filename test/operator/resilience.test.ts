@@ -7,7 +7,8 @@ import { collectionPath, core, objectPath } from "../../kube/client.ts";
 import type { KubeList, Lease, Pod } from "../../kube/types.ts";
 import { type ManagedProcess, startProcess } from "../helpers/child-process.ts";
 import { freePort } from "../helpers/free-port.ts";
-import { OperatorEnv, operatorNamespace, streams, waitFor } from "./env.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { OperatorEnv, operatorNamespace, streams } from "./env.ts";
 
 const root = join(import.meta.dirname, "../..");
 
