@@ -154,6 +154,36 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
       assert.match(m, /this is the destination credential; the source side needs the source token/);
     });
 
+    harmless("a flood of refused calls is counted in full, logged once, and never told the stream", async () => {
+      const labels = 'role="source",reason="DS_AUTH_INVALID"';
+      const line = /call refused role=source reason=DS_AUTH_INVALID/;
+      const countBefore =
+        (await metric(plane.relay.metricsPort, "devicestreams_relay_auth_failures_total", labels)) ?? 0;
+      const linesBefore = countMatches(plane.relay.process, line);
+      const raw = new RawRelayClient(plane.relay.address, plane.stream);
+      try {
+        const calls = 50;
+        const outcomes = await Promise.all(
+          Array.from({ length: calls }, () => callOutcome(raw.call("Connect", newToken("source")))),
+        );
+        for (const { status: s } of outcomes) {
+          assert.equal(s.code, status.UNAUTHENTICATED);
+          assert.match(s.details, /^DS_AUTH_INVALID: the source credential is not valid for this relay; fetch/);
+          assert.doesNotMatch(s.details, /static\/demo/, "an unauthenticated caller is not told the stream");
+        }
+        await waitForMetric(
+          plane.relay.metricsPort,
+          "devicestreams_relay_auth_failures_total",
+          countBefore + calls,
+          labels,
+        );
+        // The earlier case may have used this 10 s window already: then no new line at all.
+        assert.ok(countMatches(plane.relay.process, line) - linesBefore <= 1, "at most one WARN line per window");
+      } finally {
+        raw.close();
+      }
+    });
+
     harmless("an expired stream's credentials are refused with DS_AUTH_EXPIRED on both sides", async () => {
       const s = await otherStream("expired", { service: "echo", expiresAt: new Date(Date.now() - 60_000) });
       const relay = track(await startRelay(s));
