@@ -325,21 +325,21 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
         'reason="protocol_error"',
       )) ?? 0;
 
-    /** Sends one bad frame on a paired Connect call; the call must fail with DS_PROTOCOL, nothing else. */
-    const sendBadFrame = async (frame: Buffer) => {
+    /** Sends frames ending in a bad one on a paired Connect call; the call must fail with DS_PROTOCOL, nothing else. */
+    const sendBadFrame = async (why: RegExp, ...sent: Buffer[]) => {
       const before = await protocolErrors();
       const raw = new RawRelayClient(plane.relay.address, plane.stream);
       try {
         const call = raw.call("Connect", plane.stream.sourceToken);
         const outcome = callOutcome(call);
-        call.write(frame);
+        for (const frame of sent) call.write(frame);
         const { status: s, frames } = await outcome;
         assert.equal(
           s.code,
           status.INVALID_ARGUMENT,
           `a protocol error is not a clean end: ${status[s.code]} ${s.details}`,
         );
-        assert.match(s.details, /^DS_PROTOCOL: the service side sent a/);
+        assert.match(s.details, why);
         const resets = frames.map(decodeFrame).filter((f) => f.kind === "reset");
         assert.equal(resets[0]?.kind === "reset" && resets[0].reset.code, "DS_PROTOCOL");
         await waitUntil("the relay to count the protocol error", async () => (await protocolErrors()) === before + 1);
@@ -349,12 +349,38 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
     };
 
     harmless("a frame of unknown kind fails its call with DS_PROTOCOL; the relay keeps serving", async () => {
-      await sendBadFrame(Buffer.from([0xff, 0x03, 1, 2, 3]));
+      await sendBadFrame(
+        /^DS_PROTOCOL: the service side sent a frame of unknown kind/,
+        Buffer.from([0xff, 0x03, 1, 2, 3]),
+      );
     });
 
     harmless("a data frame whose length field lies fails its call with DS_PROTOCOL", async () => {
       // Says 100 bytes, carries 3: forwarded as is, the device would blame the relay for it.
-      await sendBadFrame(Buffer.from([0x0a, 100, 1, 2, 3]));
+      await sendBadFrame(
+        /^DS_PROTOCOL: the service side sent a data frame whose length/,
+        Buffer.from([0x0a, 100, 1, 2, 3]),
+      );
+    });
+
+    harmless("a Fin with a body fails its call with DS_PROTOCOL and is not forwarded", async () => {
+      // 256 KiB riding on a Fin: not data, so neither counted nor throttled if it were let through.
+      const body = randomBytes(256 * 1024);
+      const fin = Buffer.concat([Buffer.from([0x12, 0x80, 0x80, 0x10]), body]);
+      await sendBadFrame(/^DS_PROTOCOL: the service side sent a fin frame with a body/, fin);
+    });
+
+    harmless("a second Fin from the same side fails its call with DS_PROTOCOL", async () => {
+      await sendBadFrame(/^DS_PROTOCOL: the service side sent a fin frame after its Fin/, encodeFin(), encodeFin());
+    });
+
+    harmless("data after a Fin from the same side fails its call with DS_PROTOCOL", async () => {
+      await sendBadFrame(
+        /^DS_PROTOCOL: the service side sent a data frame after its Fin/,
+        encodeData(Buffer.from("hello")),
+        encodeFin(),
+        encodeData(randomBytes(64 * 1024)),
+      );
     });
 
     harmless("an Accept for a connection nobody asked for is refused", async () => {
