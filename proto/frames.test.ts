@@ -40,4 +40,16 @@ describe("frames codec", () => {
     assert.equal(bodyLength(Buffer.from([0x0a, 0x80])), -1, "a length cut short");
     assert.equal(bodyLength(encodeFin()), 0);
   });
+
+  it("rejects a Fin with a body", () => {
+    assert.deepEqual(decodeFrame(Buffer.from([0x12, 0x02, 0x08, 0x01])), {
+      kind: "invalid",
+      why: "fin frame with a body",
+    });
+    assert.deepEqual(decodeFrame(Buffer.concat([Buffer.from([0x12, 0x80, 0x02]), Buffer.alloc(256)])), {
+      kind: "invalid",
+      why: "fin frame with a body",
+    });
+    assert.deepEqual(decodeFrame(encodeFin()), { kind: "fin" });
+  });
 });

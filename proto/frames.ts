@@ -97,7 +97,8 @@ export function decodeFrame(buf: Buffer): DecodedFrame {
   const len = readVarint(buf, 1);
   if (!len || len.next + len.value !== buf.length) return { kind: "invalid", why: "frame length does not match" };
   if (kind === "data") return { kind, data: buf.subarray(len.next) };
-  if (kind === "fin") return { kind };
+  // A Fin is empty: a body would be bytes no side accounts for (they are not data).
+  if (kind === "fin") return len.value === 0 ? { kind } : { kind: "invalid", why: "fin frame with a body" };
   try {
     const r = pb.Reset.decode(buf.subarray(len.next));
     return { kind, reset: { code: r.code ?? "", message: r.message ?? "" } };

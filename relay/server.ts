@@ -11,6 +11,7 @@ import {
   withServerWindow,
 } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
+import { LogSampler } from "../runtime/log-sampler.ts";
 import { type ServerTls, serverCredentials } from "../runtime/tls.ts";
 import type { Role } from "../transport/credentials.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "../transport/relay-service.ts";
@@ -37,11 +38,22 @@ export interface RelayServer {
 
 export async function startRelayServer(o: RelayServerOptions): Promise<RelayServer> {
   const server = new Server(serverOptions(o.keepalive));
+  // Anyone who reaches the port can be refused, as often as they like: the metric counts every
+  // refusal, the log gets a sample (one line per role and reason per 10 s).
+  const refusals = new LogSampler({ intervalMs: 10_000 });
   const admit = (call: AnyCall, role: Role): boolean => {
     const result = authenticate(o.config(), role, call.metadata);
     if (result.ok) return true;
     o.metrics.authFailures.inc({ role, reason: result.code });
-    o.log.warn("call refused", { role, reason: result.code, peer: call.getPeer() });
+    const suppressed = refusals.take(`${role}/${result.code}`);
+    if (suppressed !== undefined) {
+      o.log.warn("call refused", {
+        role,
+        reason: result.code,
+        peer: call.getPeer(),
+        suppressed: suppressed || undefined,
+      });
+    }
     call.emit("error", { code: status.UNAUTHENTICATED, details: errorDetail(result.code, result.message) });
     return false;
   };

@@ -57,12 +57,85 @@ describe("relay splice", () => {
     assert.ok(source.writableEnded && destination.writableEnded);
   });
 
-  it("a second Fin the same way is not the other direction's", async () => {
-    const { source, closes } = spliced();
+  /** A frame the service side sends after `before`: both sides get a Reset, its call DS_PROTOCOL. */
+  const protocolError = async (before: Buffer[], bad: Buffer, why: string) => {
+    const { source, destination, closes, frames } = spliced();
+    for (const f of before) source.receive(f);
+    source.receive(bad);
+    await tick();
+    const detail = `DS_PROTOCOL: the service side sent a ${why}`;
+    assert.deepEqual(
+      closes,
+      [{ reason: "protocol_error", detail }],
+      "not completed: a Fin the same way is not the other's",
+    );
+    assert.deepEqual(source.errors, [{ code: status.INVALID_ARGUMENT, details: detail }]);
+    assert.equal(frames(source).at(-1)?.kind, "reset");
+    assert.equal(frames(destination).at(-1)?.kind, "reset");
+    assert.equal(destination.written.filter((f) => f === bad).length, 0, "the bad frame is not forwarded");
+  };
+
+  it("a second Fin the same way is a protocol error, not the other direction's", async () => {
+    await protocolError([encodeFin()], Buffer.from([0x12, 0x00]), "fin frame after its Fin");
+  });
+
+  it("data after a Fin from the same side is a protocol error", async () => {
+    await protocolError(
+      [encodeData(Buffer.from("a")), encodeFin()],
+      encodeData(Buffer.from("late")),
+      "data frame after its Fin",
+    );
+  });
+
+  it("a Fin with a body is a protocol error", async () => {
+    const body = Buffer.alloc(300, 1);
+    await protocolError(
+      [],
+      Buffer.concat([Buffer.from([0x12, 0xac, 0x02]), body]),
+      "fin frame with a body (a Fin is empty)",
+    );
+  });
+
+  it("a Reset after a Fin from the same side still passes", async () => {
+    const { source, destination, closes, frames } = spliced();
     source.receive(encodeFin());
+    source.receive(encodeReset("DS_PEER_RESET", "gone"));
+    await tick();
+    assert.deepEqual(
+      frames(destination).map((f) => f.kind),
+      ["fin", "reset"],
+    );
+    assert.equal(closes[0]?.reason, "reset");
+  });
+
+  it("Fin and Reset frames wait for a full peer like data", async () => {
+    const { source, destination } = spliced({ highWaterMark: 1 });
+    destination.hold();
+    source.receive(encodeData(Buffer.from("a")));
+    await tick();
+    destination.release();
+    await tick();
+    destination.hold();
     source.receive(encodeFin());
     await tick();
-    assert.equal(closes.length, 0);
+    assert.ok(source.isPaused(), "a Fin to a full peer stops reading its sender");
+    destination.release();
+    await tick();
+    assert.ok(!source.isPaused());
+  });
+
+  it("the bandwidth limit holds a Fin too", async () => {
+    const seen: number[] = [];
+    const { source } = spliced({
+      throttle: (_d, n) => {
+        seen.push(n);
+        return 30;
+      },
+    });
+    source.receive(encodeFin());
+    await tick();
+    assert.ok(source.isPaused(), "the sender waits for the bucket");
+    assert.deepEqual(seen, [0]);
   });
 
   it("a Reset frame goes on to the other side and ends both calls", async () => {

@@ -2,7 +2,7 @@
 // forwarded as opaque Buffers (only their header is read); a side whose peer cannot keep up
 // is paused, so gRPC's flow control pushes back to the sender instead of memory growing here.
 import { type ServerDuplexStream, status } from "@grpc/grpc-js";
-import { bodyLength, encodeReset, frameKind } from "../proto/frames.ts";
+import { bodyLength, encodeReset, type FrameKind, frameKind } from "../proto/frames.ts";
 import type { PeerCode } from "../runtime/error-codes.ts";
 import { errorDetail } from "../runtime/errors.ts";
 
@@ -81,32 +81,37 @@ export class Splice {
     if (this.state === "closed") return;
     this.lastActivity = Date.now();
     const kind = frameKind(frame);
-    // A header whose length does not match the frame would pass through here unnoticed and be
-    // blamed on the relay by the far side's decoder: catch it here and name the side that sent it.
     const body = kind === "invalid" ? -1 : bodyLength(frame);
-    if (body < 0) {
-      const what =
-        kind === "invalid"
-          ? `frame of unknown kind (first byte 0x${(frame[0] ?? 0).toString(16).padStart(2, "0")})`
-          : `${kind} frame whose length field does not match its size`;
-      this.reset("protocol_error", "DS_PROTOCOL", `the ${sideName[direction]} sent a ${what}`, undefined, from);
+    const broken = this.protocolError(frame, kind, body, direction);
+    if (broken) {
+      this.reset("protocol_error", "DS_PROTOCOL", `the ${sideName[direction]} sent a ${broken}`, undefined, from);
       return;
     }
-    switch (kind) {
-      case "data":
-        this.hooks.onBytes(direction, body);
-        this.hold(from, to.write(frame) ? undefined : to, this.hooks.throttle?.(direction, body) ?? 0);
-        return;
-      case "fin":
-        to.write(frame);
-        if (this.state === "open") this.state = direction;
-        else if (this.state !== direction) this.finish("completed", "both sides closed");
-        return;
-      case "reset":
-        to.write(frame);
-        this.finish("reset", `${sideName[direction]} reset the connection`);
-        return;
+    if (kind === "data") this.hooks.onBytes(direction, body);
+    // Every kind is held like data: a frame the peer has not read stays queued here, so no kind
+    // may bypass the peer's backpressure or the bandwidth limit.
+    this.hold(from, to.write(frame) ? undefined : to, this.hooks.throttle?.(direction, body) ?? 0);
+    if (kind === "fin") {
+      if (this.state === "open") this.state = direction;
+      else this.finish("completed", "both sides closed");
+    } else if (kind === "reset") {
+      this.finish("reset", `${sideName[direction]} reset the connection`);
     }
+  }
+
+  /**
+   * What is wrong with a frame, or undefined. A header whose length does not match the frame would
+   * pass through here unnoticed and be blamed on the relay by the far side's decoder. A Fin is
+   * empty and final: after it, its side may only reset.
+   */
+  private protocolError(frame: Buffer, kind: FrameKind, body: number, direction: Direction): string | undefined {
+    if (kind === "invalid") {
+      return `frame of unknown kind (first byte 0x${(frame[0] ?? 0).toString(16).padStart(2, "0")})`;
+    }
+    if (body < 0) return `${kind} frame whose length field does not match its size`;
+    if (kind === "fin" && body > 0) return "fin frame with a body (a Fin is empty)";
+    if (kind !== "reset" && this.state === direction) return `${kind} frame after its Fin`;
+    return undefined;
   }
 
   /** Stops reading `from` until `full` drains and `ms` have passed, whichever is later. */

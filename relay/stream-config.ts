@@ -57,14 +57,16 @@ export function authenticate(config: StreamConfig, role: Role, metadata: Metadat
   }
   const digest = config.credentials.find((c) => c.role === role)!.sha256;
   if (!tokenMatches(token, digest)) {
+    // The caller is not authenticated: the message must not tell it which stream lives here. The
+    // role mix-up hint only restates the token's own prefix, so it reveals nothing.
     const hint =
       tokenRole(token) === other
         ? `this is the ${other} credential; the ${role} side needs the ${role} token`
-        : `check that the token belongs to stream ${config.stream}, and fetch it again if the stream was recreated`;
+        : `fetch the stream's ${role} token again (a recreated stream has new tokens)`;
     return {
       ok: false,
       code: "DS_AUTH_INVALID",
-      message: `the ${role} credential is not valid for this relay: ${hint}`,
+      message: `the ${role} credential is not valid for this relay; ${hint}`,
     };
   }
   if (config.expiresAt && now >= Date.parse(config.expiresAt)) {

@@ -1,7 +1,12 @@
-// First SIGTERM/SIGINT drains, a second one stops at once (as konnectivity's agent does).
+// First SIGTERM/SIGINT (or the signals given) drains, a second one stops at once (as konnectivity's agent does).
 import type { Logger } from "./log.ts";
 
-export function onShutdownSignals(log: Logger, drain: () => Promise<void>, now: () => Promise<void>): void {
+export function onShutdownSignals(
+  log: Logger,
+  drain: () => Promise<void>,
+  now: () => Promise<void>,
+  on: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"],
+): void {
   let signals = 0;
   const handler = (signal: NodeJS.Signals) => {
     signals++;
@@ -18,6 +23,5 @@ export function onShutdownSignals(log: Logger, drain: () => Promise<void>, now: 
       void now().finally(() => process.exit(1));
     }
   };
-  process.on("SIGTERM", handler);
-  process.on("SIGINT", handler);
+  for (const signal of on) process.on(signal, handler);
 }

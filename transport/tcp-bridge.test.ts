@@ -100,6 +100,18 @@ describe("TCP bridge", () => {
     assert.equal(coded.ends[0]!.error?.message, "the target refused");
   });
 
+  it("a Fin with a body is a protocol error, not a FIN: the socket is reset and nothing is written to it", async () => {
+    const { socket, call, ends } = bridged();
+    call.receive(Buffer.concat([Buffer.from([0x12, 0x05]), Buffer.from("bytes")]));
+    await tick();
+    assert.ok(socket.destroyed);
+    assert.ok(!socket.writableEnded, "not ended as by a FIN");
+    assert.ok(call.cancelled);
+    assert.equal(socket.written.length, 0);
+    assert.equal(ends[0]!.error?.code, "DS_PROTOCOL");
+    assert.match(ends[0]!.error!.message, /fin frame with a body/);
+  });
+
   it("a socket error is sent on as a Reset naming the local end by role, and ends the bridge", async () => {
     for (const [side, local] of [
       ["client", "the client"],

@@ -154,6 +154,36 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
       assert.match(m, /this is the destination credential; the source side needs the source token/);
     });
 
+    harmless("a flood of refused calls is counted in full, logged once, and never told the stream", async () => {
+      const labels = 'role="source",reason="DS_AUTH_INVALID"';
+      const line = /call refused role=source reason=DS_AUTH_INVALID/;
+      const countBefore =
+        (await metric(plane.relay.metricsPort, "devicestreams_relay_auth_failures_total", labels)) ?? 0;
+      const linesBefore = countMatches(plane.relay.process, line);
+      const raw = new RawRelayClient(plane.relay.address, plane.stream);
+      try {
+        const calls = 50;
+        const outcomes = await Promise.all(
+          Array.from({ length: calls }, () => callOutcome(raw.call("Connect", newToken("source")))),
+        );
+        for (const { status: s } of outcomes) {
+          assert.equal(s.code, status.UNAUTHENTICATED);
+          assert.match(s.details, /^DS_AUTH_INVALID: the source credential is not valid for this relay; fetch/);
+          assert.doesNotMatch(s.details, /static\/demo/, "an unauthenticated caller is not told the stream");
+        }
+        await waitForMetric(
+          plane.relay.metricsPort,
+          "devicestreams_relay_auth_failures_total",
+          countBefore + calls,
+          labels,
+        );
+        // The earlier case may have used this 10 s window already: then no new line at all.
+        assert.ok(countMatches(plane.relay.process, line) - linesBefore <= 1, "at most one WARN line per window");
+      } finally {
+        raw.close();
+      }
+    });
+
     harmless("an expired stream's credentials are refused with DS_AUTH_EXPIRED on both sides", async () => {
       const s = await otherStream("expired", { service: "echo", expiresAt: new Date(Date.now() - 60_000) });
       const relay = track(await startRelay(s));
@@ -295,21 +325,21 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
         'reason="protocol_error"',
       )) ?? 0;
 
-    /** Sends one bad frame on a paired Connect call; the call must fail with DS_PROTOCOL, nothing else. */
-    const sendBadFrame = async (frame: Buffer) => {
+    /** Sends frames ending in a bad one on a paired Connect call; the call must fail with DS_PROTOCOL, nothing else. */
+    const sendBadFrame = async (why: RegExp, ...sent: Buffer[]) => {
       const before = await protocolErrors();
       const raw = new RawRelayClient(plane.relay.address, plane.stream);
       try {
         const call = raw.call("Connect", plane.stream.sourceToken);
         const outcome = callOutcome(call);
-        call.write(frame);
+        for (const frame of sent) call.write(frame);
         const { status: s, frames } = await outcome;
         assert.equal(
           s.code,
           status.INVALID_ARGUMENT,
           `a protocol error is not a clean end: ${status[s.code]} ${s.details}`,
         );
-        assert.match(s.details, /^DS_PROTOCOL: the service side sent a/);
+        assert.match(s.details, why);
         const resets = frames.map(decodeFrame).filter((f) => f.kind === "reset");
         assert.equal(resets[0]?.kind === "reset" && resets[0].reset.code, "DS_PROTOCOL");
         await waitFor("the relay to count the protocol error", async () => (await protocolErrors()) === before + 1);
@@ -319,12 +349,38 @@ describe("data plane: bad input fails clearly and harms nothing else", function 
     };
 
     harmless("a frame of unknown kind fails its call with DS_PROTOCOL; the relay keeps serving", async () => {
-      await sendBadFrame(Buffer.from([0xff, 0x03, 1, 2, 3]));
+      await sendBadFrame(
+        /^DS_PROTOCOL: the service side sent a frame of unknown kind/,
+        Buffer.from([0xff, 0x03, 1, 2, 3]),
+      );
     });
 
     harmless("a data frame whose length field lies fails its call with DS_PROTOCOL", async () => {
       // Says 100 bytes, carries 3: forwarded as is, the device would blame the relay for it.
-      await sendBadFrame(Buffer.from([0x0a, 100, 1, 2, 3]));
+      await sendBadFrame(
+        /^DS_PROTOCOL: the service side sent a data frame whose length/,
+        Buffer.from([0x0a, 100, 1, 2, 3]),
+      );
+    });
+
+    harmless("a Fin with a body fails its call with DS_PROTOCOL and is not forwarded", async () => {
+      // 256 KiB riding on a Fin: not data, so neither counted nor throttled if it were let through.
+      const body = randomBytes(256 * 1024);
+      const fin = Buffer.concat([Buffer.from([0x12, 0x80, 0x80, 0x10]), body]);
+      await sendBadFrame(/^DS_PROTOCOL: the service side sent a fin frame with a body/, fin);
+    });
+
+    harmless("a second Fin from the same side fails its call with DS_PROTOCOL", async () => {
+      await sendBadFrame(/^DS_PROTOCOL: the service side sent a fin frame after its Fin/, encodeFin(), encodeFin());
+    });
+
+    harmless("data after a Fin from the same side fails its call with DS_PROTOCOL", async () => {
+      await sendBadFrame(
+        /^DS_PROTOCOL: the service side sent a data frame after its Fin/,
+        encodeData(Buffer.from("hello")),
+        encodeFin(),
+        encodeData(randomBytes(64 * 1024)),
+      );
     });
 
     harmless("an Accept for a connection nobody asked for is refused", async () => {

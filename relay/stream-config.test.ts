@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { Metadata } from "@grpc/grpc-js";
+import { metadataKeys } from "../proto/metadata.ts";
+import { newToken, tokenSha256 } from "../transport/credentials.ts";
+import { authenticate, type StreamConfig } from "./stream-config.ts";
+
+describe("relay authentication", () => {
+  const source = newToken("source");
+  const destination = newToken("destination");
+  const config: StreamConfig = {
+    version: 1,
+    stream: "secret-namespace/secret-stream",
+    service: "ssh",
+    credentials: [
+      { role: "source", sha256: tokenSha256(source) },
+      { role: "destination", sha256: tokenSha256(destination) },
+    ],
+  };
+  const bearer = (token?: string) => {
+    const md = new Metadata();
+    if (token !== undefined) md.set(metadataKeys.authorization, `Bearer ${token}`);
+    return md;
+  };
+  const refusal = (role: "source" | "destination", token?: string) => {
+    const r = authenticate(config, role, bearer(token));
+    assert.equal(r.ok, false);
+    return r as { code: string; message: string };
+  };
+
+  it("admits each role's own token", () => {
+    assert.deepEqual(authenticate(config, "source", bearer(source)), { ok: true });
+    assert.deepEqual(authenticate(config, "destination", bearer(destination)), { ok: true });
+  });
+
+  it("tells a caller with a wrong token what to do, without naming the stream", () => {
+    for (const token of [newToken("source"), "garbage", `${source}x`]) {
+      const r = refusal("source", token);
+      assert.equal(r.code, "DS_AUTH_INVALID");
+      assert.match(r.message, /^the source credential is not valid for this relay; fetch the stream's source token/);
+      assert.doesNotMatch(r.message, /secret/, "an unauthenticated caller learns nothing of the stream");
+    }
+  });
+
+  it("names a role mix-up, which reveals nothing about the stream", () => {
+    const r = refusal("destination", source);
+    assert.equal(r.code, "DS_AUTH_INVALID");
+    assert.match(r.message, /this is the source credential; the destination side needs the destination token/);
+    assert.doesNotMatch(r.message, /secret/);
+  });
+
+  it("asks for a credential when none was presented", () => {
+    const r = refusal("source");
+    assert.equal(r.code, "DS_AUTH_MISSING");
+    assert.doesNotMatch(r.message, /secret/);
+  });
+
+  it("refuses the right token of an expired stream", () => {
+    const expired = { ...config, expiresAt: "2020-01-01T00:00:00Z" };
+    const r = authenticate(expired, "source", bearer(source));
+    assert.equal(r.ok === false && r.code, "DS_AUTH_EXPIRED");
+  });
+});
