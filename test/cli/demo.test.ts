@@ -6,8 +6,8 @@ import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { nodeFlags } from "../../cli/node-flags.ts";
-import { waitUntil } from "../helpers/robustness.ts";
 import { echoServer, type TcpTarget } from "../helpers/tcp-targets.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const cli = fileURLToPath(new URL("../../cli/devicestreams.ts", import.meta.url));
 
@@ -61,7 +61,7 @@ describe("devicestreams demo", function () {
       output += c.toString();
     });
     const exited = new Promise<number | null>((r) => demo!.once("exit", (code) => r(code)));
-    const ready = await waitUntil("the demo to say ready", () => /^ready: 127\.0\.0\.1:(\d+) /m.exec(output), 80_000);
+    const ready = await waitFor("the demo to say ready", () => /^ready: 127\.0\.0\.1:(\d+) /m.exec(output), 80_000);
     const port = Number(ready[1]);
     // At this very moment, not a moment later: a user's ssh or nc runs as soon as "ready" shows.
     const socket: Socket = connect(port, "127.0.0.1");
@@ -72,7 +72,7 @@ describe("devicestreams demo", function () {
       assert.equal(children.length, 3, `relay, agent and connect run under the demo: ${children}`);
       // The connection stays open through the signal: the relay would drain it for 30 s.
       demo.kill("SIGTERM");
-      await waitUntil("every child of the demo to end", () => children.every(gone), 5_000);
+      await waitFor("every child of the demo to end", () => children.every(gone), 5_000);
       assert.equal(await exited, 0, "the demo stops cleanly");
     } finally {
       socket.destroy();
