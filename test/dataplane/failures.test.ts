@@ -5,6 +5,7 @@
 // back by themselves and carry new connections.
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
+import { stopAfterTest } from "../helpers/cleanup.ts";
 import { type DataPlane, startAgent, startDataPlane, startRelay } from "../helpers/dataplane.ts";
 import { freePort } from "../helpers/free-port.ts";
 import {
@@ -103,16 +104,13 @@ describe("data plane: component failures", function () {
     );
 
     const replacement = await startAgent(p.stream, p.relay.address, [`t=${target.address}`]);
+    stopAfterTest(replacement.process);
     const earlier = logs;
     logs = () => `${earlier()}\n----- replacement agent -----\n${replacement.process.logs}`;
-    try {
-      await waitForMetric(p.relay.metricsPort, "devicestreams_relay_device_attached", 1);
-      const held = await HeldConnection.open(p.client.port, "echo\n");
-      await held.exchange(4 * 1024 * 1024);
-      await held.finish();
-    } finally {
-      await replacement.process.stop();
-    }
+    await waitForMetric(p.relay.metricsPort, "devicestreams_relay_device_attached", 1);
+    const held = await HeldConnection.open(p.client.port, "echo\n");
+    await held.exchange(4 * 1024 * 1024);
+    await held.finish();
   });
 
   it("keepalive: a frozen agent (SIGSTOP) is dropped and its connections reset; it reattaches after SIGCONT", async () => {
@@ -198,23 +196,20 @@ describe("data plane: component failures", function () {
     await p.agent.process.waitFor(/relay session lost; reattaching/);
 
     const relay = await startRelay(p.stream, ["--listen", `127.0.0.1:${port}`]);
+    stopAfterTest(relay.process);
     const earlier = logs;
     logs = () => `${earlier()}\n----- restarted relay -----\n${relay.process.logs}`;
-    try {
-      const restartedAt = Date.now();
-      await waitFor("the agent to reattach", () => countMatches(p.agent.process, attachedPattern) >= 2, 20_000);
-      console.log(`      the agent reattached ${Date.now() - restartedAt} ms after the restart`);
-      await waitForMetric(relay.metricsPort, "devicestreams_relay_device_attached", 1);
-      // The client's channel reconnects on its own; the first connection after it may not.
-      await waitFor(
-        "a new connection through the restarted relay",
-        () => isHealthy(p.client.port, "echo\n"),
-        15_000,
-        200,
-      );
-      await assertHealthy(p.client.port, 1024 * 1024, "echo\n");
-    } finally {
-      await relay.process.stop();
-    }
+    const restartedAt = Date.now();
+    await waitFor("the agent to reattach", () => countMatches(p.agent.process, attachedPattern) >= 2, 20_000);
+    console.log(`      the agent reattached ${Date.now() - restartedAt} ms after the restart`);
+    await waitForMetric(relay.metricsPort, "devicestreams_relay_device_attached", 1);
+    // The client's channel reconnects on its own; the first connection after it may not.
+    await waitFor(
+      "a new connection through the restarted relay",
+      () => isHealthy(p.client.port, "echo\n"),
+      15_000,
+      200,
+    );
+    await assertHealthy(p.client.port, 1024 * 1024, "echo\n");
   });
 });

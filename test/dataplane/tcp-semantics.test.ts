@@ -2,6 +2,7 @@
 // half-close, reset carried as reset, many connections at once on one stream.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { stopAfterTest } from "../helpers/cleanup.ts";
 import { type DataPlane, startDataPlane } from "../helpers/dataplane.ts";
 import { collect, dial, roundTrip } from "../helpers/tcp-client.ts";
 import { echoServer, hashServer, listen, sha256, type TcpTarget } from "../helpers/tcp-targets.ts";
@@ -55,17 +56,13 @@ describe("data plane: TCP semantics through relay and agent", function () {
   });
 
   it("carries a reset from the target to the client as a reset", async () => {
-    const other = await startDataPlane({ service: "rst", allow: [`rst=${resetter.address}`] });
-    try {
-      const s = await dial(other.client.port);
-      const done = collect(s);
-      s.write("hello");
-      const out = await done;
-      assert.equal(out.ended, false, "a reset must not look like a clean close");
-      assert.equal(out.error?.code, "ECONNRESET");
-    } finally {
-      await other.stop();
-    }
+    const other = stopAfterTest(await startDataPlane({ service: "rst", allow: [`rst=${resetter.address}`] }));
+    const s = await dial(other.client.port);
+    const done = collect(s);
+    s.write("hello");
+    const out = await done;
+    assert.equal(out.ended, false, "a reset must not look like a clean close");
+    assert.equal(out.error?.code, "ECONNRESET");
   });
 
   it("carries a reset from the client to the target as a reset", async () => {
@@ -76,17 +73,13 @@ describe("data plane: TCP semantics through relay and agent", function () {
       s.on("end", () => targetSaw.resolve(undefined));
       s.write("ready");
     });
-    const other = await startDataPlane({ service: "t", allow: [`t=${target.address}`] });
-    try {
-      const s = await dial(other.client.port);
-      await new Promise((r) => s.once("data", r));
-      s.resetAndDestroy();
-      const err = await within("the target to see the connection end", targetSaw.promise, 10_000);
-      assert.equal(err?.code, "ECONNRESET");
-    } finally {
-      await other.stop();
-      await target.close();
-    }
+    stopAfterTest({ stop: () => target.close() });
+    const other = stopAfterTest(await startDataPlane({ service: "t", allow: [`t=${target.address}`] }));
+    const s = await dial(other.client.port);
+    await new Promise((r) => s.once("data", r));
+    s.resetAndDestroy();
+    const err = await within("the target to see the connection end", targetSaw.promise, 10_000);
+    assert.equal(err?.code, "ECONNRESET");
   });
 
   it("carries 200 concurrent connections on one stream, each with its own payload", async () => {
@@ -99,13 +92,9 @@ describe("data plane: TCP semantics through relay and agent", function () {
   });
 
   it("keeps the hash of a 64 MiB upload computed on the far side (one direction only)", async () => {
-    const other = await startDataPlane({ service: "hash", allow: [`hash=${hasher.address}`] });
-    try {
-      const payload = randomBytes(64 * 1024 * 1024);
-      const out = await roundTrip(other.client.port, payload);
-      assert.equal(out.data.toString(), sha256(payload));
-    } finally {
-      await other.stop();
-    }
+    const other = stopAfterTest(await startDataPlane({ service: "hash", allow: [`hash=${hasher.address}`] }));
+    const payload = randomBytes(64 * 1024 * 1024);
+    const out = await roundTrip(other.client.port, payload);
+    assert.equal(out.data.toString(), sha256(payload));
   });
 });

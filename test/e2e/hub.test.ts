@@ -12,6 +12,7 @@ import { type as osType } from "node:os";
 import { join } from "node:path";
 import type { Device } from "../../api/v1alpha1.ts";
 import { KubeClient, objectPath } from "../../kube/client.ts";
+import { stopAfterTest } from "../helpers/cleanup.ts";
 import { runCommand } from "../helpers/command.ts";
 import { createDevice, type HubAgent, type StreamOpen, startHubAgent, timeStreamOpen } from "../helpers/hub-agent.ts";
 import { pluginSsh } from "../helpers/plugin-ssh.ts";
@@ -107,6 +108,7 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
       ["devicestream", "connect", "hub-ssh", `--kubeconfig=${sys.userKubeconfig}`, "-n", ns, "-L", "127.0.0.1:0"],
       { env: { ...process.env, PATH: sys.path }, stdio: ["ignore", "pipe", "pipe"] },
     );
+    stopAfterTest({ stop: () => proc.kill("SIGTERM") });
     try {
       let out = "";
       proc.stdout!.on("data", (c: Buffer) => {

@@ -6,6 +6,16 @@ import { join } from "node:path";
 import { type StaticStream, type StaticStreamOptions, writeStaticStream } from "../../cli/static-stream.ts";
 import { ComponentProcess } from "./component-process.ts";
 
+/** Waits for `pattern` in the process's output; if it never comes, stops the process before failing. */
+async function announced(process: ComponentProcess, pattern: RegExp): Promise<RegExpMatchArray> {
+  try {
+    return await process.waitFor(pattern);
+  } catch (err) {
+    await process.stop();
+    throw err;
+  }
+}
+
 export interface Relay {
   process: ComponentProcess;
   address: string;
@@ -27,7 +37,7 @@ export async function startRelay(stream: StaticStream, args: string[] = []): Pro
     stream.relayKey,
     ...args,
   ]);
-  const m = await process.waitFor(/ready grpcPort=(\d+) metricsPort=(\d+)/);
+  const m = await announced(process, /ready grpcPort=(\d+) metricsPort=(\d+)/);
   return { process, address: `127.0.0.1:${m[1]}`, metricsPort: Number(m[2]) };
 }
 
@@ -56,8 +66,8 @@ export async function startAgent(
     ...allow.flatMap((a) => ["--allow", a]),
     ...args,
   ]);
-  const m = await process.waitFor(/ready metricsPort=(\d+)/);
-  if (waitAttached) await process.waitFor(/attached to relay/);
+  const m = await announced(process, /ready metricsPort=(\d+)/);
+  if (waitAttached) await announced(process, /attached to relay/);
   return { process, metricsPort: Number(m[1]) };
 }
 
@@ -79,7 +89,7 @@ export async function startClient(stream: StaticStream, relayAddress: string, ar
     "127.0.0.1:0",
     ...args,
   ]);
-  const m = await process.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+  const m = await announced(process, /listening on 127\.0\.0\.1:(\d+)/);
   return { process, port: Number(m[1]) };
 }
 
@@ -109,24 +119,32 @@ export interface DataPlaneOptions extends Partial<StaticStreamOptions> {
 
 export async function startDataPlane(o: DataPlaneOptions): Promise<DataPlane> {
   const dir = mkdtempSync(join(tmpdir(), "ds-test-"));
-  const stream = await writeStaticStream(dir, { service: o.service ?? o.allow[0]!.split("=")[0]!, ...o });
-  const relay = await startRelay(stream, o.relayArgs);
-  const agent = await startAgent(stream, relay.address, o.allow, o.agentArgs);
-  const client = await startClient(stream, relay.address, o.clientArgs);
-  const all = () => [relay.process, agent.process, client.process];
+  const started: ComponentProcess[] = [];
+  const stop = async () => {
+    await Promise.all(started.map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let stream: StaticStream, relay: Relay, agent: Agent, client: Client;
+  try {
+    stream = await writeStaticStream(dir, { service: o.service ?? o.allow[0]!.split("=")[0]!, ...o });
+    relay = await startRelay(stream, o.relayArgs);
+    started.push(relay.process);
+    agent = await startAgent(stream, relay.address, o.allow, o.agentArgs);
+    started.push(agent.process);
+    client = await startClient(stream, relay.address, o.clientArgs);
+    started.push(client.process);
+  } catch (err) {
+    // A part that did not start must not leave the others running.
+    await stop();
+    throw err;
+  }
   return {
     stream,
     relay,
     agent,
     client,
-    processes: all,
-    logs: () =>
-      all()
-        .map((p) => `----- ${p.name} -----\n${p.logs}`)
-        .join("\n"),
-    stop: async () => {
-      await Promise.all(all().map((p) => p.stop()));
-      rmSync(dir, { recursive: true, force: true });
-    },
+    processes: () => [...started],
+    logs: () => started.map((p) => `----- ${p.name} -----\n${p.logs}`).join("\n"),
+    stop,
   };
 }

@@ -1,9 +1,16 @@
 // A plain TCP client for tests: connect, write, half-close, collect, with deadlines.
 import { connect, type Socket } from "node:net";
+import { forgetStopped, stopAfterTest } from "./cleanup.ts";
 
+/**
+ * A connection to host:port, destroyed after the test that opened it if it is still open then
+ * (a paused or half-open socket of a failed test would keep the run from ending).
+ */
 export function dial(port: number, host = "127.0.0.1"): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host, allowHalfOpen: true });
+    const handle = stopAfterTest({ stop: () => s.destroy() });
+    s.once("close", () => forgetStopped(handle));
     s.once("connect", () => resolve(s));
     s.once("error", reject);
   });

@@ -1,6 +1,8 @@
 // Waiting in tests: poll a condition until it holds or a deadline passes, so no test sleeps a
 // fixed time and hopes. The one other wait, `sleep`, is for tests that measure that nothing happens
-// for a while; each use says so.
+// for a while; each use says so. The timers of waitFor and within do not keep the process alive: a
+// test's own timeout (mocha's timer) does while it runs, and a test that mocha timed out, whose
+// body keeps running, must not hold the run open once what it waited on is gone.
 import { setTimeout as delay } from "node:timers/promises";
 
 /** Thrown by a `waitFor` check to stop waiting at once (the process it waits on has died, ...). */
@@ -32,7 +34,7 @@ export async function waitFor<T>(
       const why = lastError === undefined ? "" : ` (last error: ${(lastError as Error).message ?? lastError})`;
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
     }
-    await delay(everyMs);
+    await delay(everyMs, undefined, { ref: false });
   }
 }
 
@@ -41,6 +43,7 @@ export async function within<T>(what: string, promise: Promise<T>, timeoutMs: nu
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+    timer.unref();
   });
   try {
     return await Promise.race([promise, timeout]);

@@ -18,6 +18,7 @@ import { defaultKeepalive } from "../../runtime/grpc-options.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { createCertificateRequest, publicKeySha256 } from "../../runtime/pki.ts";
 import { HubClient } from "../../transport/hub-client.ts";
+import { stopAfterTest } from "../helpers/cleanup.ts";
 import type { ComponentProcess } from "../helpers/component-process.ts";
 import { startRecordingProxy } from "../helpers/recording-proxy.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -377,30 +378,28 @@ describe("hub: enrolment, control sessions and offers", function () {
   it("renews the device certificate over the session, with the same key, before it expires", async () => {
     // Certificates start 5 minutes in the past (clock drift), so a 1-minute validity is due for
     // renewal at once.
-    const op3 = await startOperator(
-      await env.operatorOptions(["--identity=replica-renew", "--device-cert-validity=1m"]),
-      { kubeConfig: env.operatorKubeConfig, log: createLogger("operator-renew") },
+    const op3 = stopAfterTest(
+      await startOperator(await env.operatorOptions(["--identity=replica-renew", "--device-cert-validity=1m"]), {
+        kubeConfig: env.operatorKubeConfig,
+        log: createLogger("operator-renew"),
+      }),
     );
-    try {
-      const ns = await env.namespace("renew");
-      await createDevice(env, ns, "fresh");
-      const setup = await agentFiles(env, ns, "fresh");
-      const crt = join(setup.dir, "state", "device.crt");
-      const a = agent(await hubPort(op3), ns, "fresh", setup, ["ssh=127.0.0.1:22"]);
-      await a.waitFor(/enrolled with the hub/);
-      const first = readFileSync(crt, "utf8");
-      await a.waitFor(/device certificate renewed/);
-      const renewed = readFileSync(crt, "utf8");
-      assert.notEqual(renewed, first);
-      assert.equal(statSync(crt).mode & 0o777, 0o600);
-      const key = readFileSync(join(setup.dir, "state", "device.key"), "utf8");
-      const end = "-----END CERTIFICATE-----\n";
-      const leafKey = (chain: string) => publicKeySha256(`${chain.split(end)[0]}${end}`);
-      assert.equal(leafKey(renewed), leafKey(first), "the renewed certificate is for the same key");
-      assert.ok(key.includes("PRIVATE KEY"));
-    } finally {
-      await op3.stop();
-    }
+    const ns = await env.namespace("renew");
+    await createDevice(env, ns, "fresh");
+    const setup = await agentFiles(env, ns, "fresh");
+    const crt = join(setup.dir, "state", "device.crt");
+    const a = agent(await hubPort(op3), ns, "fresh", setup, ["ssh=127.0.0.1:22"]);
+    await a.waitFor(/enrolled with the hub/);
+    const first = readFileSync(crt, "utf8");
+    await a.waitFor(/device certificate renewed/);
+    const renewed = readFileSync(crt, "utf8");
+    assert.notEqual(renewed, first);
+    assert.equal(statSync(crt).mode & 0o777, 0o600);
+    const key = readFileSync(join(setup.dir, "state", "device.key"), "utf8");
+    const end = "-----END CERTIFICATE-----\n";
+    const leafKey = (chain: string) => publicKeySha256(`${chain.split(end)[0]}${end}`);
+    assert.equal(leafKey(renewed), leafKey(first), "the renewed certificate is for the same key");
+    assert.ok(key.includes("PRIVATE KEY"));
   });
 
   it("the leader marks a Device disconnected once no replica has heard from it for 90 s, not before", async () => {
@@ -451,28 +450,26 @@ describe("hub: enrolment, control sessions and offers", function () {
   });
 
   it("two replicas: a device whose session the non-leader holds still gets its streams offered", async () => {
-    const op2 = await startOperator(await env.operatorOptions(["--identity=replica-b"]), {
-      kubeConfig: env.operatorKubeConfig,
-      log: createLogger("operator-b"),
+    const op2 = stopAfterTest(
+      await startOperator(await env.operatorOptions(["--identity=replica-b"]), {
+        kubeConfig: env.operatorKubeConfig,
+        log: createLogger("operator-b"),
+      }),
+    );
+    const port2 = await hubPort(op2);
+    assert.equal(op2.isLeader(), false);
+    const ns = await env.namespace("replicas");
+    await createDevice(env, ns, "far");
+    const setup = await agentFiles(env, ns, "far");
+    agent(port2, ns, "far", setup, ["ssh=127.0.0.1:22"]);
+    const dev = await connected(ns, "far", true);
+    assert.match(dev.status!.conditions!.find((c) => c.type === "Connected")!.message, /replica-b/);
+    await env.createStream(ns, "via-b", streamSpec("far", "ssh"));
+    await ready(ns, "via-b");
+    await waitFor("stream via-b accepted", async () => {
+      const ds = await env.getStream(ns, "via-b");
+      return cond(ds, "DeviceAccepted")?.status === "True" ? ds : undefined;
     });
-    try {
-      const port2 = await hubPort(op2);
-      assert.equal(op2.isLeader(), false);
-      const ns = await env.namespace("replicas");
-      await createDevice(env, ns, "far");
-      const setup = await agentFiles(env, ns, "far");
-      agent(port2, ns, "far", setup, ["ssh=127.0.0.1:22"]);
-      const dev = await connected(ns, "far", true);
-      assert.match(dev.status!.conditions!.find((c) => c.type === "Connected")!.message, /replica-b/);
-      await env.createStream(ns, "via-b", streamSpec("far", "ssh"));
-      await ready(ns, "via-b");
-      await waitFor("stream via-b accepted", async () => {
-        const ds = await env.getStream(ns, "via-b");
-        return cond(ds, "DeviceAccepted")?.status === "True" ? ds : undefined;
-      });
-      assert.equal(op2.isLeader(), false);
-    } finally {
-      await op2.stop();
-    }
+    assert.equal(op2.isLeader(), false);
   });
 });
