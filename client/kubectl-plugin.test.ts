@@ -6,7 +6,7 @@ import { KubeApiError } from "../kube/client.ts";
 import type { DeviceStreamsError } from "../runtime/errors.ts";
 import { explainKubeError } from "./kube-errors.ts";
 import { table } from "./kubectl-plugin.ts";
-import { endedError, streamName } from "./open-stream.ts";
+import { endedError, streamBody, streamName } from "./open-stream.ts";
 
 const ended = (reason: string, message: string, accepted?: string): DeviceStream =>
   ({
@@ -46,6 +46,23 @@ describe("kubectl devicestream", () => {
       assert.ok(name.length <= 57, name);
     }
     assert.notEqual(streamName("a", "b"), streamName("a", "b"));
+  });
+
+  it("asks only for what the flags set, and sends the three timeouts together as the API wants", () => {
+    const base = { namespace: "n", device: "edge", service: "ssh", timeoutMs: 1000 };
+    assert.deepEqual(streamBody(base, "s").spec, { device: "edge", service: "ssh" });
+    assert.deepEqual(streamBody({ ...base, idle: "10m", maxConnections: 3, exposure: "NodePort" }, "s").spec, {
+      device: "edge",
+      service: "ssh",
+      timeouts: { connect: "5m", idle: "10m", maxLifetime: "8h" },
+      limits: { maxConnections: 3 },
+      relay: { exposure: "NodePort" },
+    });
+    assert.deepEqual(streamBody({ ...base, connectTimeout: "30s", maxLifetime: "1h" }, "s").spec.timeouts, {
+      connect: "30s",
+      idle: "15m",
+      maxLifetime: "1h",
+    });
   });
 
   it("names each way a stream ends with its own code and advice", () => {

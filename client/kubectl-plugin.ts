@@ -34,6 +34,26 @@ export const pluginOptionSpecs = {
     kind: "duration",
     description: "open: the stream's own `spec.timeouts.connect`, how long it waits for its device (CRD default 5m)",
   },
+  idle: {
+    kind: "duration",
+    description: "open: the stream's `spec.timeouts.idle`, how long it lives without traffic (CRD default 15m)",
+  },
+  "max-lifetime": {
+    kind: "duration",
+    description: "open: the stream's `spec.timeouts.maxLifetime`, when it ends whatever happens (CRD default 8h)",
+  },
+  "max-connections": {
+    kind: "integer",
+    min: 1,
+    max: 10000,
+    description: "open: the stream's `spec.limits.maxConnections`, concurrent connections it carries (CRD default 100)",
+  },
+  expose: {
+    kind: "string",
+    choices: ["ClusterIP", "NodePort", "LoadBalancer"],
+    description:
+      "open: the stream's `spec.relay.exposure`, how its relay Service is reached (CRD default ClusterIP; the operator's --relay-exposures says which are allowed)",
+  },
   wait: {
     kind: "duration",
     description: "connect, ssh-proxy: how long to wait for a relay that is still starting",
@@ -56,6 +76,7 @@ const help = [
   "",
   "Usage:",
   "  kubectl devicestream open DEVICE --service NAME [--name N] [--timeout 2m] [--connect-timeout 5m]",
+  "                              [--idle 15m] [--max-lifetime 8h] [--max-connections 100] [--expose ClusterIP]",
   "  kubectl devicestream connect STREAM -L [host:]PORT",
   "  kubectl devicestream ssh-proxy STREAM      (ssh -o ProxyCommand='kubectl devicestream ssh-proxy %h' user@STREAM)",
   "  kubectl devicestream list",
@@ -123,6 +144,8 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join("")).join("\n");
 }
 
+const durationText = (ms: number | undefined) => (ms === undefined ? undefined : formatDuration(ms));
+
 const stderr = (line: string) => process.stderr.write(`${line}\n`);
 
 async function usable(kube: KubeClient, ns: string, name: string, v: Values) {
@@ -154,7 +177,11 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
             service,
             name: v.name,
             timeoutMs: v.timeout,
-            connectTimeout: v["connect-timeout"] === undefined ? undefined : formatDuration(v["connect-timeout"]),
+            connectTimeout: durationText(v["connect-timeout"]),
+            idle: durationText(v.idle),
+            maxLifetime: durationText(v["max-lifetime"]),
+            maxConnections: v["max-connections"],
+            exposure: v.expose,
           },
           (line) => process.stdout.write(`${line}\n`),
         );

@@ -24,6 +24,40 @@ export interface OpenRequest {
   timeoutMs: number;
   /** spec.timeouts.connect: how long the stream itself waits for the device (server default 5m). */
   connectTimeout?: string;
+  /** spec.timeouts.idle and maxLifetime (server defaults 15m and 8h). */
+  idle?: string;
+  maxLifetime?: string;
+  /** spec.limits.maxConnections (server default 100). */
+  maxConnections?: number;
+  /** spec.relay.exposure (server default ClusterIP; the operator's --relay-exposures may refuse others). */
+  exposure?: string;
+}
+
+/** The CRD's defaults, sent when a request sets some timeouts but not all (the API wants the three together). */
+const defaultTimeouts = { connect: "5m", idle: "15m", maxLifetime: "8h" } as const;
+
+/** The DeviceStream a request asks for: only what it sets, so the API server's defaults apply to the rest. */
+export function streamBody(r: OpenRequest, name: string) {
+  const timeouts =
+    r.connectTimeout || r.idle || r.maxLifetime
+      ? {
+          connect: r.connectTimeout ?? defaultTimeouts.connect,
+          idle: r.idle ?? defaultTimeouts.idle,
+          maxLifetime: r.maxLifetime ?? defaultTimeouts.maxLifetime,
+        }
+      : undefined;
+  return {
+    apiVersion: "devicestreams.io/v1alpha1",
+    kind: "DeviceStream",
+    metadata: { name, namespace: r.namespace },
+    spec: {
+      device: r.device,
+      service: r.service,
+      ...(timeouts ? { timeouts } : {}),
+      ...(r.maxConnections === undefined ? {} : { limits: { maxConnections: r.maxConnections } }),
+      ...(r.exposure ? { relay: { exposure: r.exposure } } : {}),
+    },
+  };
 }
 
 /** A DNS label of at most 57 characters (the CRD's rule), from device and service. */
@@ -122,17 +156,7 @@ export async function openStream(
     if (!(e instanceof DeviceStreamsError) || e.code !== "DS_FORBIDDEN") throw e;
   }
   const name = r.name ?? streamName(r.device, r.service);
-  const body = {
-    apiVersion: "devicestreams.io/v1alpha1",
-    kind: "DeviceStream",
-    metadata: { name, namespace: r.namespace },
-    spec: {
-      device: r.device,
-      service: r.service,
-      // The API wants all three timeouts together; the others are its defaults.
-      ...(r.connectTimeout ? { timeouts: { connect: r.connectTimeout, idle: "15m", maxLifetime: "8h" } } : {}),
-    },
-  };
+  const body = streamBody(r, name);
   try {
     await kube.create(collectionPath({ ...deviceStreamResource }, r.namespace), body, "kubectl-devicestream");
   } catch (err) {

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { type as osType } from "node:os";
 import { join } from "node:path";
-import type { Device } from "../../api/v1alpha1.ts";
+import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import { KubeClient, objectPath } from "../../kube/client.ts";
 import { stopAfterTest } from "../helpers/cleanup.ts";
 import { runCommand } from "../helpers/command.ts";
@@ -19,7 +19,7 @@ import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import { hubAvailable, System } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { devices } from "../operator/env.ts";
+import { devices, streams } from "../operator/env.ts";
 
 const ns = "e2e-hub";
 const capNs = "e2e-cap";
@@ -136,6 +136,53 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
     const c = await plugin(["close", "hub-ssh", "-n", ns]);
     assert.equal(c.code, 0, c.stderr);
     assert.match(c.stdout, /devicestream "hub-ssh" closed/);
+  });
+
+  it("open sets the stream's timeouts, connection limit and exposure from flags; a refused exposure is named", async () => {
+    const r = await plugin([
+      "open",
+      "edge-1",
+      "--service",
+      "ssh",
+      "--name",
+      "hub-flags",
+      "-n",
+      ns,
+      "--timeout",
+      "60s",
+      "--idle",
+      "10m",
+      "--max-lifetime",
+      "1h30m",
+      "--max-connections",
+      "3",
+    ]);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    const ds = await admin.get<DeviceStream>(objectPath(streams, ns, "hub-flags"));
+    assert.deepEqual(ds.spec.timeouts, { connect: "5m", idle: "10m", maxLifetime: "1h30m" });
+    assert.equal(ds.spec.limits.maxConnections, 3);
+    assert.equal(ds.spec.relay.exposure, "ClusterIP");
+    assert.equal((await ssh("hub-flags", "echo limited")).stdout, "limited\n");
+    assert.equal((await plugin(["close", "hub-flags", "-n", ns])).code, 0);
+
+    // This operator allows ClusterIP only (its default --relay-exposures).
+    const lb = await plugin([
+      "open",
+      "edge-1",
+      "--service",
+      "ssh",
+      "-n",
+      ns,
+      "--timeout",
+      "60s",
+      "--expose",
+      "LoadBalancer",
+    ]);
+    assert.equal(lb.code, 1, lb.stdout + lb.stderr);
+    assert.match(lb.stderr, /DS_STREAM_FAILED.*ExposureNotAllowed.*--relay-exposures/s);
+    const bad = await plugin(["open", "edge-1", "--service", "ssh", "-n", ns, "--expose", "Public"]);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stderr, /--expose/);
   });
 
   it("measures kubectl apply to the first byte through the tunnel (relay Pod start excluded), p50 over 20 streams", async () => {
