@@ -9,7 +9,7 @@ import type { KubeList } from "../kube/types.ts";
 import { formatDuration } from "../runtime/duration.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
-import { createLogger } from "../runtime/log.ts";
+import { createLogger, type Logger } from "../runtime/log.ts";
 import { optionHelp } from "../runtime/option-text.ts";
 import { type OptionSpecs, type OptionValues, readCommandLine } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
@@ -17,7 +17,7 @@ import { explainKubeError } from "./kube-errors.ts";
 import { forwardLocalPort } from "./local-port.ts";
 import { openStream } from "./open-stream.ts";
 import { tunnelStdio } from "./stdio.ts";
-import { getStream, readyCondition, streamAccess, waitForRelay } from "./stream-lookup.ts";
+import { getStream, readyCondition, relayRoutes, streamAccess, waitForRelay } from "./stream-lookup.ts";
 
 export const pluginOptionSpecs = {
   kubeconfig: { kind: "file", description: "as kubectl's: else `$KUBECONFIG`, else `~/.kube/config`, else in-cluster" },
@@ -64,6 +64,13 @@ export const pluginOptionSpecs = {
     defaultHost: "127.0.0.1",
     short: "L",
     description: "connect: listen here; every connection is tunnelled",
+  },
+  via: {
+    kind: "string",
+    choices: relayRoutes,
+    default: "auto",
+    description:
+      "connect, ssh-proxy: how to reach the relay: `auto` (the stream's external endpoint, else cluster DNS, else the API server), `apiserver` (a port-forward to the relay Pod, needs pods/portforward), `pod-ip`",
   },
   "relay-address": {
     kind: "address",
@@ -148,10 +155,9 @@ const durationText = (ms: number | undefined) => (ms === undefined ? undefined :
 
 const stderr = (line: string) => process.stderr.write(`${line}\n`);
 
-async function usable(kube: KubeClient, ns: string, name: string, v: Values) {
+async function usable(kube: KubeClient, kc: KubeConfig, ns: string, name: string, v: Values, log: Logger) {
   const ds = await waitForRelay(kube, ns, name, v.wait, stderr);
-  const access = await streamAccess(kube, ds, { relayAddress: v["relay-address"] });
-  return access;
+  return streamAccess(kube, ds, { relayAddress: v["relay-address"], via: v.via, kubeConfig: kc, log });
 }
 
 export async function runKubectlPlugin(argv: string[]): Promise<number> {
@@ -202,8 +208,8 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
       case "connect": {
         const name = need(arg, "STREAM");
         const { host, port } = splitHostPort(need(v.local, "-L [host:]PORT"));
-        const access = await usable(kube, ns, name, v);
         const log = createLogger("connect");
+        const access = await usable(kube, kc, ns, name, v, log);
         const forward = await forwardLocalPort(access.relay, access.token, host, port, log);
         process.stdout.write(
           `listening on ${host}:${forward.port} → DeviceStream ${ns}/${name} (relay ${access.address} via ${access.via}); Ctrl-C to stop\n`,
@@ -211,17 +217,17 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         // Until Ctrl-C: the handler closes the port and the relay, then exits 0.
         const close = async () => {
           await forward.close();
-          access.relay.close();
+          await access.close();
         };
         onShutdownSignals(log, close, async () => {});
         return await new Promise<number>(() => {});
       }
       case "ssh-proxy": {
         const name = need(arg, "STREAM");
-        const access = await usable(kube, ns, name, v);
+        const access = await usable(kube, kc, ns, name, v, createLogger("ssh-proxy"));
         kube.close();
         const err = await tunnelStdio(access.relay, access.token);
-        access.relay.close();
+        await access.close();
         if (!err) return 0;
         // Say what the stream itself reports: often the reason (device gone, stream ended).
         let context = "";

@@ -2,13 +2,16 @@
 // says: status.relay (endpoint, TLS name, credentials Secret) and that Secret (source-token,
 // ca.crt). Reading the Secret is what RBAC guards: whoever may `get` it may connect.
 import { lookup } from "node:dns/promises";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { conditionTypes, relayName } from "../api/constants.ts";
 import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
 import { core, type KubeClient, objectPath } from "../kube/client.ts";
 import type { Pod, Secret } from "../kube/types.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
+import type { Logger } from "../runtime/log.ts";
 import { RelayClient } from "../transport/relay-client.ts";
+import { forwardViaApiServer } from "./apiserver-forward.ts";
 import { explainKubeError } from "./kube-errors.ts";
 
 export interface StreamAccess {
@@ -18,6 +21,31 @@ export interface StreamAccess {
   address: string;
   via: string;
   token: string;
+  /** Closes the relay client and, when the API server carries it, the port-forward. */
+  close(): Promise<void>;
+}
+
+/**
+ * How to reach the relay: `auto` takes the first of the stream's external endpoint (a gateway or
+ * load balancer), its in-cluster name when cluster DNS resolves here, and the API server's
+ * port-forward; `apiserver` and `pod-ip` force one way.
+ */
+export const relayRoutes = ["auto", "apiserver", "pod-ip"] as const;
+export type RelayRoute = (typeof relayRoutes)[number];
+
+export interface AccessOptions {
+  relayAddress?: string;
+  via?: RelayRoute;
+  /** For the port-forward: the user's own kubeconfig. */
+  kubeConfig?: KubeConfig;
+  log?: Logger;
+  keepalive?: { timeMs: number; timeoutMs: number };
+}
+
+interface Route {
+  address: string;
+  via: string;
+  close?: () => Promise<void>;
 }
 
 export function readyCondition(ds: DeviceStream) {
@@ -81,22 +109,8 @@ export async function waitForRelay(
   }
 }
 
-/**
- * Where to dial the relay. In order: an explicit address; the load balancer's; the in-cluster
- * name when this machine resolves cluster DNS; else the relay Pod's IP, which is what that
- * headless Service's DNS name resolves to, for machines routed into the Pod network.
- */
-async function relayAddress(kube: KubeClient, ds: DeviceStream, explicit?: string): Promise<[string, string]> {
-  const relay = ds.status!.relay!;
-  if (explicit) return [explicit, "--relay-address"];
-  if (relay.externalEndpoint) return [relay.externalEndpoint, "the load balancer (status.relay.externalEndpoint)"];
-  const { host, port } = splitHostPort(relay.endpoint!);
-  try {
-    await lookup(host);
-    return [relay.endpoint!, "cluster DNS"];
-  } catch {
-    // Not inside the cluster's DNS: try the Pod network.
-  }
+/** The relay Pod's IP: what the headless Service resolves to, for machines routed into the Pod network. */
+async function podIpRoute(kube: KubeClient, ds: DeviceStream, port: number): Promise<Route> {
   const podName = relayName(ds.metadata.name!);
   let pod: Pod;
   try {
@@ -105,20 +119,47 @@ async function relayAddress(kube: KubeClient, ds: DeviceStream, explicit?: strin
     const why = explainKubeError(err, `get Pod "${podName}"`);
     throw new DeviceStreamsError(
       "DS_RELAY_UNREACHABLE",
-      `cannot reach the relay: ${host} does not resolve here and its Pod's IP is unknown (${(why as Error).message}); expose the relay (spec.relay.exposure: LoadBalancer, if the operator's --relay-exposures allows it), or pass --relay-address host:port`,
+      `cannot reach the relay: its Pod's IP is unknown (${(why as Error).message}); use --via apiserver, or pass --relay-address host:port`,
     );
   }
   if (!pod.status?.podIP) {
     throw new DeviceStreamsError("DS_RELAY_UNREACHABLE", `relay Pod ${podName} has no IP yet; try again in a moment`);
   }
-  return [`${pod.status.podIP}:${port}`, `the relay Pod's IP (${host} does not resolve here)`];
+  return { address: `${pod.status.podIP}:${port}`, via: "the relay Pod's IP (--via pod-ip)" };
 }
 
-export async function streamAccess(
-  kube: KubeClient,
-  ds: DeviceStream,
-  o: { relayAddress?: string; keepalive?: { timeMs: number; timeoutMs: number } } = {},
-): Promise<StreamAccess> {
+async function apiServerRoute(ds: DeviceStream, port: number, o: AccessOptions): Promise<Route> {
+  if (!o.kubeConfig || !o.log) throw new Error("--via apiserver needs the kubeconfig and a logger");
+  const forward = await forwardViaApiServer(
+    o.kubeConfig,
+    ds.metadata.namespace!,
+    relayName(ds.metadata.name!),
+    port,
+    o.log,
+  );
+  return { address: forward.address, via: "the API server's port-forward to the relay Pod", close: forward.close };
+}
+
+async function relayRoute(kube: KubeClient, ds: DeviceStream, o: AccessOptions): Promise<Route> {
+  const relay = ds.status!.relay!;
+  if (o.relayAddress) return { address: o.relayAddress, via: "--relay-address" };
+  const { host, port } = splitHostPort(relay.endpoint!);
+  if (o.via === "pod-ip") return podIpRoute(kube, ds, port);
+  if (o.via === "apiserver") return apiServerRoute(ds, port, o);
+  if (relay.externalEndpoint) {
+    return { address: relay.externalEndpoint, via: "the stream's external endpoint (status.relay.externalEndpoint)" };
+  }
+  try {
+    await lookup(host);
+    return { address: relay.endpoint!, via: "cluster DNS" };
+  } catch {
+    // Not inside the cluster's DNS: through the API server, which every kubeconfig reaches.
+  }
+  if (!o.kubeConfig) return podIpRoute(kube, ds, port);
+  return apiServerRoute(ds, port, o);
+}
+
+export async function streamAccess(kube: KubeClient, ds: DeviceStream, o: AccessOptions = {}): Promise<StreamAccess> {
   const ns = ds.metadata.namespace!;
   const secretName = ds.status!.relay!.credentialsSecret!;
   let secret: Secret;
@@ -140,12 +181,22 @@ export async function streamAccess(
     if (!v) throw new DeviceStreamsError("DS_STREAM_CREDENTIALS", `Secret "${secretName}" lacks ${key}`);
     return Buffer.from(v, "base64").toString("utf8");
   };
-  const [address, via] = await relayAddress(kube, ds, o.relayAddress);
+  const route = await relayRoute(kube, ds, o);
   const relay = new RelayClient({
-    address,
+    address: route.address,
     tls: { caPem: value("ca.crt") },
     keepalive: o.keepalive ?? { timeMs: 10_000, timeoutMs: 5_000 },
     serverName: ds.status!.relay!.tlsServerName,
   });
-  return { stream: ds, relay, address, via, token: value("source-token").trim() };
+  return {
+    stream: ds,
+    relay,
+    address: route.address,
+    via: route.via,
+    token: value("source-token").trim(),
+    close: async () => {
+      relay.close();
+      await route.close?.();
+    },
+  };
 }

@@ -130,6 +130,8 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
         },
       );
       assert.equal(viaPort.stdout, "via-port\n", viaPort.stderr + out);
+      // Relay names do not resolve here and the stream has no external endpoint: the API server carries it.
+      assert.match(out, /via the API server's port-forward to the relay Pod/);
     } finally {
       proc.kill("SIGTERM");
     }
@@ -163,6 +165,9 @@ describeIfHub("end to end: enrolled agent, hub, kubectl devicestream", function 
     assert.equal(ds.spec.limits.maxConnections, 3);
     assert.equal(ds.spec.relay.exposure, "ClusterIP");
     assert.equal((await ssh("hub-flags", "echo limited")).stdout, "limited\n");
+    // The relay Pod's IP, for machines routed into the Pod network (here: loopback).
+    const viaPod = await ssh("hub-flags", "echo via-pod", {}, ["--via", "pod-ip"]);
+    assert.equal(viaPod.stdout, "via-pod\n", viaPod.stderr);
     assert.equal((await plugin(["close", "hub-flags", "-n", ns])).code, 0);
 
     // This operator allows ClusterIP only (its default --relay-exposures).

@@ -30,6 +30,12 @@ export interface TestCluster {
    * For a ServiceAccount use user "system:serviceaccount:<ns>:<name>".
    */
   impersonate(user: string, groups?: string[]): KubeConfig;
+  /**
+   * What a kubelet needs to serve the API server's port-forward and exec: a serving certificate
+   * for 127.0.0.1 that the API server trusts (--kubelet-certificate-authority), and the CA and
+   * name of the client certificate the API server presents (--kubelet-client-certificate).
+   */
+  kubelet: { serving: IssuedCert; clientCaPem: string; clientName: string };
   /** Stops every process and removes the temp folder. */
   stop(): Promise<void>;
 }
@@ -169,6 +175,9 @@ async function start(
   });
   const sa = newSigningKeyPair();
   const caFile = file("ca.crt", ca.certPem);
+  const kubeletClientName = "kube-apiserver-kubelet-client";
+  const kubeletClient = ca.issue({ commonName: kubeletClientName, usage: "client" });
+  const kubeletServing = ca.issue({ commonName: "kubelet", ipv4Addresses: ["127.0.0.1"], usage: "server" });
 
   const [etcdPort, etcdPeerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
@@ -208,6 +217,10 @@ async function start(
     `--service-account-key-file=${file("sa.pub", sa.publicKeyPem)}`,
     `--service-account-signing-key-file=${file("sa.key", sa.privateKeyPem)}`,
     "--allow-privileged=true",
+    `--kubelet-certificate-authority=${caFile}`,
+    `--kubelet-client-certificate=${file("kubelet-client.crt", kubeletClient.certPem)}`,
+    `--kubelet-client-key=${file("kubelet-client.key", kubeletClient.keyPem)}`,
+    "--kubelet-preferred-address-types=InternalIP",
     // As envtest: without it every Pod needs its namespace's "default" ServiceAccount to exist
     // first, which only kube-controller-manager creates.
     "--disable-admission-plugins=ServiceAccount",
@@ -271,6 +284,7 @@ async function start(
     async stopApiServer() {
       await apiserver?.stop();
     },
+    kubelet: { serving: kubeletServing, clientCaPem: ca.certPem, clientName: kubeletClientName },
     impersonate(user: string, groups: string[] = []) {
       const cert = ca.issue({ commonName: user, organizations: groups, usage: "client" });
       const kc = new KubeConfig();

@@ -5,6 +5,7 @@
 // Failed at activeDeadlineSeconds, and on graceful deletion SIGTERM, SIGKILL at the grace period,
 // then the final delete. The operator cannot tell it from a real node.
 //
+// It also serves the API server's port-forwards to those Pods (kubelet-portforward.ts).
 // What it does not do: pull images (the container's `devicestreams` is this checkout's CLI),
 // liveness probes, resource limits or security contexts.
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import { nodeFlags } from "../../cli/node-flags.ts";
 import { core, isNotFound, KubeClient, objectPath } from "../../kube/client.ts";
 import type { KubeList, Pod, Secret } from "../../kube/types.ts";
 import { type ManagedProcess, startProcess, tailFile } from "./child-process.ts";
+import { type KubeletTls, registerNode, startPortForwardServer } from "./kubelet-portforward.ts";
 
 const cli = fileURLToPath(new URL("../../cli/devicestreams.ts", import.meta.url));
 const fieldManager = "kubelet-standin";
@@ -108,7 +110,12 @@ async function allocateIp(ports: number[]): Promise<string> {
   throw new Error("kubelet stand-in: no free loopback address left");
 }
 
-export async function startKubeletStandIn(o: { kubeConfig: KubeConfig; dataDir: string }): Promise<KubeletStandIn> {
+export async function startKubeletStandIn(o: {
+  kubeConfig: KubeConfig;
+  dataDir: string;
+  /** Serve the API server's port-forwards (the test cluster's `kubelet`), and register the Node. */
+  tls?: KubeletTls;
+}): Promise<KubeletStandIn> {
   const client = new KubeClient(o.kubeConfig);
   const runs = new Map<string, PodRun>(); // by uid
   const admitting = new Set<string>();
@@ -466,10 +473,17 @@ export async function startKubeletStandIn(o: { kubeConfig: KubeConfig; dataDir: 
   };
   void loop();
 
+  const running = (namespace: string, name: string) =>
+    [...runs.values()].find((x) => x.namespace === namespace && x.name === name && !x.terminating);
+  const portForward = o.tls
+    ? await startPortForwardServer(o.tls, (ns, name) => running(ns, name)?.ip, note)
+    : undefined;
+  if (portForward) await registerNode(client, standInNodeName, portForward.port, fieldManager);
+
   return {
     pods: () => [...runs.values()].map(publicView),
     pod: (namespace, name) => {
-      const r = [...runs.values()].find((x) => x.namespace === namespace && x.name === name && !x.terminating);
+      const r = running(namespace, name);
       return r && publicView(r);
     },
     logs: () => {
@@ -481,6 +495,7 @@ export async function startKubeletStandIn(o: { kubeConfig: KubeConfig; dataDir: 
     stop: async () => {
       stopped = true;
       abort?.abort();
+      await portForward?.close();
       await Promise.all([...runs.values()].map((r) => terminate(r, 0, "stand-in stopped")));
       runs.clear();
       client.close();

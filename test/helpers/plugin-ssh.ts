@@ -15,7 +15,13 @@ export interface PluginSshOptions {
 }
 
 export function pluginSsh(o: PluginSshOptions) {
-  const ssh = (stream: string, command: string, options: Parameters<typeof runCommand>[2] = {}) => {
+  const ssh = (
+    stream: string,
+    command: string,
+    options: Parameters<typeof runCommand>[2] = {},
+    /** More flags for `kubectl devicestream ssh-proxy`. */
+    proxyFlags: string[] = [],
+  ) => {
     const sys = o.sys();
     const sshd = o.sshd();
     const proxy = commandLine("kubectl", [
@@ -24,6 +30,7 @@ export function pluginSsh(o: PluginSshOptions) {
       `--kubeconfig=${sys.userKubeconfig}`,
       "-n",
       o.namespace,
+      ...proxyFlags,
     ]);
     const args = [...sshd.sshArgs(), "-o", `ProxyCommand=${proxy} %h`, `${sshd.user}@${stream}`, command];
     o.transcript(`$ ${commandLine("ssh", args)}\n`);

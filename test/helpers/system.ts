@@ -51,7 +51,11 @@ export class System {
     s.operatorArgs = o.operatorArgs ?? [];
     s.env = await OperatorEnv.start();
     const dataDir = s.env.cluster.dataDir;
-    s.kubelet = await startKubeletStandIn({ kubeConfig: s.env.cluster.kubeConfig, dataDir });
+    s.kubelet = await startKubeletStandIn({
+      kubeConfig: s.env.cluster.kubeConfig,
+      dataDir,
+      tls: s.env.cluster.kubelet,
+    });
     await s.env.namespace(o.namespace);
     // The plugin user's Role, bound in the test namespace.
     for (const doc of loadAll(readFileSync(join(root, "client/rbac.yaml"), "utf8"))) {
