@@ -13,6 +13,7 @@ import { createLogger, type Logger } from "../runtime/log.ts";
 import { optionHelp } from "../runtime/option-text.ts";
 import { type OptionSpecs, type OptionValues, readCommandLine } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
+import { proxyOptionSpecs, proxySettings } from "../transport/proxy.ts";
 import { explainKubeError } from "./kube-errors.ts";
 import { forwardLocalPort } from "./local-port.ts";
 import { openStream } from "./open-stream.ts";
@@ -72,6 +73,7 @@ export const pluginOptionSpecs = {
     description:
       "connect, ssh-proxy: how to reach the relay: `auto` (the stream's external endpoint, else cluster DNS, else the API server), `apiserver` (a port-forward to the relay Pod, needs pods/portforward), `pod-ip`",
   },
+  ...proxyOptionSpecs,
   "relay-address": {
     kind: "address",
     description: "connect, ssh-proxy: dial the relay at an address of your own (a port-forward, a tunnel)",
@@ -157,7 +159,8 @@ const stderr = (line: string) => process.stderr.write(`${line}\n`);
 
 async function usable(kube: KubeClient, kc: KubeConfig, ns: string, name: string, v: Values, log: Logger) {
   const ds = await waitForRelay(kube, ns, name, v.wait, stderr);
-  return streamAccess(kube, ds, { relayAddress: v["relay-address"], via: v.via, kubeConfig: kc, log });
+  const proxy = proxySettings(v.proxy, v["proxy-auth-file"]);
+  return streamAccess(kube, ds, { relayAddress: v["relay-address"], via: v.via, kubeConfig: kc, log, proxy });
 }
 
 export async function runKubectlPlugin(argv: string[]): Promise<number> {

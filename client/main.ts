@@ -8,6 +8,7 @@ import { type OptionSpecs, parseOptions } from "../runtime/options.ts";
 import { readToken } from "../runtime/secret-input.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
+import { preflightProxy, proxyOptionSpecs, proxySettings } from "../transport/proxy.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import { forwardLocalPort, type LocalPortForward } from "./local-port.ts";
 import { tunnelStdio } from "./stdio.ts";
@@ -38,6 +39,7 @@ export const connectOptionSpecs = {
     description: "declare the relay dead when a ping goes unanswered for",
     default: "5s",
   },
+  ...proxyOptionSpecs,
 } satisfies OptionSpecs;
 
 export async function runConnect(argv: string[]): Promise<LocalPortForward | undefined> {
@@ -48,7 +50,10 @@ export async function runConnect(argv: string[]): Promise<LocalPortForward | und
   if (o.stdio === !!o.local) {
     throw new DeviceStreamsError("DS_USAGE", "choose one mode: --local [host:]port, or --stdio (for ProxyCommand)");
   }
+  const proxy = proxySettings(o.proxy, o["proxy-auth-file"]);
+  if (proxy) await preflightProxy(proxy, o.relay, log);
   const relay = new RelayClient({
+    proxy,
     address: o.relay,
     tls: { caPem: o.ca ? readPem(o.ca, "CA bundle") : undefined },
     keepalive: { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] },

@@ -10,6 +10,7 @@ import type { Pod, Secret } from "../kube/types.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
 import type { Logger } from "../runtime/log.ts";
+import { type ProxySettings, preflightProxy } from "../transport/proxy.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import { forwardViaApiServer } from "./apiserver-forward.ts";
 import { explainKubeError } from "./kube-errors.ts";
@@ -40,6 +41,8 @@ export interface AccessOptions {
   kubeConfig?: KubeConfig;
   log?: Logger;
   keepalive?: { timeMs: number; timeoutMs: number };
+  /** The HTTP proxy for a relay dialled directly (not for the API server's port-forward, which is local). */
+  proxy?: ProxySettings;
 }
 
 interface Route {
@@ -182,7 +185,10 @@ export async function streamAccess(kube: KubeClient, ds: DeviceStream, o: Access
     return Buffer.from(v, "base64").toString("utf8");
   };
   const route = await relayRoute(kube, ds, o);
+  const throughApiServer = route.close !== undefined;
+  if (o.proxy && !throughApiServer && o.log) await preflightProxy(o.proxy, route.address, o.log);
   const relay = new RelayClient({
+    proxy: throughApiServer ? undefined : o.proxy,
     address: route.address,
     tls: { caPem: value("ca.crt") },
     keepalive: o.keepalive ?? { timeMs: 10_000, timeoutMs: 5_000 },

@@ -148,6 +148,21 @@ export const errorCodes = {
     cause: "the relay cannot be reached",
     action: "check `--relay`, that the relay runs, and that `--ca` names its CA",
   },
+  DS_PROXY_AUTH: {
+    area: "tunnel",
+    cause: "the HTTP proxy (`--proxy` or `HTTPS_PROXY`) refused the credentials given, or asked for some (407)",
+    action: 'put one line "user:password" for the proxy in the file named by `--proxy-auth-file`',
+  },
+  DS_PROXY_REFUSED: {
+    area: "tunnel",
+    cause: "the HTTP proxy refused to CONNECT to the hub or relay (its answer is quoted)",
+    action: "ask the proxy's administrator to allow CONNECT to that host and port (often only 443 is allowed)",
+  },
+  DS_PROXY_UNREACHABLE: {
+    area: "tunnel",
+    cause: "the HTTP proxy itself cannot be reached",
+    action: "check the proxy address in `--proxy` / `HTTPS_PROXY`, or unset it where no proxy is needed",
+  },
   DS_RELAY_LOST: {
     area: "tunnel",
     cause: "the connection to the relay dropped (relay restarted, network lost, keepalive timeout)",

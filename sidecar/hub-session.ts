@@ -12,6 +12,7 @@ import { version } from "../runtime/version.ts";
 import { callError, hubFromFlags } from "../transport/call-error.ts";
 import { HubClient, type HubClientOptions } from "../transport/hub-client.ts";
 import type { AgentControl, HubControl } from "../transport/hub-service.ts";
+import type { ProxySettings } from "../transport/proxy.ts";
 import type { AllowList } from "./allow-list.ts";
 import {
   type DeviceName,
@@ -37,6 +38,8 @@ export interface HubSessionOptions {
   allowList: AllowList;
   dialTimeoutMs: number;
   keepalive: KeepaliveOptions;
+  /** The HTTP proxy for the hub and every relay, if the network needs one. */
+  proxy?: ProxySettings;
   heartbeatMs?: number;
   metrics: AgentMetrics;
   log: Logger;
@@ -68,6 +71,7 @@ export class HubSession {
       allowList: o.allowList,
       dialTimeoutMs: o.dialTimeoutMs,
       keepalive: o.keepalive,
+      proxy: o.proxy,
       metrics: o.metrics,
       log: o.log,
       report: (stream, state) => this.call?.write({ streamState: { stream, ...state } }),
@@ -105,6 +109,7 @@ export class HubSession {
       tls: { caPem: this.o.caPem, certPem: identity?.certPem, keyPem: identity?.keyPem },
       keepalive: this.o.keepalive,
       serverName: this.o.serverName,
+      proxy: this.o.proxy,
     };
     return this.o.hubClient ? this.o.hubClient(o) : new HubClient(o);
   }

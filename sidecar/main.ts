@@ -9,6 +9,7 @@ import { readToken } from "../runtime/secret-input.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
 import { relayFromFlags } from "../transport/call-error.ts";
+import { type ProxySettings, preflightProxy, proxyOptionSpecs, proxySettings } from "../transport/proxy.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import { AllowList } from "./allow-list.ts";
 import { parseDeviceName } from "./device-identity.ts";
@@ -81,6 +82,7 @@ export const agentOptionSpecs = {
     description: "hub mode: heartbeat on the control session every",
     default: "10s",
   },
+  ...proxyOptionSpecs,
 } satisfies OptionSpecs;
 
 export interface RunningAgent {
@@ -101,13 +103,20 @@ interface Mode {
   hub?: HubSession;
 }
 
-function staticMode(o: AgentOptions, allowList: AllowList, metrics: AgentMetrics, log: Logger): Mode {
+function staticMode(
+  o: AgentOptions,
+  proxy: ProxySettings | undefined,
+  allowList: AllowList,
+  metrics: AgentMetrics,
+  log: Logger,
+): Mode {
   const token = readToken(o.token, o["token-file"], "stream's destination token", "token");
   const relay = new RelayClient({
     address: requireOption("agent", "relay", o.relay),
     tls: { caPem: o.ca ? readPem(o.ca, "CA bundle") : undefined },
     keepalive: { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] },
     serverName: o["server-name"],
+    proxy,
   });
   const session = new RelaySession({
     relay,
@@ -132,7 +141,14 @@ function staticMode(o: AgentOptions, allowList: AllowList, metrics: AgentMetrics
   };
 }
 
-function hubMode(hubAddress: string, o: AgentOptions, allowList: AllowList, metrics: AgentMetrics, log: Logger): Mode {
+function hubMode(
+  hubAddress: string,
+  o: AgentOptions,
+  proxy: ProxySettings | undefined,
+  allowList: AllowList,
+  metrics: AgentMetrics,
+  log: Logger,
+): Mode {
   const hub = new HubSession({
     address: hubAddress,
     caPem: readPem(requireOption("agent", "hub-ca", o["hub-ca"]), "hub CA bundle"),
@@ -143,6 +159,7 @@ function hubMode(hubAddress: string, o: AgentOptions, allowList: AllowList, metr
     allowList,
     dialTimeoutMs: o["dial-timeout"],
     keepalive: { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] },
+    proxy,
     heartbeatMs: o["heartbeat-interval"],
     metrics,
     log,
@@ -166,9 +183,14 @@ export async function runAgent(argv: string[]): Promise<RunningAgent | undefined
   if (!allowList.services.length)
     log.warn("the allow-list is empty: every stream will be refused; add --allow name=host:port");
 
+  const proxy = proxySettings(o.proxy, o["proxy-auth-file"]);
+  if (proxy) await preflightProxy(proxy, o.hub ?? requireOption("agent", "relay", o.relay), log);
+
   const registry = createRegistry("agent");
   const metrics = agentMetrics(registry);
-  const mode = o.hub ? hubMode(o.hub, o, allowList, metrics, log) : staticMode(o, allowList, metrics, log);
+  const mode = o.hub
+    ? hubMode(o.hub, o, proxy, allowList, metrics, log)
+    : staticMode(o, proxy, allowList, metrics, log);
   const endpoints = await serveEndpoints(o["metrics-listen"], registry, mode.readiness);
   log.info("ready", { metricsPort: endpoints.port });
   const stop = async () => {

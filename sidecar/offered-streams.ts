@@ -7,6 +7,7 @@ import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { relayFromOffer } from "../transport/call-error.ts";
 import type { Offer } from "../transport/hub-service.ts";
+import type { ProxySettings } from "../transport/proxy.ts";
 import { RelayClient } from "../transport/relay-client.ts";
 import type { AllowList } from "./allow-list.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -19,6 +20,7 @@ export interface OfferedStreamsOptions {
   allowList: AllowList;
   dialTimeoutMs: number;
   keepalive: KeepaliveOptions;
+  proxy?: ProxySettings;
   metrics: AgentMetrics;
   log: Logger;
   /** Tells the hub (when a session is open) how a stream's relay attachment goes. */
@@ -87,6 +89,7 @@ export class OfferedStreams {
           tls: { caPem: offer.relayCaPem ?? undefined },
           keepalive: this.o.keepalive,
           serverName: offer.relayServerName || undefined,
+          proxy: this.o.proxy,
         }),
         users: 0,
       };

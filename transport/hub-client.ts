@@ -10,6 +10,7 @@ import {
   type HubControl,
   hubService,
 } from "./hub-service.ts";
+import { type ProxySettings, proxiedChannel } from "./proxy.ts";
 
 export interface HubClientOptions {
   /** host:port of the hub. */
@@ -17,6 +18,8 @@ export interface HubClientOptions {
   tls: ClientTls;
   keepalive: KeepaliveOptions;
   serverName?: string;
+  /** An HTTP proxy to CONNECT through (transport/proxy.ts). */
+  proxy?: ProxySettings;
 }
 
 export class HubClient {
@@ -25,7 +28,8 @@ export class HubClient {
   constructor(o: HubClientOptions) {
     const options = channelOptions(o.keepalive);
     if (o.serverName) options["grpc.ssl_target_name_override"] = o.serverName;
-    this.client = new Client(o.address, channelCredentials(o.tls), options);
+    const channel = proxiedChannel(o.address, o.proxy, o.serverName);
+    this.client = new Client(channel.address, channelCredentials(o.tls), { ...options, ...channel.options });
   }
 
   enroll(req: EnrollRequest, timeoutMs = 30_000): Promise<EnrollResponse> {

@@ -5,6 +5,7 @@ import { Client, Metadata } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
 import { channelOptions, type KeepaliveOptions } from "../runtime/grpc-options.ts";
 import { type ClientTls, channelCredentials } from "../runtime/tls.ts";
+import { type ProxySettings, proxiedChannel } from "./proxy.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "./relay-service.ts";
 import type { FrameCall } from "./tcp-bridge.ts";
 
@@ -15,6 +16,8 @@ export interface RelayClientOptions {
   keepalive: KeepaliveOptions;
   /** TLS name to expect when it differs from the address's host (SNI and certificate check). */
   serverName?: string;
+  /** An HTTP proxy to CONNECT through (transport/proxy.ts). */
+  proxy?: ProxySettings;
 }
 
 export class RelayClient {
@@ -23,7 +26,8 @@ export class RelayClient {
   constructor(o: RelayClientOptions) {
     const options = channelOptions(o.keepalive);
     if (o.serverName) options["grpc.ssl_target_name_override"] = o.serverName;
-    this.client = new Client(o.address, channelCredentials(o.tls), options);
+    const channel = proxiedChannel(o.address, o.proxy, o.serverName);
+    this.client = new Client(channel.address, channelCredentials(o.tls), { ...options, ...channel.options });
   }
 
   private static auth(token: string): Metadata {

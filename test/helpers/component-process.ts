@@ -18,9 +18,12 @@ export class ComponentProcess {
   private output = "";
   private readonly exited: Promise<number | null>;
 
-  constructor(name: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  /** `wrap` runs it through a command prefix, such as `ip netns exec NAME` (which execs in place). */
+  constructor(name: string, args: string[], env: NodeJS.ProcessEnv = {}, wrap: string[] = []) {
     this.name = name;
-    this.proc = spawn(process.execPath, [...nodeFlags, cli, ...args], {
+    const argv = [process.execPath, ...nodeFlags, cli, ...args];
+    const [command, ...rest] = [...wrap, ...argv];
+    this.proc = spawn(command!, rest, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, DEVICESTREAMS_LOG_LEVEL: "debug", ...env },
     });

@@ -42,7 +42,16 @@ export interface HubAgent {
  */
 export async function startHubAgent(
   sys: System,
-  o: { namespace: string; device: string; allow: string[] },
+  o: {
+    namespace: string;
+    device: string;
+    allow: string[];
+    /** The hub's address as the agent dials it; the balancer's own by default. */
+    hubAddress?: (balancerPort: number) => string;
+    /** More agent flags, and a command prefix to run it through (a network namespace). */
+    agentArgs?: string[];
+    wrap?: string[];
+  },
 ): Promise<HubAgent> {
   const decode = (s: Secret, k: string) => Buffer.from(s.data![k]!, "base64").toString("utf8");
   try {
@@ -61,7 +70,7 @@ export async function startHubAgent(
     start(enrol) {
       const args = [
         "agent",
-        `--hub=127.0.0.1:${hub.port}`,
+        `--hub=${o.hubAddress?.(hub.port) ?? `127.0.0.1:${hub.port}`}`,
         `--hub-ca=${join(dir, "hub-ca.crt")}`,
         `--device=${o.namespace}/${o.device}`,
         `--state-dir=${join(dir, "state")}`,
@@ -71,8 +80,9 @@ export async function startHubAgent(
         "--keepalive-time=2s",
         "--keepalive-timeout=2s",
         ...(enrol ? [`--enrollment-token-file=${join(dir, "token")}`] : []),
+        ...(o.agentArgs ?? []),
       ];
-      h.agent = new ComponentProcess(`agent ${o.device}`, args);
+      h.agent = new ComponentProcess(`agent ${o.device}`, args, {}, o.wrap);
       return h.agent;
     },
     async stop() {
