@@ -24,7 +24,20 @@ export interface IsolatedNamespace {
 
 let count = 0;
 
+/** Namespaces of test processes that died before removing theirs (a killed run). */
+async function removeStale(): Promise<void> {
+  const list = await runCommand("ip", ["netns", "list"], { timeoutMs: 10_000 });
+  for (const m of list.stdout.matchAll(/^(ds-[a-z]+-(\d+)-\d+)/gm)) {
+    try {
+      process.kill(Number(m[2]), 0);
+    } catch {
+      await runCommand("ip", ["netns", "delete", m[1]!], { timeoutMs: 10_000 });
+    }
+  }
+}
+
 export async function isolatedNamespace(label: string): Promise<IsolatedNamespace> {
+  await removeStale();
   const name = `ds-${label}-${process.pid}-${count++}`;
   const dir = mkdtempSync(join(tmpdir(), `${name}-`));
   const procs: ManagedProcess[] = [];
