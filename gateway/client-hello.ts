@@ -8,17 +8,19 @@ import { DeviceStreamsError } from "../runtime/errors.ts";
 /** Why a connection's first bytes were refused; the `reason` label of the gateway's counters. */
 export type HelloRefusal = "not_tls" | "malformed" | "too_large" | "no_server_name" | "bad_server_name";
 
+/** The DS_* code each refusal is logged with. */
+export const helloCodes = {
+  not_tls: "DS_GATEWAY_NOT_TLS",
+  malformed: "DS_GATEWAY_BAD_CLIENT_HELLO",
+  too_large: "DS_GATEWAY_BAD_CLIENT_HELLO",
+  no_server_name: "DS_GATEWAY_NO_SERVER_NAME",
+  bad_server_name: "DS_GATEWAY_NO_SERVER_NAME",
+} as const satisfies Record<HelloRefusal, string>;
+
 export class ClientHelloError extends DeviceStreamsError {
   readonly reason: HelloRefusal;
   constructor(reason: HelloRefusal, message: string) {
-    super(
-      reason === "not_tls"
-        ? "DS_GATEWAY_NOT_TLS"
-        : reason === "no_server_name" || reason === "bad_server_name"
-          ? "DS_GATEWAY_NO_SERVER_NAME"
-          : "DS_GATEWAY_BAD_CLIENT_HELLO",
-      message,
-    );
+    super(helloCodes[reason], message);
     this.reason = reason;
   }
 }

@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from "n
 import { splitHostPort } from "../runtime/http-endpoints.ts";
 import type { Logger } from "../runtime/log.ts";
 import { LogSampler } from "../runtime/log-sampler.ts";
-import { ClientHelloError, ClientHelloReader } from "./client-hello.ts";
+import { ClientHelloError, ClientHelloReader, helloCodes } from "./client-hello.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { RouteTable, Upstream } from "./routes.ts";
 import { SourceCaps } from "./source-caps.ts";
@@ -57,6 +57,7 @@ type Refusal =
   | "client_closed";
 
 const codes: Partial<Record<Refusal, string>> = {
+  ...helloCodes,
   unknown_name: "DS_GATEWAY_UNKNOWN_NAME",
   handshake_timeout: "DS_GATEWAY_HANDSHAKE_TIMEOUT",
   over_capacity: "DS_GATEWAY_OVER_CAPACITY",
@@ -155,7 +156,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       client.pause();
       const up = o.routes().lookup(name);
       if (!up) {
-        refuse("unknown_name", `no route for server name ${JSON.stringify(name.slice(0, 253))}`);
+        refuse("unknown_name", `no route for server name ${name}`);
         return;
       }
       phase = "connecting";
