@@ -54,12 +54,12 @@ function notTls(first: Buffer): ClientHelloError {
   );
 }
 
-export type HelloResult = { done: false } | { done: true; serverName: string; bytes: number };
+export type HelloResult = { done: false } | { done: true; serverName: string };
 
 /**
  * Feed it a connection's bytes as they come: `push` answers `{ done: false }` while more are
- * needed, the server name once the ClientHello is complete (`bytes`: how many were read, all of
- * which must be replayed to the upstream), or throws a ClientHelloError.
+ * needed, the server name once the ClientHello is complete, or throws a ClientHelloError. It keeps
+ * a copy only of what it needs to parse; the caller keeps the chunks themselves to replay them.
  */
 export class ClientHelloReader {
   /** The bytes so far: the first chunk itself while it is the only one (no copy in the common case). */
@@ -94,11 +94,6 @@ export class ClientHelloReader {
     }
     this.append(chunk);
     return this.scan();
-  }
-
-  /** The bytes read so far, to replay to the upstream. */
-  get bytes(): Buffer {
-    return this.buf.subarray(0, this.size);
   }
 
   private append(chunk: Buffer): void {
@@ -158,7 +153,7 @@ export class ClientHelloReader {
         }
       }
       if (this.needed >= 0 && this.handshakeBytes >= this.needed) {
-        return { done: true, serverName: serverNameOf(this.handshake(this.needed)), bytes: this.size };
+        return { done: true, serverName: serverNameOf(this.handshake(this.needed)) };
       }
     }
     return { done: false };

@@ -141,7 +141,11 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       limits.handshakeTimeoutMs,
     );
     client.setNoDelay(true);
+    // What came before the route was known, replayed to the upstream as it came. Bounded: the
+    // reader refuses once it has seen maxClientHelloBytes without a ClientHello.
+    const received: Buffer[] = [];
     const onData = (chunk: Buffer) => {
+      received.push(chunk);
       let name: string;
       try {
         const r = reader.push(chunk);
@@ -160,13 +164,13 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
         return;
       }
       phase = "connecting";
-      dial(client, up, name, reader.bytes);
+      dial(client, up, name, received);
     };
     client.on("data", onData);
     client.once("end", () => refuse("client_closed", "closed before its ClientHello"));
     client.once("error", (err) => refuse("client_closed", err.message));
 
-    const dial = (client: Socket, up: Upstream, name: string, hello: Buffer) => {
+    const dial = (client: Socket, up: Upstream, name: string, hello: Buffer[]) => {
       const upstream = tcpConnect({ host: up.host, port: up.port, allowHalfOpen: true, noDelay: true });
       const where = `${up.host}:${up.port}`;
       const connectTimer = setTimeout(
@@ -203,7 +207,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
   };
 
   /** From here on only bytes move; a reset on either side resets the other, a FIN is passed on. */
-  const pipeBoth = (client: Socket, upstream: Socket, hello: Buffer) => {
+  const pipeBoth = (client: Socket, upstream: Socket, hello: Buffer[]) => {
     client.setKeepAlive(true, keepAliveMs);
     upstream.setKeepAlive(true, keepAliveMs);
     client.removeAllListeners("end");
@@ -233,7 +237,7 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       metrics.connectionsClosed.inc({ reason: failed ? "reset" : "completed" });
     };
     upstream.once("close", count);
-    upstream.write(hello);
+    for (const chunk of hello) upstream.write(chunk);
     client.pipe(upstream);
     upstream.pipe(client);
     client.resume();
