@@ -106,6 +106,26 @@ describe("gateway server", () => {
     assert.equal(sha256(got.data), sha256(reply));
   });
 
+  it("passes on a FIN that follows the ClientHello at once (the client said all it will)", async () => {
+    const reply = randomBytes(64 * 1024);
+    const atUpstream = new Promise<{ data: Buffer; ended: boolean }>((resolve) => {
+      onUpstream = (s) => {
+        void drain(s).then(resolve);
+        s.once("end", () => s.end(reply));
+      };
+    });
+    const c = await dial(gateway.port);
+    const atClient = drain(c);
+    const hello = clientHello("up.test");
+    c.end(hello);
+    const u = await atUpstream;
+    assert.ok(u.ended);
+    assert.equal(sha256(u.data), sha256(hello));
+    const got = await atClient;
+    assert.equal(got.error, undefined);
+    assert.equal(sha256(got.data), sha256(reply));
+  });
+
   it("resets the client when the upstream resets, and the upstream when the client resets", async () => {
     onUpstream = (s) => s.once("data", () => s.resetAndDestroy());
     const c = await dial(gateway.port);

@@ -167,7 +167,13 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       dial(client, up, name, received);
     };
     client.on("data", onData);
-    client.once("end", () => refuse("client_closed", "closed before its ClientHello"));
+    // A FIN right behind the ClientHello is a half-close (a client that has said all it will):
+    // it is passed on once the upstream is connected.
+    let clientEnded = false;
+    client.once("end", () => {
+      if (phase === "handshake") refuse("client_closed", "closed before its ClientHello");
+      else clientEnded = true;
+    });
     client.once("error", (err) => refuse("client_closed", err.message));
 
     const dial = (client: Socket, up: Upstream, name: string, hello: Buffer[]) => {
@@ -201,13 +207,13 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
         routed.inc();
         metrics.routeSeconds.observe(Number(process.hrtime.bigint() - accepted) / 1e9);
         metrics.connections.inc({ outcome: "routed", reason: "" });
-        pipeBoth(client, upstream, hello);
+        pipeBoth(client, upstream, hello, clientEnded);
       });
     };
   };
 
   /** From here on only bytes move; a reset on either side resets the other, a FIN is passed on. */
-  const pipeBoth = (client: Socket, upstream: Socket, hello: Buffer[]) => {
+  const pipeBoth = (client: Socket, upstream: Socket, hello: Buffer[], clientEnded: boolean) => {
     client.setKeepAlive(true, keepAliveMs);
     upstream.setKeepAlive(true, keepAliveMs);
     client.removeAllListeners("end");
@@ -238,7 +244,8 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
     };
     upstream.once("close", count);
     for (const chunk of hello) upstream.write(chunk);
-    client.pipe(upstream);
+    if (clientEnded) upstream.end();
+    else client.pipe(upstream);
     upstream.pipe(client);
     client.resume();
   };
