@@ -158,6 +158,8 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
       }
       client.off("data", onData);
       client.pause();
+      // The ClientHello is in: from here --connect-timeout bounds the wait, not --handshake-timeout.
+      clearTimeout(timer);
       const up = o.routes().lookup(name);
       if (!up) {
         refuse("unknown_name", `no route for server name ${name}`);

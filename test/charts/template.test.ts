@@ -276,6 +276,7 @@ describe("charts: helm lint and helm template", function () {
       const svc = r.one("Service", "ds-devicestreams-gateway");
       assert.equal(svc.spec.type, "LoadBalancer");
       assert.equal(svc.spec.ports[0].port, 443);
+      assert.equal(svc.spec.externalTrafficPolicy, "Local", "clients' addresses reach the per-source cap");
       const args: string[] = container(r.one("Deployment", "ds-devicestreams-gateway"), "gateway").args;
       assert.ok(!args.some((a) => a.startsWith("--route=")), "no hub route without gateway.hubName");
     });
