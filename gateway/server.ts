@@ -12,6 +12,7 @@ import { ClientHelloError, ClientHelloReader, helloCodes } from "./client-hello.
 import type { GatewayMetrics } from "./metrics.ts";
 import type { RouteTable, Upstream } from "./routes.ts";
 import { SourceCaps } from "./source-caps.ts";
+import { splice } from "./splice.ts";
 
 export interface GatewayLimits {
   /** A connection that has not sent its whole ClientHello by then is closed. */
@@ -66,9 +67,6 @@ const codes: Partial<Record<Refusal, string>> = {
   upstream_timeout: "DS_GATEWAY_UPSTREAM_FAILED",
   upstream_error: "DS_GATEWAY_UPSTREAM_FAILED",
 };
-
-// TCP keepalive on both legs: a peer that vanished (power cut, NAT timeout) frees its slot.
-const keepAliveMs = 60_000;
 
 export async function startGatewayServer(o: GatewayServerOptions): Promise<GatewayServer> {
   const { limits, metrics, log } = o;
@@ -209,47 +207,9 @@ export async function startGatewayServer(o: GatewayServerOptions): Promise<Gatew
         routed.inc();
         metrics.routeSeconds.observe(Number(process.hrtime.bigint() - accepted) / 1e9);
         metrics.connections.inc({ outcome: "routed", reason: "" });
-        pipeBoth(client, upstream, hello, clientEnded);
+        splice(client, upstream, hello, clientEnded, metrics);
       });
     };
-  };
-
-  /** From here on only bytes move; a reset on either side resets the other, a FIN is passed on. */
-  const pipeBoth = (client: Socket, upstream: Socket, hello: Buffer[], clientEnded: boolean) => {
-    client.setKeepAlive(true, keepAliveMs);
-    upstream.setKeepAlive(true, keepAliveMs);
-    client.removeAllListeners("end");
-    client.removeAllListeners("error");
-    let failed = false;
-    const fail = () => {
-      if (failed) return;
-      failed = true;
-      client.resetAndDestroy();
-      upstream.resetAndDestroy();
-    };
-    client.on("error", fail);
-    upstream.on("error", fail);
-    // A side that closed without both of its directions finished (destroyed) takes the other down.
-    const follow = (other: Socket) => (hadError: boolean) => {
-      if (hadError) fail();
-      else if (!other.destroyed) other.end();
-    };
-    client.once("close", follow(upstream));
-    upstream.once("close", follow(client));
-    let counted = false;
-    const count = () => {
-      if (counted) return;
-      counted = true;
-      metrics.bytes.inc({ direction: "upstream" }, client.bytesRead);
-      metrics.bytes.inc({ direction: "downstream" }, upstream.bytesRead);
-      metrics.connectionsClosed.inc({ reason: failed ? "reset" : "completed" });
-    };
-    upstream.once("close", count);
-    for (const chunk of hello) upstream.write(chunk);
-    if (clientEnded) upstream.end();
-    else client.pipe(upstream);
-    upstream.pipe(client);
-    client.resume();
   };
 
   const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
