@@ -23,6 +23,7 @@ COPY package.json ./
 COPY api ./api
 COPY cli ./cli
 COPY client ./client
+COPY gateway ./gateway
 COPY kube ./kube
 COPY operator ./operator
 COPY proto ./proto

@@ -1,9 +1,22 @@
 // Connecting on loopback, with a deadline, for the driver and for waiting on forwarders.
 import { connect, type Socket } from "node:net";
 
+/**
+ * Bytes every connection to a port starts with, written before the workload's own: the gateway
+ * path's TLS ClientHello (the gateway routes by it and replays it; the target skips it). Keyed by
+ * port so that every workload, which takes only a port, runs over the gateway unchanged.
+ */
+const preambles = new Map<number, Buffer>();
+export function setPreamble(port: number, bytes: Buffer | undefined): void {
+  if (bytes) preambles.set(port, bytes);
+  else preambles.delete(port);
+}
+
 export function dial(port: number, timeoutMs = 15_000, localAddress?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: "127.0.0.1", localAddress, allowHalfOpen: true, noDelay: true });
+    const preamble = preambles.get(port);
+    if (preamble) s.write(preamble);
     const timer = setTimeout(() => {
       s.destroy();
       reject(new Error(`connect to 127.0.0.1:${port} timed out`));

@@ -7,6 +7,9 @@
 //   --idle 1000,10000   idle-connection counts through the tunnel
 //   --stream-opens N    DeviceStreams created to first byte, against a real kube-apiserver
 //                       (default 20, 3 with --smoke; 0 skips it), once after the other scenarios
+//   --gateway-idle N, --gateway-setups N, --gateway-mib N
+//                       the gateway's scenarios (10,000 idle, 2,000 set-ups, 256 MiB; 100, 50, 8 with
+//                       --smoke; --gateway-setups 0 skips them); `npm run bench:gateway` runs them alone
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -19,6 +22,7 @@ import { tunnel } from "./baselines/tunnel.ts";
 import { loadAverage, raiseFdLimit, toolVersions } from "./procs.ts";
 import { markdown, medians, type Samples, summarize } from "./report.ts";
 import { bulk } from "./scenarios/bulk.ts";
+import { type GatewayRun, gatewayMarkdown, gatewayScenarios } from "./scenarios/gateway.ts";
 import { type IdleRun, idle } from "./scenarios/idle.ts";
 import { rtt } from "./scenarios/rtt.ts";
 import { setup } from "./scenarios/setup.ts";
@@ -35,6 +39,9 @@ const { values: a } = parseArgs({
     setups: { type: "string" },
     idle: { type: "string" },
     "stream-opens": { type: "string" },
+    "gateway-idle": { type: "string" },
+    "gateway-setups": { type: "string" },
+    "gateway-mib": { type: "string" },
   },
 });
 const smoke = a.smoke!;
@@ -48,6 +55,9 @@ const o = {
   setups: num(a.setups, 1000, 50),
   idle: (a.idle ?? (smoke ? "100" : "1000,10000")).split(",").map(Number),
   streamOpens: num(a["stream-opens"], 20, 3),
+  gatewayIdle: num(a["gateway-idle"], 10_000, 100),
+  gatewaySetups: num(a["gateway-setups"], 2_000, 50),
+  gatewayBytes: num(a["gateway-mib"], 256, 8) * 2 ** 20,
 };
 // Generous per-operation deadlines: a stall fails the run instead of hanging it.
 const timeoutMs = Math.max(60_000, (o.singleBytes / 2 ** 20) * 500);
@@ -65,6 +75,7 @@ const paths: BenchPath[] = [];
 const samples: Samples = {};
 const idleRuns: Record<string, IdleRun[]> = {};
 let streamOpened: StreamOpenRun | undefined;
+let gatewayRun: GatewayRun | undefined;
 /** A failed measurement names its path and scenario (it still fails the run: a broken path is a finding). */
 async function named<T>(p: BenchPath, scenario: string, work: Promise<T>): Promise<T> {
   try {
@@ -113,6 +124,22 @@ try {
   }
   idleRuns["ssh-default"] = [await idle(ssh, Math.min(...o.idle), 200, 30_000)];
 
+  // The gateway against direct TCP, its own interleaving (its paths are not the tunnel's baselines).
+  if (o.gatewaySetups > 0) {
+    gatewayRun = await gatewayScenarios(
+      target.port,
+      {
+        idle: o.gatewayIdle,
+        setups: o.gatewaySetups,
+        bulkBytes: o.gatewayBytes,
+        runs: o.runs,
+        fdLimit: Number.isFinite(fdLimit) ? fdLimit : 1_000_000,
+        timeoutMs,
+      },
+      log,
+    );
+  }
+
   if (o.streamOpens > 0) {
     const started = Date.now();
     try {
@@ -155,11 +182,11 @@ const notes = [
   `${environment.cpus}; Node ${environment.node}; ${environment.openssh}; ${environment.socat}; kernel ${environment.kernel}.`,
   `Load average (1, 5, 15 min) ${loadBefore} before, ${loadAfter} after${smoke ? "; smoke run: sizes too small to compare" : ""}.`,
 ];
-const md = markdown(m, idleRuns, summary, notes, streamOpened);
+const md = `${markdown(m, idleRuns, summary, notes, streamOpened)}${gatewayRun ? `\n${gatewayMarkdown(gatewayRun)}` : ""}`;
 const dir = fileURLToPath(new URL(".", import.meta.url));
 writeFileSync(
   `${dir}results.json`,
-  `${JSON.stringify({ summary, medians: m, samples, idle: idleRuns, streamOpen: streamOpened ?? null, environment }, null, 2)}\n`,
+  `${JSON.stringify({ summary, medians: m, samples, idle: idleRuns, streamOpen: streamOpened ?? null, gateway: gatewayRun ?? null, environment }, null, 2)}\n`,
 );
 writeFileSync(`${dir}results.md`, md);
 process.stdout.write(`\n${md}\nwrote bench/results.json and bench/results.md\n`);

@@ -6,6 +6,8 @@
 //   D  + 8-byte big-endian length: sends that much of the pattern, then FIN
 //   E  echo (the round-trip peer)
 //   I  answers "k" and then holds the connection idle (set-up time, idle connections)
+// A connection that starts with a TLS record (0x16: the gateway path's ClientHello, replayed by
+// the gateway) has that record skipped; the byte after it picks the job.
 // Run: node bench/target.ts → prints "target listening on PORT".
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -63,10 +65,28 @@ function serve(s: Socket, mode: number, rest: Buffer): void {
   }
 }
 
+/** Skips one TLS record (header and payload), then serves by the next byte. */
+function skipRecord(s: Socket, first: Buffer): void {
+  let head = first;
+  const next = () => {
+    if (head.length < 5) return false;
+    const end = 5 + head.readUInt16BE(3);
+    if (head.length <= end) return false;
+    serve(s, head[end]!, head.subarray(end + 1));
+    return true;
+  };
+  if (next()) return;
+  const more = (c: Buffer) => {
+    head = Buffer.concat([head, c]);
+    if (next()) s.off("data", more);
+  };
+  s.on("data", more);
+}
+
 export function runTarget(): void {
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
     s.on("error", () => {});
-    s.once("data", (c: Buffer) => serve(s, c[0]!, c.subarray(1)));
+    s.once("data", (c: Buffer) => (c[0] === 0x16 ? skipRecord(s, c) : serve(s, c[0]!, c.subarray(1))));
   });
   server.maxConnections = 50_000;
   server.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, () => {

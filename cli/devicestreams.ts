@@ -13,6 +13,10 @@ const commands: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: "reach a device through a relay",
     run: async (a) => (await import("../client/main.ts")).runConnect(a),
   },
+  gateway: {
+    summary: "route TLS to relays and the hub by server name",
+    run: async (a) => (await import("../gateway/main.ts")).runGateway(a),
+  },
   operator: {
     summary: "reconcile DeviceStreams into relays (cloud cluster)",
     run: async (a) => (await import("../operator/main.ts")).runOperator(a),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runKubectlPlugin } from "../client/kubectl-plugin.ts";
 import { runConnect } from "../client/main.ts";
+import { runGateway } from "../gateway/main.ts";
 import { runOperator } from "../operator/main.ts";
 import { runRelay } from "../relay/main.ts";
 import { type OptionSpec, readCommandLine } from "../runtime/options.ts";
@@ -44,6 +45,7 @@ describe("every command's options", () => {
     relay: runRelay,
     agent: runAgent,
     connect: runConnect,
+    gateway: runGateway,
     operator: runOperator,
     demo: runDemo,
     "kubectl-devicestream": runKubectlPlugin,

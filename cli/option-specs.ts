@@ -2,6 +2,7 @@
 // (scripts/option-tables.ts) and option-specs.test.ts checks each set's defaults and --help.
 import { pluginOptionSpecs } from "../client/kubectl-plugin.ts";
 import { connectOptionSpecs } from "../client/main.ts";
+import { gatewayOptionSpecs } from "../gateway/options.ts";
 import { operatorOptionSpecs } from "../operator/options.ts";
 import { relayOptionSpecs } from "../relay/contract.ts";
 import type { OptionSpecs } from "../runtime/options.ts";
@@ -12,6 +13,7 @@ export const commandOptionSpecs: Record<string, OptionSpecs> = {
   relay: relayOptionSpecs,
   agent: agentOptionSpecs,
   connect: connectOptionSpecs,
+  gateway: gatewayOptionSpecs,
   operator: operatorOptionSpecs,
   demo: demoOptionSpecs,
   "kubectl-devicestream": pluginOptionSpecs,

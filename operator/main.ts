@@ -88,6 +88,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       image: options.relayImage,
       imagePullPolicy: options.relayImagePullPolicy,
       clusterDomain: options.clusterDomain,
+      ...(options.gatewayRelayDomain ? { gatewayDomain: options.gatewayRelayDomain } : {}),
       version,
       requests: options.relayRequests,
       limits: options.relayLimits,

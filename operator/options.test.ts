@@ -66,6 +66,11 @@ describe("operator options", () => {
     refuses(["--relay-exposures="], /--relay-exposures must be one or more of ClusterIP, NodePort or LoadBalancer/);
     refuses(["--relay-max-memory=lots"], /--relay-max-memory must be a positive Kubernetes quantity/);
     refuses(["--relay-max-cpu=0"], /--relay-max-cpu must be a positive Kubernetes quantity/);
+    refuses(["--gateway-relay-domain=Relay Example"], /--gateway-relay-domain must be a DNS name/);
+    assert.equal(
+      parseOperatorOptions(["--namespace=ops", "--gateway-relay-domain=relay.example.com"])?.options.gatewayRelayDomain,
+      "relay.example.com",
+    );
     refuses(["--relay-memory-limit=1Gi"], /--relay-memory-limit=1Gi must not be more than --relay-max-memory=512Mi/);
     refuses(
       ["--relay-memory-request=300Mi"],

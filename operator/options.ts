@@ -73,6 +73,11 @@ export const operatorOptionSpecs = {
     description: "DNS domain of the cluster, for relay certificates",
     default: "cluster.local",
   },
+  "gateway-relay-domain": {
+    kind: "string",
+    description:
+      "the gateway's `--relay-domain`: new relay certificates also list `<stream>.<namespace>.<domain>`, the name clients send through the gateway",
+  },
   "ca-secret": {
     kind: "string",
     description: "Secret in `--namespace` holding the relay CA (created if absent)",
@@ -184,6 +189,8 @@ export interface OperatorOptions {
   relayExposures: Exposure[];
   relayMax: { cpu: string; memory: string };
   clusterDomain: string;
+  /** Empty: no gateway name in relay certificates. */
+  gatewayRelayDomain: string;
   caSecret: string;
   metricsListen: string;
   leaderElect: boolean;
@@ -219,6 +226,15 @@ function ownNamespace(flag: string | undefined): string {
       "--namespace is required outside a Pod: name the namespace for the operator's Lease and CA Secret",
     );
   }
+}
+
+/** A DNS name (lowercase labels): it ends up in every new relay certificate. */
+function domain(flag: string, value: string | undefined): string {
+  if (!value) return "";
+  if (!/^(?=.{1,200}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(value)) {
+    throw new DeviceStreamsError("DS_USAGE", `--${flag} must be a DNS name such as relay.example.com, not "${value}"`);
+  }
+  return value;
 }
 
 function quantity(flag: string, value: string): string {
@@ -271,6 +287,7 @@ export function parseOperatorOptions(
       memory: quantity("relay-max-memory", o["relay-max-memory"]),
     },
     clusterDomain: o["cluster-domain"],
+    gatewayRelayDomain: domain("gateway-relay-domain", o["gateway-relay-domain"]),
     caSecret: o["ca-secret"],
     metricsListen: o["metrics-listen"],
     leaderElect: o["leader-elect"],

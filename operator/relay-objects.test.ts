@@ -88,5 +88,14 @@ describe("relay objects", () => {
     assert.match(cert.subjectAltName!, /DNS:st-relay\.ns\.svc\.example\.internal/);
     assert.ok(Date.parse(cert.validTo) > Date.parse(config.expiresAt), "certificate outlives the stream");
     assert.equal(a.metadata.name, "st-relay-aaaabbbbcc");
+    assert.doesNotMatch(cert.subjectAltName!, /relay\.example\.com/);
+  });
+
+  it("lists the gateway's name for the stream in the relay certificate when a gateway domain is set", async () => {
+    const ca = await createCertificateAuthority("test CA");
+    const secret = await buildSecret(stream(), ca, { ...settings, gatewayDomain: "relay.example.com" });
+    const cert = new X509Certificate(Buffer.from(secret.data!["tls.crt"]!, "base64"));
+    assert.match(cert.subjectAltName!, /DNS:st\.ns\.relay\.example\.com/);
+    assert.match(cert.subjectAltName!, /DNS:st-relay\.ns\.svc\b/);
   });
 });

@@ -24,6 +24,8 @@ export interface RelaySettings extends RelayPolicy {
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   clusterDomain: string;
+  /** The gateway's relay domain: certificates also list `<stream>.<namespace>.<domain>`. */
+  gatewayDomain?: string;
   version: string;
 }
 
@@ -70,6 +72,8 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
   const destination = destinationToken(hubTokenKey(ca), ds.metadata.uid!);
   const expires = expiresAt(ds);
   const dnsNames = serviceDnsNames(ds, s.clusterDomain);
+  // The name the gateway routes by (gateway/routes.ts): a client through the gateway checks it.
+  if (s.gatewayDomain) dnsNames.push(`${ds.metadata.name}.${ds.metadata.namespace}.${s.gatewayDomain}`);
   // Valid a little past the stream's end so that its last minutes are not cut by clock skew.
   const cert = await issueCertificate(ca, {
     commonName: dnsNames[0]!,

@@ -8,6 +8,7 @@ import type { status } from "@grpc/grpc-js";
 export const errorAreas = {
   tunnel: "Tunnel: relay, agent and client",
   hub: "Hub and enrolment",
+  gateway: "Gateway (logged by `devicestreams gateway`; the client sees its connection closed)",
   plugin: "kubectl plugin and Kubernetes API",
   setup: "Command line and configuration",
 } as const;
@@ -21,6 +22,48 @@ export interface ErrorCodeInfo {
 }
 
 export const errorCodes = {
+  DS_GATEWAY_NOT_TLS: {
+    area: "gateway",
+    cause: "a connection to the gateway did not start with a TLS handshake (plain HTTP, SSH, SSLv2 or random bytes)",
+    action: "dial the gateway with TLS: `devicestreams connect`, the agent and `kubectl devicestream` all do",
+  },
+  DS_GATEWAY_BAD_CLIENT_HELLO: {
+    area: "gateway",
+    cause: "the TLS ClientHello was malformed or larger than `--max-client-hello-bytes`",
+    action: "use a standard TLS client; if a real client's ClientHello is refused as too large, raise the limit",
+  },
+  DS_GATEWAY_NO_SERVER_NAME: {
+    area: "gateway",
+    cause: "the ClientHello names no server (no SNI) or a name that is not a DNS name",
+    action:
+      "dial the gateway by the stream's or hub's name, or pass `--server-name` with it (an IP address sends no SNI)",
+  },
+  DS_GATEWAY_UNKNOWN_NAME: {
+    area: "gateway",
+    cause: "the server name is neither an exact route nor `<stream>.<namespace>.<relay-domain>`",
+    action: "check the name against the stream's `status.relay.tlsServerName` and the gateway's `--relay-domain`",
+  },
+  DS_GATEWAY_HANDSHAKE_TIMEOUT: {
+    area: "gateway",
+    cause: "a connection sent no complete ClientHello within `--handshake-timeout`",
+    action: "none for a real client on a working network; many of these are a scan or a slowloris attempt",
+  },
+  DS_GATEWAY_OVER_CAPACITY: {
+    area: "gateway",
+    cause: "the gateway holds `--max-connections` connections, or the source address `--max-connections-per-source`",
+    action: "retry later; raise the cap or add replicas if the load is legitimate",
+  },
+  DS_GATEWAY_UPSTREAM_FAILED: {
+    area: "gateway",
+    cause:
+      "the relay or hub a name routes to refused the connection, failed or did not accept within `--connect-timeout`",
+    action: "check that the stream's relay Pod is ready (`kubectl get devicestream`); it may still be starting",
+  },
+  DS_GATEWAY_ROUTES_INVALID: {
+    area: "setup",
+    cause: "a `--route` or a line of `--routes-file` is not `name=host:port`, or a name is routed twice",
+    action: "fix the route named in the message; a reloaded file that fails keeps the last good routes",
+  },
   DS_AUTH_MISSING: {
     area: "tunnel",
     cause: "a call reached the relay without a stream credential (no `Authorization: Bearer` token)",

@@ -37,6 +37,16 @@ const nonDefaultCloud = {
   podDisruptionBudget: { maxUnavailable: 2 },
 };
 
+const gatewayOn = {
+  gateway: {
+    enabled: true,
+    relayDomain: "relay.example.com",
+    hubName: "hub.example.com",
+    routes: { "legacy.example.com": "10.0.0.9:8443" },
+    service: { type: "NodePort", nodePort: 30443 },
+  },
+};
+
 async function lint(chart: string, values: object): Promise<void> {
   const r = await runHelm(["lint", "--strict", chart, "-f", valuesFile(values), "--kube-version", kubeVersion]);
   assert.equal(r.code, 0, `helm lint failed:\n${r.stdout}\n${r.stderr}`);
@@ -72,6 +82,7 @@ describe("charts: helm lint and helm template", function () {
   describe("lint", () => {
     it("cloud chart, default values", () => lint(cloudChart, {}));
     it("cloud chart, non-default values", () => lint(cloudChart, nonDefaultCloud));
+    it("cloud chart, with the gateway", () => lint(cloudChart, gatewayOn));
     it("agent chart, daemonset mode with hostNetwork", () =>
       lint(agentChart, { ...agentBase, daemonset: { hostNetwork: true } }));
     it("agent chart, sidecar mode with a PVC", () =>
@@ -93,6 +104,10 @@ describe("charts: helm lint and helm template", function () {
       refused(cloudChart, { operator: { relay: { allowedExposures: ["Ingress"] } } }, /allowedExposures/));
     it("cloud: a duration that is not one", () =>
       refused(cloudChart, { operator: { leaderElection: { leaseDuration: "15 seconds" } } }, /leaseDuration/));
+    it("cloud: the gateway without a relay domain", () =>
+      refused(cloudChart, { gateway: { enabled: true } }, /gateway\.relayDomain is required when gateway\.enabled/));
+    it("cloud: a gateway relay domain that is not a DNS name", () =>
+      refused(cloudChart, { gateway: { enabled: true, relayDomain: "Relay_Example" } }, /relayDomain/));
     it("agent: an unknown mode", () => refused(agentChart, { ...agentBase, mode: "pod" }, /mode/));
     it("agent: an allow-list entry without a port", () =>
       refused(agentChart, { ...agentBase, services: { ssh: "localhost" } }, /services/));
@@ -207,6 +222,63 @@ describe("charts: helm lint and helm template", function () {
       for (const crd of r.find("CustomResourceDefinition")) {
         assert.equal(crd.metadata.annotations?.["helm.sh/resource-policy"], undefined);
       }
+    });
+
+    it("the gateway is off by default", async () => {
+      const r = await template(cloudChart, {});
+      assert.equal(r.find("Deployment").length, 1);
+      const args: string[] = container(r.one("Deployment"), "operator").args;
+      assert.ok(!args.some((a) => a.startsWith("--gateway-relay-domain")), args.join(" "));
+    });
+
+    it("the gateway: 2 replicas, a PDB, its Service, no API token, routes to relays and the hub", async () => {
+      const r = await template(cloudChart, gatewayOn);
+      const deploy = r.one("Deployment", "ds-devicestreams-gateway");
+      assert.equal(deploy.spec.replicas, 2);
+      assert.equal(deploy.spec.template.spec.automountServiceAccountToken, false);
+      const c = container(deploy, "gateway");
+      assertLockedDown(c.securityContext, "gateway container");
+      assert.equal(c.args[0], "gateway");
+      for (const arg of [
+        "--listen=0.0.0.0:8443",
+        "--relay-domain=relay.example.com",
+        "--relay-upstream={stream}-relay.{namespace}.svc.cluster.local:8443",
+        "--route=hub.example.com=devicestreams-hub.devicestreams-system.svc.cluster.local:8444",
+        "--route=legacy.example.com=10.0.0.9:8443",
+      ]) {
+        assert.ok(c.args.includes(arg), `gateway args lack ${arg}: ${c.args.join(" ")}`);
+      }
+      assert.deepEqual(c.readinessProbe.httpGet, { path: "/readyz", port: "metrics" });
+      const svc = r.one("Service", "ds-devicestreams-gateway");
+      assert.equal(svc.spec.type, "NodePort");
+      assert.deepEqual(svc.spec.ports[0], {
+        name: "tls",
+        port: 443,
+        targetPort: "tls",
+        protocol: "TCP",
+        nodePort: 30443,
+      });
+      assert.deepEqual(svc.spec.selector, deploy.spec.selector.matchLabels);
+      const pdb = r.one("PodDisruptionBudget", "ds-devicestreams-gateway");
+      assert.equal(pdb.spec.maxUnavailable, 1);
+      assert.deepEqual(pdb.spec.selector.matchLabels, deploy.spec.selector.matchLabels);
+      // Neither the operator's selector nor its PDB catch gateway Pods, nor the other way round.
+      const operator = r.one("Deployment", "ds-devicestreams-operator");
+      assert.notDeepEqual(operator.spec.selector.matchLabels, deploy.spec.selector.matchLabels);
+      // The operator lists the gateway name in relay certificates; the hub's certificate lists its name.
+      const opArgs: string[] = container(operator, "operator").args;
+      assert.ok(opArgs.includes("--gateway-relay-domain=relay.example.com"), opArgs.join(" "));
+      assert.match(opArgs.find((a) => a.startsWith("--hub-dns-names="))!, /,hub\.example\.com$/);
+    });
+
+    it("the gateway's Service is a LoadBalancer by default", async () => {
+      const r = await template(cloudChart, { gateway: { enabled: true, relayDomain: "relay.example.com" } });
+      const svc = r.one("Service", "ds-devicestreams-gateway");
+      assert.equal(svc.spec.type, "LoadBalancer");
+      assert.equal(svc.spec.ports[0].port, 443);
+      assert.equal(svc.spec.externalTrafficPolicy, "Local", "clients' addresses reach the per-source cap");
+      const args: string[] = container(r.one("Deployment", "ds-devicestreams-gateway"), "gateway").args;
+      assert.ok(!args.some((a) => a.startsWith("--route=")), "no hub route without gateway.hubName");
     });
 
     it("one replica gets no PodDisruptionBudget (it could never be drained)", async () => {

@@ -13,9 +13,13 @@ import { hubMetrics } from "../../operator/hub/metrics.ts";
 import type { RunningOperator } from "../../operator/main.ts";
 import { operatorMetrics } from "../../operator/metrics.ts";
 import { createRegistry } from "../../runtime/http-endpoints.ts";
+import { clientHello } from "../helpers/client-hello.ts";
 import { runCommand } from "../helpers/command.ts";
+import type { ComponentProcess } from "../helpers/component-process.ts";
 import { type DataPlane, startDataPlane } from "../helpers/dataplane.ts";
+import { startGateway } from "../helpers/gateway.ts";
 import { type HttpTarget, httpTarget } from "../helpers/http-target.ts";
+import { roundTrip } from "../helpers/tcp-client.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { OperatorEnv } from "../operator/env.ts";
 
@@ -152,7 +156,13 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
   let plane: DataPlane;
   let env: OperatorEnv | undefined;
   let operator: RunningOperator | undefined;
-  const expositions: Record<"relay" | "agent" | "operator", string> = { relay: "", agent: "", operator: "" };
+  let gateway: ComponentProcess | undefined;
+  const expositions: Record<"relay" | "agent" | "gateway" | "operator", string> = {
+    relay: "",
+    agent: "",
+    gateway: "",
+    operator: "",
+  };
   /** The operator's registry with a sample in every labelled family, which a short run may not reach. */
   let operatorFamilies = "";
   const source = metricsInSource();
@@ -168,6 +178,15 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
     const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expositions.relay = await scrape(plane.relay.metricsPort);
     expositions.agent = await scrape(plane.agent.metricsPort);
+    // A gateway that routed one connection (to the relay) and refused one (no server name).
+    const g = await startGateway([`--route=metrics.test=${plane.relay.address}`]);
+    gateway = g.process;
+    await roundTrip(g.port, clientHello("metrics.test"), 10_000);
+    await roundTrip(g.port, clientHello(), 10_000);
+    expositions.gateway = await waitFor("the gateway's counts", async () => {
+      const text = await scrape(g.metricsPort);
+      return /reason="no_server_name"\} 1/.test(text) && /_closed_total\{reason="\w+"\} 1/.test(text) && text;
+    });
 
     // A real operator (with its hub) leading on a real API server, after it reconciled a stream.
     env = await OperatorEnv.start();
@@ -199,6 +218,7 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
     operatorFamilies = await registry.metrics();
   });
   after(async () => {
+    await gateway?.stop();
     await operator?.stop();
     await env?.stop();
     await plane?.stop();
@@ -215,7 +235,7 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
     assert.match(expositions.operator, /^devicestreams_operator_leader 1/m);
   });
 
-  for (const component of ["relay", "agent", "operator"] as const) {
+  for (const component of ["relay", "agent", "gateway", "operator"] as const) {
     it(`promtool check metrics passes on the ${component}'s /metrics`, async () => {
       const { ok, output } = await promtool(expositions[component]);
       assert.ok(ok, `promtool check metrics found problems in the ${component}'s metrics:\n${output}`);

@@ -11,6 +11,9 @@ grants by those names, and the chart reuses that file as is. So install one rele
 {{- $svc := include "devicestreams.hubService" . -}}
 {{- $ns := .Release.Namespace -}}
 {{- $names := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.operator.clusterDomain) "localhost" -}}
+{{- if and .Values.gateway.enabled .Values.gateway.hubName -}}
+{{- $names = append $names .Values.gateway.hubName -}}
+{{- end -}}
 {{- concat $names .Values.hub.dnsNames | uniq | join "," -}}
 {{- end }}
 
@@ -40,6 +43,13 @@ app.kubernetes.io/part-of: devicestreams
 app.kubernetes.io/name: devicestreams
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* Gateway Pods. */}}
+{{- define "devicestreams.gatewaySelector" -}}
+app.kubernetes.io/name: devicestreams
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
 {{- end }}
 
 {{/* Non-root, read-only, nothing extra: the same profile the operator gives relay Pods. */}}
