@@ -95,11 +95,15 @@ export async function h2Session(
   return { session, closed };
 }
 
-/** Starts a gRPC call with raw HTTP/2 headers and waits for its response headers or its end. */
+/**
+ * Starts a gRPC call with raw HTTP/2 headers and waits for its response headers or its end.
+ * `message`: one gRPC message to send and end with (a unary call's request), else nothing is sent.
+ */
 export async function rawGrpcCall(
   session: ClientHttp2Session,
   path: string,
   metadata: Record<string, string>,
+  message?: Buffer,
 ): Promise<{ status: string | undefined }> {
   const req = session.request({
     ":method": "POST",
@@ -109,6 +113,11 @@ export async function rawGrpcCall(
     ...metadata,
   });
   req.on("error", () => {});
+  if (message) {
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(message.length, 1);
+    req.end(Buffer.concat([prefix, message]));
+  }
   let status: string | undefined;
   const headers = new Promise<void>((resolve) => {
     req.on("response", (h) => {
