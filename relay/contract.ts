@@ -40,14 +40,15 @@ export const relayOptionSpecs = {
   "max-grpc-connections": {
     kind: "integer",
     min: 1,
-    description: "TCP connections to the gRPC port at once, authenticated or not (more are refused)",
-    default: "1024",
+    description:
+      "TCP connections to the gRPC port at once, authenticated or not (more are refused); each client or agent needs one",
+    default: "256",
   },
   "max-grpc-connections-per-source": {
     kind: "integer",
     min: 1,
     description: "such connections from one source address (IPv6: one /64)",
-    default: "64",
+    default: "32",
   },
   "handshake-timeout": {
     kind: "duration",

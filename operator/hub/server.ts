@@ -88,6 +88,7 @@ export class Hub {
   private readonly enrollment: EnrollService;
   private timer: NodeJS.Timeout | undefined;
   private gate: ConnectionGate | undefined;
+  private readonly refusalLog = new LogSampler({ intervalMs: 10_000 });
   port = 0;
 
   constructor(o: HubOptions, d: HubDeps) {
@@ -188,7 +189,17 @@ export class Hub {
   private async session(call: ServerDuplexStream<AgentControl, HubControl>): Promise<void> {
     const refuse = (result: string, code: grpcStatus, dsCode: ErrorCode, message: string) => {
       this.metrics.sessionAttempts.inc({ result });
-      this.d.log.warn("agent session refused", { reason: dsCode, detail: message });
+      // Anyone may knock without a certificate, as often as they like: one line per reason per 10 s.
+      // Past the certificate check only our own devices remain; each keeps its own line.
+      const anonymous = result === "no_certificate" || result === "bad_certificate";
+      const suppressed = this.refusalLog.take(anonymous ? dsCode : `${dsCode} ${message}`);
+      if (suppressed !== undefined) {
+        this.d.log.warn("agent session refused", {
+          reason: dsCode,
+          detail: message,
+          suppressed: suppressed || undefined,
+        });
+      }
       call.emit("error", { code, details: errorDetail(dsCode, message) });
     };
     const peer = call.getAuthContext().sslPeerCertificate;

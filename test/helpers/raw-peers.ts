@@ -91,7 +91,10 @@ export async function h2Session(
   const session = h2Connect(`https://localhost:${port}`, { createConnection: () => tlsFrom(port, ca, localAddress) });
   session.on("error", () => {});
   const closed = new Promise<number>((resolve) => session.once("close", () => resolve(Date.now() - at)));
+  // Bounded: a server that never answers must not leave the caller waiting on a silent session.
+  const timer = setTimeout(() => session.destroy(), 10_000);
   await Promise.race([once(session, "remoteSettings").catch(() => {}), closed]);
+  clearTimeout(timer);
   return { session, closed };
 }
 
