@@ -153,7 +153,10 @@ try {
       failures.push(`${sc.name}: the operator reached ${versus(peak.operator)}`);
   }
   const opened = [...(agent.agent?.logs ?? "").matchAll(/control session with the hub is open/g)].length;
-  if (opened !== 1) failures.push(`the agent opened its control session ${opened} times, not once`);
+  if (opened !== 1) {
+    const said = (agent.agent?.logs ?? "").split("\n").filter((l) => / (WARN|ERROR) /.test(l));
+    failures.push(`the agent opened its control session ${opened} times, not once:\n${said.slice(-8).join("\n")}`);
+  }
   await agent.stop();
 } finally {
   await sys.stop();

@@ -169,14 +169,15 @@ export const operatorOptionSpecs = {
   "hub-max-connections": {
     kind: "integer",
     min: 1,
-    description: "TCP connections to the hub at once, authenticated or not (more are refused)",
-    default: "4096",
+    description:
+      "TCP connections to the hub at once, authenticated or not (more are refused); each agent holds one; ~110 KiB each in a flood",
+    default: "1024",
   },
   "hub-max-connections-per-source": {
     kind: "integer",
     min: 1,
     description: "such connections from one source address (IPv6: one /64); devices behind one NAT share it",
-    default: "1024",
+    default: "256",
   },
   "hub-handshake-timeout": {
     kind: "duration",

@@ -94,7 +94,7 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     },
     onOpen: (n) => o.metrics.grpcConnections.set(n),
   });
-  logHandshakeFailures(server, o);
+  logHandshakeFailures(server, gate, o);
   return {
     port: gate.port,
     forceClose: () => {
@@ -110,15 +110,16 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
  * version number" or "http request", a client that does not trust the relay's certificate as
  * a hang-up. Debug only: anything on the network may knock on this port.
  */
-function logHandshakeFailures(server: Server, o: RelayServerOptions): void {
+function logHandshakeFailures(server: Server, gate: ConnectionGate, o: RelayServerOptions): void {
   const h2Servers = (server as unknown as { http2Servers?: Map<TlsServer, unknown> }).http2Servers;
   // The peer's address, taken while the socket is open: after a hang-up Node no longer knows it.
   const peers = new WeakMap<object, string>();
   for (const h2 of h2Servers?.keys() ?? []) {
     h2.prependListener("connection", (raw: NetSocket) => peers.set(raw, `${raw.remoteAddress}:${raw.remotePort}`));
     h2.on("tlsClientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket) => {
-      o.metrics.tlsHandshakeFailures.inc();
       const parent = (socket as TLSSocket & { _parent?: object })._parent;
+      if (parent && gate.closedByGate(parent)) return; // counted and logged as the gate's handshake_timeout
+      o.metrics.tlsHandshakeFailures.inc();
       const reason =
         err.code === "ECONNRESET"
           ? "the client hung up during the handshake (as one that does not trust the relay's certificate does)"

@@ -55,6 +55,7 @@ export class ConnectionGate {
   private readonly net: NetServer;
   private readonly byPeer = new Map<string, Connection>();
   private readonly perSource = new Map<string, number>();
+  private readonly cutSockets = new WeakSet<object>();
   /** grpc-js's HTTP/2 server for the injected connections: its events say when TLS and HTTP/2 are up. */
   readonly http2: EventEmitter;
   port = 0;
@@ -113,6 +114,11 @@ export class ConnectionGate {
     }
   }
 
+  /** Whether the gate itself closed this raw socket (its TLS layer then reports a failed handshake). */
+  closedByGate(socket: object): boolean {
+    return this.cutSockets.has(socket);
+  }
+
   get openConnections(): number {
     return this.byPeer.size;
   }
@@ -157,17 +163,18 @@ export class ConnectionGate {
     const handshake = within(this.o.limits.handshakeTimeoutMs);
     const auth = within(this.o.limits.unauthenticatedTimeoutMs);
     const age = Date.now() - acceptedAt;
-    if (!c.secure && age >= handshake) this.cut(c, "handshake_timeout");
-    else if (age >= auth) this.cut(c, "unauthenticated_timeout");
+    if (!c.secure && age >= handshake) this.shut(c, "handshake_timeout");
+    else if (age >= auth) this.shut(c, "unauthenticated_timeout");
     else {
       const next = (c.secure ? auth : Math.min(handshake, auth)) - age;
       if (Number.isFinite(next)) c.timer = setTimeout(() => this.watch(c, acceptedAt), next);
     }
   }
 
-  private cut(c: Connection, reason: GateRefusal): void {
+  private shut(c: Connection, reason: GateRefusal): void {
     if (c.authenticated) return;
     this.o.onRefused(reason, c.source);
+    this.cutSockets.add(c.socket);
     c.session?.destroy();
     c.socket.resetAndDestroy();
   }

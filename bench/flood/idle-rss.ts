@@ -1,5 +1,5 @@
 // `node bench/flood/idle-rss.ts [CHECKOUT]`: a relay from CHECKOUT (default: this one) with 400
-// HTTP/2 sessions that never call, from 10 loopback sources: its RSS before, 3 s and 12 s after,
+// HTTP/2 sessions that never call, from 20 loopback sources: its RSS before, 3 s and 12 s after,
 // and how many sessions it still holds then. Run it against an older checkout to compare.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -42,7 +42,7 @@ try {
   const mib = () => Math.round(rssKiB(relay.pid!) / 1024);
   const before = mib();
   const sessions: Awaited<ReturnType<typeof h2Session>>[] = [];
-  for (let i = 0; i < 400; i++) sessions.push(await h2Session(port, stream.ca.certPem, loopback(30, i % 10)));
+  for (let i = 0; i < 400; i++) sessions.push(await h2Session(port, stream.ca.certPem, loopback(30, i % 20)));
   const held = () => sessions.filter((s) => !s.session.closed && !s.session.destroyed).length;
   await sleep(3000);
   const at3 = { rssMiB: mib(), held: held() };
