@@ -157,6 +157,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
           ipAddresses: options.hubIpAddresses,
           certValidityMs: options.deviceCertValidityMs,
           enrollRateLimit: options.hubEnrollRateLimit,
+          limits: options.hubConnectionLimits,
         },
         { client: hubClient, devices, streams, pods, events: hubEvents, replica: options.identity, registry, log },
         ca,

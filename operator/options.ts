@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { compareQuantities, parseQuantity } from "../kube/quantity.ts";
+import type { ConnectionLimits } from "../runtime/connection-gate.ts";
 import { formatDuration } from "../runtime/duration.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { type OptionSpecs, type OptionValues, parseOptions, printable } from "../runtime/options.ts";
@@ -170,6 +171,31 @@ export const operatorOptionSpecs = {
     description: "enrolment attempts a source address may make at once",
     default: "5",
   },
+  "hub-max-connections": {
+    kind: "integer",
+    min: 1,
+    description:
+      "TCP connections to the hub at once, authenticated or not (more are refused); each agent holds one; ~110 KiB each in a flood",
+    default: "1024",
+  },
+  "hub-max-connections-per-source": {
+    kind: "integer",
+    min: 1,
+    description: "such connections from one source address (IPv6: one /64); devices behind one NAT share it",
+    default: "256",
+  },
+  "hub-handshake-timeout": {
+    kind: "duration",
+    description:
+      "close a hub connection whose TLS handshake has not finished this long after it was accepted (`0`: never)",
+    default: "5s",
+  },
+  "hub-unauthenticated-timeout": {
+    kind: "duration",
+    description:
+      "close a hub connection that has made no successful Enroll or Session call this long after it was accepted (`0`: never)",
+    default: "10s",
+  },
   "usage-poll-interval": {
     kind: "duration",
     description: "how often the leader reads each ready relay's `/usage`",
@@ -211,6 +237,7 @@ export interface OperatorOptions {
   enrollmentTokenTtlMs: number;
   /** Enroll attempts per source address; successful ones are given back. */
   hubEnrollRateLimit: { perMinute: number; burst: number };
+  hubConnectionLimits: ConnectionLimits;
   usagePollIntervalMs: number;
 }
 
@@ -308,6 +335,12 @@ export function parseOperatorOptions(
     deviceCertValidityMs: o["device-cert-validity"],
     enrollmentTokenTtlMs: o["enrollment-token-ttl"],
     hubEnrollRateLimit: { perMinute: o["hub-enroll-per-minute"], burst: o["hub-enroll-burst"] },
+    hubConnectionLimits: {
+      maxConnections: o["hub-max-connections"],
+      maxPerSource: o["hub-max-connections-per-source"],
+      handshakeTimeoutMs: o["hub-handshake-timeout"],
+      unauthenticatedTimeoutMs: o["hub-unauthenticated-timeout"],
+    },
     usagePollIntervalMs: o["usage-poll-interval"],
   };
   checkRelayResources(options);

@@ -37,6 +37,29 @@ export const relayOptionSpecs = {
     description: "how long a new connection waits for a (re)attaching device",
     default: "5s",
   },
+  "max-grpc-connections": {
+    kind: "integer",
+    min: 1,
+    description:
+      "TCP connections to the gRPC port at once, authenticated or not (more are refused); each client or agent needs one",
+    default: "256",
+  },
+  "max-grpc-connections-per-source": {
+    kind: "integer",
+    min: 1,
+    description: "such connections from one source address (IPv6: one /64)",
+    default: "32",
+  },
+  "handshake-timeout": {
+    kind: "duration",
+    description: "close a connection whose TLS handshake has not finished this long after it was accepted (`0`: never)",
+    default: "5s",
+  },
+  "unauthenticated-timeout": {
+    kind: "duration",
+    description: "close a connection that has made no authenticated call this long after it was accepted (`0`: never)",
+    default: "10s",
+  },
   "keepalive-time": { kind: "duration", description: "ping a quiet peer after (HTTP/2 pings)", default: "10s" },
   "keepalive-timeout": {
     kind: "duration",

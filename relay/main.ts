@@ -45,6 +45,12 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     listen: o.listen,
     tls,
     keepalive,
+    limits: {
+      maxConnections: o["max-grpc-connections"],
+      maxPerSource: o["max-grpc-connections-per-source"],
+      handshakeTimeoutMs: o["handshake-timeout"],
+      unauthenticatedTimeoutMs: o["unauthenticated-timeout"],
+    },
     config: () => config,
     pairing,
     metrics,

@@ -38,6 +38,17 @@ export function relayMetrics(registry: Registry) {
       help: "Connections to the gRPC port dropped in the TLS handshake: not TLS, or a client that does not trust the relay's certificate.",
       registers,
     }),
+    grpcConnections: new Gauge({
+      name: "devicestreams_relay_grpc_connections_open",
+      help: "TCP connections to the gRPC port open now, authenticated or not (each carries many tunnelled connections).",
+      registers,
+    }),
+    grpcConnectionsRefused: new Counter({
+      name: "devicestreams_relay_grpc_connections_refused_total",
+      help: "Connections to the gRPC port refused or cut, by reason (max_connections, max_per_source, handshake_timeout, unauthenticated_timeout).",
+      labelNames: ["reason"],
+      registers,
+    }),
     connectionsClosed: new Counter({
       name: "devicestreams_relay_connections_closed_total",
       help: "Paired connections that ended, by how (completed, reset, idle_timeout, lifetime, peer_lost, protocol_error).",

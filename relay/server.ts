@@ -3,13 +3,9 @@ import type { Socket as NetSocket } from "node:net";
 import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { Server, type ServerDuplexStream, status } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
+import { ConnectionGate, type ConnectionLimits } from "../runtime/connection-gate.ts";
 import { errorDetail } from "../runtime/errors.ts";
-import {
-  type KeepaliveOptions,
-  serverOptions,
-  widenSessionWindows,
-  withServerWindow,
-} from "../runtime/grpc-options.ts";
+import { type KeepaliveOptions, serverOptions, sessionWindowBytes, withServerWindow } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { LogSampler } from "../runtime/log-sampler.ts";
 import { type ServerTls, serverCredentials } from "../runtime/tls.ts";
@@ -25,6 +21,8 @@ export interface RelayServerOptions {
   listen: string;
   tls: ServerTls;
   keepalive: KeepaliveOptions;
+  /** Who may hold a connection to the gRPC port, and for how long before authenticating. */
+  limits: ConnectionLimits;
   config: () => StreamConfig;
   pairing: Pairing;
   metrics: RelayMetrics;
@@ -43,7 +41,10 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
   const refusals = new LogSampler({ intervalMs: 10_000 });
   const admit = (call: AnyCall, role: Role): boolean => {
     const result = authenticate(o.config(), role, call.metadata);
-    if (result.ok) return true;
+    if (result.ok) {
+      gate.authenticated(call.getPeer());
+      return true;
+    }
     o.metrics.authFailures.inc({ role, reason: result.code });
     const suppressed = refusals.take(`${role}/${result.code}`);
     if (suppressed !== undefined) {
@@ -77,16 +78,29 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
       o.pairing.accept(call, id);
     },
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(o.listen, withServerWindow(serverCredentials(o.tls)), (err, p) =>
-      err ? reject(err) : resolve(p),
-    );
+  // Refusals are counted, and logged one line per reason per 10 s: a flood must not flood the log.
+  const gateLog = new LogSampler({ intervalMs: 10_000 });
+  const gate: ConnectionGate = await ConnectionGate.listen(server, {
+    listen: o.listen,
+    credentials: withServerWindow(serverCredentials(o.tls)),
+    limits: o.limits,
+    authenticatedWindowBytes: sessionWindowBytes,
+    onRefused: (reason, source) => {
+      o.metrics.grpcConnectionsRefused.inc({ reason });
+      const suppressed = gateLog.take(reason);
+      if (suppressed !== undefined) {
+        o.log.warn("gRPC connection refused", { reason, source, suppressed: suppressed || undefined });
+      }
+    },
+    onOpen: (n) => o.metrics.grpcConnections.set(n),
   });
-  widenSessionWindows(server);
-  logHandshakeFailures(server, o);
+  logHandshakeFailures(server, gate, o);
   return {
-    port,
-    forceClose: () => server.forceShutdown(),
+    port: gate.port,
+    forceClose: () => {
+      gate.close();
+      server.forceShutdown();
+    },
   };
 }
 
@@ -96,15 +110,16 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
  * version number" or "http request", a client that does not trust the relay's certificate as
  * a hang-up. Debug only: anything on the network may knock on this port.
  */
-function logHandshakeFailures(server: Server, o: RelayServerOptions): void {
+function logHandshakeFailures(server: Server, gate: ConnectionGate, o: RelayServerOptions): void {
   const h2Servers = (server as unknown as { http2Servers?: Map<TlsServer, unknown> }).http2Servers;
   // The peer's address, taken while the socket is open: after a hang-up Node no longer knows it.
   const peers = new WeakMap<object, string>();
   for (const h2 of h2Servers?.keys() ?? []) {
     h2.prependListener("connection", (raw: NetSocket) => peers.set(raw, `${raw.remoteAddress}:${raw.remotePort}`));
     h2.on("tlsClientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket) => {
-      o.metrics.tlsHandshakeFailures.inc();
       const parent = (socket as TLSSocket & { _parent?: object })._parent;
+      if (parent && gate.closedByGate(parent)) return; // counted and logged as the gate's handshake_timeout
+      o.metrics.tlsHandshakeFailures.inc();
       const reason =
         err.code === "ECONNRESET"
           ? "the client hung up during the handshake (as one that does not trust the relay's certificate does)"

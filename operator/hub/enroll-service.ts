@@ -6,10 +6,10 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import type { Device } from "../../api/v1alpha1.ts";
 import { describeError } from "../../runtime/errors.ts";
 import { KeyedRateLimiter } from "../../runtime/keyed-rate-limit.ts";
+import { peerKey } from "../../runtime/peer-address.ts";
 import type { EnrollRequest, EnrollResponse } from "../../transport/hub-service.ts";
 import { type EnrollDeps, EnrollmentRefusal, enroll, HubError } from "./enrollment.ts";
 import type { HubMetrics } from "./metrics.ts";
-import { peerKey } from "./peer-address.ts";
 
 export const enrollmentRefused = {
   code: "DS_ENROLLMENT_REFUSED",

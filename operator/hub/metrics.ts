@@ -23,6 +23,17 @@ export function hubMetrics(registry: Registry) {
       labelNames: ["result"],
       registers,
     }),
+    grpcConnections: new Gauge({
+      name: "devicestreams_hub_grpc_connections_open",
+      help: "TCP connections to the hub's port open now, authenticated or not.",
+      registers,
+    }),
+    grpcConnectionsRefused: new Counter({
+      name: "devicestreams_hub_grpc_connections_refused_total",
+      help: "Connections to the hub's port refused or cut, by reason (max_connections, max_per_source, handshake_timeout, unauthenticated_timeout).",
+      labelNames: ["reason"],
+      registers,
+    }),
     offers: new Counter({
       name: "devicestreams_hub_stream_offers_total",
       help: "Stream offers by result (offered, accepted, refused).",

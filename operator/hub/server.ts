@@ -15,9 +15,11 @@ import { deviceResource } from "../../api/v1alpha1.ts";
 import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { Pod } from "../../kube/types.ts";
+import { ConnectionGate, type ConnectionLimits } from "../../runtime/connection-gate.ts";
 import type { ErrorCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
+import { LogSampler } from "../../runtime/log-sampler.ts";
 import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
 import {
   type AgentControl,
@@ -45,6 +47,8 @@ export interface HubOptions {
   lastSeenEveryMs?: number;
   /** Enroll attempts per source address (defaults: 5 per minute, burst 5). */
   enrollRateLimit?: EnrollRateLimit;
+  /** Who may hold a connection to the hub, and for how long before a successful Enroll or Session. */
+  limits: ConnectionLimits;
 }
 
 export interface HubDeps {
@@ -83,6 +87,8 @@ export class Hub {
   private readonly key: Buffer;
   private readonly enrollment: EnrollService;
   private timer: NodeJS.Timeout | undefined;
+  private gate: ConnectionGate | undefined;
+  private readonly refusalLog = new LogSampler({ intervalMs: 10_000 });
   port = 0;
 
   constructor(o: HubOptions, d: HubDeps) {
@@ -122,9 +128,22 @@ export class Hub {
         void this.enroll(call, cb),
       session: (call: ServerDuplexStream<AgentControl, HubControl>) => void this.session(call),
     });
-    this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(this.o.listen, creds, (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    // Refusals are counted, and logged one line per reason per 10 s: a flood must not flood the log.
+    const refusals = new LogSampler({ intervalMs: 10_000 });
+    this.gate = await ConnectionGate.listen(this.server, {
+      listen: this.o.listen,
+      credentials: creds,
+      limits: this.o.limits,
+      onRefused: (reason, source) => {
+        this.metrics.grpcConnectionsRefused.inc({ reason });
+        const suppressed = refusals.take(reason);
+        if (suppressed !== undefined) {
+          this.d.log.warn("hub connection refused", { reason, source, suppressed: suppressed || undefined });
+        }
+      },
+      onOpen: (n) => this.metrics.grpcConnections.set(n),
+    });
+    this.port = this.gate.port;
     this.d.devices.on((event, device) => this.onDevice(event, device));
     this.d.streams.on((_e, ds) => this.sessions.get(`${ds.metadata.namespace}/${ds.spec.device}`)?.sync());
     this.d.pods.on((_e, pod) => {
@@ -141,6 +160,7 @@ export class Hub {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.gate?.close();
     for (const s of [...this.sessions.values()]) s.close();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
@@ -156,7 +176,10 @@ export class Hub {
 
   private async enroll(call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) {
     try {
-      cb(null, await this.enrollment.handle(call.getPeer(), call.request));
+      const response = await this.enrollment.handle(call.getPeer(), call.request);
+      // The token proved the caller: its connection may stay (it renews or opens its session next).
+      this.gate?.authenticated(call.getPeer());
+      cb(null, response);
     } catch (err) {
       const e = err as HubError;
       cb({ code: e.grpcCode, details: e.details });
@@ -166,7 +189,17 @@ export class Hub {
   private async session(call: ServerDuplexStream<AgentControl, HubControl>): Promise<void> {
     const refuse = (result: string, code: grpcStatus, dsCode: ErrorCode, message: string) => {
       this.metrics.sessionAttempts.inc({ result });
-      this.d.log.warn("agent session refused", { reason: dsCode, detail: message });
+      // Anyone may knock without a certificate, as often as they like: one line per reason per 10 s.
+      // Past the certificate check only our own devices remain; each keeps its own line.
+      const anonymous = result === "no_certificate" || result === "bad_certificate";
+      const suppressed = this.refusalLog.take(anonymous ? dsCode : `${dsCode} ${message}`);
+      if (suppressed !== undefined) {
+        this.d.log.warn("agent session refused", {
+          reason: dsCode,
+          detail: message,
+          suppressed: suppressed || undefined,
+        });
+      }
       call.emit("error", { code, details: errorDetail(dsCode, message) });
     };
     const peer = call.getAuthContext().sslPeerCertificate;
@@ -219,6 +252,8 @@ export class Hub {
       );
     }
     this.metrics.sessionAttempts.inc({ result: "accepted" });
+    // Only now may the connection stay: a certificate our CA signed for a revoked Device is no pass.
+    this.gate?.authenticated(call.getPeer());
     const session = new AgentSession(call, id, {
       replica: this.d.replica,
       devices: this.d.devices,

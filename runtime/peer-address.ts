@@ -1,4 +1,4 @@
-// Who is calling, for rate limits: the IPv4 address of a gRPC peer ("1.2.3.4:5678",
+// Who is calling, for rate limits and connection caps: the IPv4 address of a gRPC peer ("1.2.3.4:5678",
 // "::ffff:1.2.3.4:5678"), or the /64 of an IPv6 one ("2001:db8::1:5678"). A host usually holds a
 // whole /64, so keying on its full IPv6 address would hand it 2^64 fresh buckets.
 import { isIPv4, isIPv6 } from "node:net";

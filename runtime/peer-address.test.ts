@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { peerKey } from "./peer-address.ts";
 
-describe("hub peer address", () => {
+describe("peer address", () => {
   it("keys IPv4 peers by address, whatever their port or IPv6 mapping", () => {
     assert.equal(peerKey("192.0.2.7:5000"), "192.0.2.7");
     assert.equal(peerKey("::ffff:192.0.2.7:5001"), "192.0.2.7");
