@@ -15,6 +15,7 @@ import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { PeerCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
+import { printable } from "../../runtime/printable.ts";
 import type { EventRecorder } from "../events.ts";
 
 const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
@@ -85,7 +86,7 @@ export class HubReports {
   }
 
   async refused(ds: DeviceStream, code: PeerCode, message: string): Promise<void> {
-    const text = errorDetail(code, message);
+    const text = errorDetail(code, printable(message));
     await this.stream(ds, ["False", reasons.refused, text]);
     this.events.record(ds, "Warning", "Refused", "Offer", `device "${ds.spec.device}" refused the stream: ${text}`);
   }

@@ -15,6 +15,7 @@ import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
 import type { AgentControl, HubControl } from "../../transport/hub-service.ts";
 import { destinationToken } from "./enrollment-token.ts";
+import { checkHello } from "./hello.ts";
 import { deviceUri, type PresentedCertificate } from "./identity.ts";
 import type { HubMetrics } from "./metrics.ts";
 import { OfferBook, relayAddress, relayPodName } from "./offers.ts";
@@ -87,7 +88,12 @@ export class AgentSession {
     if (this.ended) return;
     if (m.hello) {
       clearTimeout(this.helloTimer);
-      this.hello = { agentVersion: m.hello.agentVersion ?? "", services: [...(m.hello.services ?? [])].sort() };
+      const hello = checkHello(m.hello);
+      if (!hello.ok) {
+        this.fail(grpcStatus.INVALID_ARGUMENT, "DS_HELLO_INVALID", hello.message);
+        return;
+      }
+      this.hello = { agentVersion: hello.agentVersion, services: hello.services };
       this.d.log.info("agent connected", { device: this.key, version: this.hello.agentVersion });
       // The first answer tells the agent its session is accepted.
       this.call.write({ heartbeat: { sentAtMs: Date.now() } });
