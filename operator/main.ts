@@ -170,6 +170,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       reports: new HubReports(client, events, log),
       tokenKey: () => hubTokenKey(ca.get()),
       tokenTtlMs: options.enrollmentTokenTtlMs,
+      tokenNamespace: options.namespace,
       events,
       now: Date.now,
     };

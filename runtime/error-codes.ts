@@ -202,7 +202,8 @@ export const errorCodes = {
   DS_ENROLLMENT_TOKEN_INVALID: {
     area: "hub",
     cause: "the token is not this Device's (another device's, a re-created one's, or one from an earlier enrolment)",
-    action: "read the token from the Device's `<device>-enrollment` Secret",
+    action:
+      "an administrator reads the token from the Secret the Device's `status.enrollment` names (in the operator's namespace)",
   },
   DS_ENROLLMENT_TOKEN_EXPIRED: {
     area: "hub",

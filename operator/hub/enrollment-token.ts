@@ -39,7 +39,7 @@ export function checkEnrollmentToken(
     code: "DS_ENROLLMENT_TOKEN_INVALID",
     message:
       "the enrolment token is not this Device's (wrong device, the Device was deleted and created again, or the " +
-      "token is from an earlier enrolment); read the token from the Device's <device>-enrollment Secret",
+      "token is from an earlier enrolment); an administrator reads the current token from the Secret that the Device's status.enrollment names",
   };
   if (parts.length !== 3 || parts[0] !== prefix || !/^\d+$/.test(parts[1]!)) return invalid;
   const expiresAtMs = Number(parts[1]);
@@ -50,7 +50,7 @@ export function checkEnrollmentToken(
     return {
       ok: false,
       code: "DS_ENROLLMENT_TOKEN_EXPIRED",
-      message: `the enrolment token expired at ${new Date(expiresAtMs).toISOString()}; the operator makes a new one in the <device>-enrollment Secret (delete that Secret to get one at once)`,
+      message: `the enrolment token expired at ${new Date(expiresAtMs).toISOString()}; the operator writes a new one into the Secret that the Device's status.enrollment names (delete that Secret to get one at once)`,
     };
   }
   return { ok: true, expiresAtMs };

@@ -5,7 +5,7 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { expiresAt } from "../../api/devicestream.ts";
-import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
+import type { AcceptingDevice, Device, DeviceStream } from "../../api/v1alpha1.ts";
 import type { Informer } from "../../kube/informer.ts";
 import { parseObjectKey } from "../../kube/names.ts";
 import type { Pod } from "../../kube/types.ts";
@@ -116,7 +116,7 @@ export class AgentSession {
         await this.d.reports.refused(ds, peerCode(r.code, "DS_DEVICE_REFUSED"), r.message ?? "");
       } else if (this.book.update(stream, "accepted")) {
         this.d.metrics.offers.inc({ result: "accepted" });
-        await this.d.reports.accepted(ds);
+        await this.d.reports.accepted(ds, this.acceptingDevice());
       }
     } else if (m.streamState) {
       const stream = m.streamState.stream ?? "";
@@ -124,13 +124,18 @@ export class AgentSession {
       if (!ds) return;
       if (m.streamState.connected) {
         this.book.update(stream, "connected");
-        if (!ds.status?.connectedAt) await this.d.reports.connected(ds);
+        if (!ds.status?.connectedAt) await this.d.reports.connected(ds, this.acceptingDevice());
       } else if (m.streamState.closed) {
         this.d.reports.closed(ds, m.streamState.closed.reason ?? "");
       }
     } else if (m.renewRequest) {
       await this.renew(m.renewRequest.csrPem ?? "");
     }
+  }
+
+  /** This session's Device as a stream records it: UID and enrolled key, both from the certificate. */
+  private acceptingDevice(): AcceptingDevice {
+    return { uid: this.id.uid, publicKeySHA256: this.id.publicKeySha256 };
   }
 
   /** The stream an agent's message names, if it is this device's; the name is the peer's to choose. */

@@ -467,6 +467,16 @@ describe("operator: DeviceStream lifecycle", function () {
           path,
         );
       }
+      // Enrolment tokens are its to change only in its own namespace.
+      const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: "anything", namespace: "create" } };
+      await assert.rejects(
+        asOperator.apply(objectPath(core.secrets, "create", "anything"), secret, "test"),
+        (err: unknown) => err instanceof KubeApiError && err.status === 403,
+      );
+      await assert.rejects(
+        asOperator.delete(objectPath(core.secrets, "create", "anything")),
+        (err: unknown) => err instanceof KubeApiError && err.status === 403,
+      );
     } finally {
       asOperator.close();
     }
