@@ -92,6 +92,14 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       requests: options.relayRequests,
       limits: options.relayLimits,
       allowedExposures: options.relayExposures,
+      ...(options.relayNetworkPolicy
+        ? {
+            networkPolicy: {
+              operatorNamespace: options.namespace,
+              metricsNamespaces: options.relayMetricsNamespaces,
+            },
+          }
+        : {}),
       max: options.relayMax,
     },
     ca: () => ca.get(),

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
-import { OfferBook, offerable, relayAddress } from "./offers.ts";
+import { forDevice, OfferBook, offerable, relayAddress } from "./offers.ts";
 
 const now = Date.parse("2030-01-01T00:00:00Z");
 
@@ -86,5 +86,15 @@ describe("hub offers", () => {
     assert.equal(relayAddress(ds, earlier as never), "a-relay.ns.svc:8443");
     ds.status!.relay!.externalEndpoint = "203.0.113.7:8443";
     assert.equal(relayAddress(ds, pod as never), "203.0.113.7:8443");
+  });
+
+  it("offers a stream another Device (or another key) accepted to no one else", () => {
+    const id = { uid: "d-1", publicKeySha256: "a".repeat(64) };
+    const ds = stream("a");
+    assert.equal(forDevice(ds, id), true, "nobody accepted it yet");
+    ds.status!.device = { uid: "d-1", publicKeySHA256: "a".repeat(64) };
+    assert.equal(forDevice(ds, id), true);
+    assert.equal(forDevice(ds, { ...id, uid: "d-2" }), false, "a re-created Device");
+    assert.equal(forDevice(ds, { ...id, publicKeySha256: "b".repeat(64) }), false, "a replaced key");
   });
 });

@@ -19,6 +19,16 @@ export function offerable(ds: DeviceStream, now: number): boolean {
 }
 
 /**
+ * Whether a session of this Device (UID, enrolled key) may carry the stream: a stream another
+ * Device (an earlier one of the same name, or the same one under a replaced key) accepted is
+ * never offered again; the reconciler ends it (operator/reconcile/device-revocation.ts).
+ */
+export function forDevice(ds: DeviceStream, id: { uid: string; publicKeySha256: string }): boolean {
+  const by = ds.status?.device;
+  return !by?.uid || (by.uid === id.uid && by.publicKeySHA256 === id.publicKeySha256);
+}
+
+/**
  * Where the device should dial the relay. A LoadBalancer's address when there is one; else the
  * relay Pod's IP (reachable from devices on a routed pod network, and from the test bed's
  * loopback stand-in kubelet); else the in-cluster Service name. The certificate is checked

@@ -18,7 +18,7 @@ import { destinationToken } from "./enrollment-token.ts";
 import { checkHello } from "./hello.ts";
 import { deviceUri, type PresentedCertificate } from "./identity.ts";
 import type { HubMetrics } from "./metrics.ts";
-import { OfferBook, relayAddress, relayPodName } from "./offers.ts";
+import { forDevice, OfferBook, relayAddress, relayPodName } from "./offers.ts";
 import { pemChain } from "./pem.ts";
 import { HubReports } from "./reports.ts";
 
@@ -154,7 +154,9 @@ export class AgentSession {
   sync(): void {
     if (this.ended || !this.hello) return;
     const now = Date.now();
-    const candidates = this.d.streams.list(this.id.namespace).filter((s) => s.spec.device === this.id.name);
+    const candidates = this.d.streams
+      .list(this.id.namespace)
+      .filter((s) => s.spec.device === this.id.name && forDevice(s, this.id));
     const where = (ds: DeviceStream) => relayAddress(ds, this.d.pods.get(ds.metadata.namespace!, relayPodName(ds)));
     const changes = this.book.sync(candidates, now, where);
     for (const w of changes.withdraw) this.call.write({ withdraw: w });
