@@ -172,6 +172,45 @@ describe("hub: enrolment, control sessions and offers", function () {
     }
   });
 
+  it("a hello advertising too many services, or a name the Device cannot hold, ends the session with DS_HELLO_INVALID and writes nothing", async () => {
+    const ns = await env.namespace("hello");
+    await createDevice(env, ns, "chatty");
+    const { csrPem, keyPem } = await createCertificateRequest("x");
+    const enrolling = await hubClient(port);
+    const res = await enrolling.enroll({
+      token: await enrollmentToken(env, ns, "chatty"),
+      namespace: ns,
+      name: "chatty",
+      csrPem,
+    });
+    enrolling.close();
+    const hub = new HubClient({
+      address: `127.0.0.1:${port}`,
+      tls: { caPem: (await caPem(env)).certPem, certPem: res.certificateChainPem!, keyPem },
+      keepalive: defaultKeepalive,
+    });
+    try {
+      for (const [services, why] of [
+        [Array.from({ length: 257 }, (_, i) => `s${i}`), /advertises 257 services; at most 256/],
+        [["ssh", "x".repeat(64)], /longer than 63 characters/],
+        [["ssh", "\x1b[2J"], /not a DNS-1123 label/],
+      ] as const) {
+        const call = hub.session();
+        const end = await new Promise<StatusObject>((resolve) => {
+          call.on("status", resolve);
+          call.on("error", () => {});
+          call.write({ hello: { agentVersion: "test", services: [...services] } });
+        });
+        assert.equal(end.code, grpcStatus.INVALID_ARGUMENT);
+        assert.match(end.details, /^DS_HELLO_INVALID: /);
+        assert.match(end.details, why);
+      }
+    } finally {
+      hub.close();
+    }
+    assert.equal((await getDevice(env, ns, "chatty")).status?.services, undefined, "no service was recorded");
+  });
+
   it("a traversal payload as the device's namespace or name is refused before any I/O: the operator asks the API server for nothing it did not choose", async () => {
     // This replica reaches the API server through a proxy that records every request.
     const proxy = await startRecordingProxy(env.operatorKubeConfig);
