@@ -8,14 +8,17 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { ErrorCode } from "../../runtime/error-codes.ts";
 
-const prefix = "dse1";
+// dse2: tokens kept in the operator's namespace. dse1 tokens were kept next to the Device, where
+// every plugin user may read Secrets; their MAC covered other input, so none of them (relabelled
+// or not) checks out any more.
+const prefix = "dse2";
 
 export function tokenKey(caKeyPem: string, purpose: string): Buffer {
   return createHash("sha256").update(`devicestreams ${purpose}\0`).update(caKeyPem).digest();
 }
 
 function mac(key: Buffer, uid: string, expiresAtMs: number, replaces: string | undefined): string {
-  const what = replaces === undefined ? `enroll\0${uid}` : `reenroll\0${uid}\0${replaces}`;
+  const what = replaces === undefined ? `enroll2\0${uid}` : `reenroll2\0${uid}\0${replaces}`;
   return createHmac("sha256", key).update(`${what}\0${expiresAtMs}`).digest("base64url");
 }
 

@@ -102,7 +102,12 @@ export async function reconcileEnrollmentToken(
   device: Device,
   now: number,
 ): Promise<number | undefined> {
-  const want = enrollmentTokenWanted(device, d.ttlMs, now);
+  let want = enrollmentTokenWanted(device, d.ttlMs, now);
+  // A token on record without the finalizer was an earlier version's, next to the Device and no
+  // longer accepted (enrollment-token.ts): make one here at once rather than at its renewal.
+  if (!want && currentTokenExpiry(device) !== undefined && !device.metadata.finalizers?.includes(enrollmentFinalizer)) {
+    want = { replaces: device.spec?.identity?.publicKeySHA256, newRequest: false };
+  }
   if (!want) {
     const expires = currentTokenExpiry(device);
     if (expires === undefined) await releaseEnrollmentToken(d, device);

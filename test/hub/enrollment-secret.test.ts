@@ -138,4 +138,19 @@ describe("hub: enrolment tokens are for administrators only", function () {
     await waitFor("the Device to be gone", () => env.gone({ ...deviceResource }, ns, "gone"));
     assert.ok(await env.gone(core.secrets, operatorNamespace, at.secretName), "the token Secret is left behind");
   });
+
+  it("a Device whose token an earlier version made (no finalizer) gets a new token here at once", async () => {
+    await createDevice(env, ns, "legacy");
+    const first = await readEnrollmentToken(env.admin, ns, "legacy");
+    // What an earlier version left: the expiry annotation, no finalizer (its token was next to the Device).
+    const d = await getDevice(env, ns, "legacy");
+    const i = d.metadata.finalizers!.indexOf(enrollmentFinalizer);
+    await env.admin.jsonPatch(devicePath("legacy"), [{ op: "remove", path: `/metadata/finalizers/${i}` }], "tests");
+    const second = await waitFor("a new token", async () => {
+      const t = await readEnrollmentToken(env.admin, ns, "legacy");
+      return t.token !== first.token ? t : undefined;
+    });
+    assert.match(second.token, /^dse2\./);
+    assert.ok((await getDevice(env, ns, "legacy")).metadata.finalizers?.includes(enrollmentFinalizer));
+  });
 });
