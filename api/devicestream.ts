@@ -12,6 +12,8 @@ export const reasons = {
   lifetimeExpired: "LifetimeExpired",
   bytesPerDayExceeded: "BytesPerDayExceeded",
   deviceDeleted: "DeviceDeleted",
+  /** The Device that accepted the stream was disabled, created again or enrolled another key. */
+  deviceRevoked: "DeviceRevoked",
   deviceRefused: "DeviceRefused",
   connectTimeout: "ConnectTimeout",
   idleTimeout: "IdleTimeout",

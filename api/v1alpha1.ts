@@ -26,7 +26,7 @@ export interface DeviceSpec {
 export interface DeviceIdentity {
   /** Hex SHA-256 of the device's public key (SubjectPublicKeyInfo, DER). */
   publicKeySHA256?: string;
-  /** Set by an administrator to enrol the device again with a new key: the operator records an Event and writes a new one-time token, bound to the current key, into <device>-enrollment; the current key keeps working until an agent enrols with that token, which replaces publicKeySHA256 and clears this field. */
+  /** Set by an administrator to enrol the device again with a new key: the operator records an Event and writes a new one-time token, bound to the current key, into the Secret that status.enrollment names; the current key keeps working until an agent enrols with that token, which replaces publicKeySHA256 and clears this field. */
   reenroll?: boolean;
 }
 
@@ -35,9 +35,19 @@ export interface DeviceStatus {
   /** RFC 3339 time. */
   lastSeen?: string;
   agentVersion?: string;
+  /** Where the Device's one-time enrolment token is, while it has one (no identity yet, or re-enrolment asked for). The Secret is in the operator's namespace, readable only by whoever administers the operator; it is deleted once the device enrols. Set by the operator. */
+  enrollment?: EnrollmentStatus;
   /** Services the agent advertises from its allow-list. */
   services?: Array<AdvertisedService>;
   conditions?: Array<Condition>;
+}
+
+/** Where the Device's one-time enrolment token is, while it has one (no identity yet, or re-enrolment asked for). The Secret is in the operator's namespace, readable only by whoever administers the operator; it is deleted once the device enrols. Set by the operator. */
+export interface EnrollmentStatus {
+  secretNamespace?: string;
+  secretName?: string;
+  /** RFC 3339 time. */
+  expiresAt?: string;
 }
 
 export interface AdvertisedService {
@@ -128,6 +138,8 @@ export interface DeviceStreamStatus {
   endedAt?: string;
   /** When the device first attached (set by the hub). RFC 3339 time. */
   connectedAt?: string;
+  /** The Device that accepted the stream, as the hub saw it (set by the hub). The stream ends when that Device is disabled, deleted, created again (another UID) or enrolls another key. */
+  device?: AcceptingDevice;
   /** Last traffic seen (set by the hub); drives the idle timeout. RFC 3339 time. */
   lastActivityAt?: string;
   activeConnections?: number;
@@ -147,6 +159,12 @@ export interface RelayStatus {
   tlsServerName?: string;
   /** Secret holding ca.crt and the per-role tokens. */
   credentialsSecret?: string;
+}
+
+/** The Device that accepted the stream, as the hub saw it (set by the hub). The stream ends when that Device is disabled, deleted, created again (another UID) or enrolls another key. */
+export interface AcceptingDevice {
+  uid?: string;
+  publicKeySHA256?: string;
 }
 
 export interface ByteCounts {

@@ -6,6 +6,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { conditionTypes, relayName } from "../api/constants.ts";
 import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
 import { core, type KubeClient, objectPath } from "../kube/client.ts";
+import { controlledBy } from "../kube/objects.ts";
 import type { Pod, Secret } from "../kube/types.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
@@ -123,6 +124,14 @@ async function podIpRoute(kube: KubeClient, ds: DeviceStream, port: number): Pro
     throw new DeviceStreamsError(
       "DS_RELAY_UNREACHABLE",
       `cannot reach the relay: its Pod's IP is unknown (${(why as Error).message}); use --via apiserver, or pass --relay-address host:port`,
+    );
+  }
+  // A Pod of that name the stream does not control could be anyone's; the relay's certificate
+  // check would catch it too, but the source token should not go there at all.
+  if (!controlledBy(pod, ds)) {
+    throw new DeviceStreamsError(
+      "DS_RELAY_UNREACHABLE",
+      `Pod ${podName} is not DeviceStream ${ds.metadata.name}'s relay (the stream does not control it); ask your cluster administrator who made it`,
     );
   }
   if (!pod.status?.podIP) {

@@ -93,6 +93,14 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       requests: options.relayRequests,
       limits: options.relayLimits,
       allowedExposures: options.relayExposures,
+      ...(options.relayNetworkPolicy
+        ? {
+            networkPolicy: {
+              operatorNamespace: options.namespace,
+              metricsNamespaces: options.relayMetricsNamespaces,
+            },
+          }
+        : {}),
       max: options.relayMax,
     },
     ca: () => ca.get(),
@@ -172,6 +180,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       reports: new HubReports(client, events, log),
       tokenKey: () => hubTokenKey(ca.get()),
       tokenTtlMs: options.enrollmentTokenTtlMs,
+      tokenNamespace: options.namespace,
       events,
       now: Date.now,
     };

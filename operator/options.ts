@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { checkNamespace } from "../kube/names.ts";
 import { compareQuantities, parseQuantity } from "../kube/quantity.ts";
 import type { ConnectionLimits } from "../runtime/connection-gate.ts";
 import { formatDuration } from "../runtime/duration.ts";
@@ -56,6 +57,17 @@ export const operatorOptionSpecs = {
     choices: exposures,
     description: "the `spec.relay.exposure` values streams may ask for; others fail with ExposureNotAllowed",
     default: "ClusterIP",
+  },
+  "relay-network-policy": {
+    kind: "boolean",
+    description:
+      "put a NetworkPolicy next to each relay Pod: gRPC from anywhere, metrics only from `--namespace` and `--relay-metrics-namespaces`, no egress",
+    default: "true",
+  },
+  "relay-metrics-namespaces": {
+    kind: "list",
+    description: "namespaces besides `--namespace` whose Pods may scrape relay metrics (e.g. Prometheus's)",
+    default: "",
   },
   "relay-max-cpu": {
     kind: "string",
@@ -213,6 +225,9 @@ export interface OperatorOptions {
   relayRequests: { cpu: string; memory: string };
   relayLimits: { memory: string };
   relayExposures: Exposure[];
+  /** Whether each relay gets a NetworkPolicy, and who besides the operator may scrape it. */
+  relayNetworkPolicy: boolean;
+  relayMetricsNamespaces: string[];
   relayMax: { cpu: string; memory: string };
   clusterDomain: string;
   /** Empty: no gateway name in relay certificates. */
@@ -309,6 +324,10 @@ export function parseOperatorOptions(
     },
     relayLimits: { memory: quantity("relay-memory-limit", o["relay-memory-limit"]) },
     relayExposures: o["relay-exposures"],
+    relayNetworkPolicy: o["relay-network-policy"],
+    relayMetricsNamespaces: o["relay-metrics-namespaces"].map((n) =>
+      checkNamespace(n, "--relay-metrics-namespaces entry"),
+    ),
     relayMax: {
       cpu: quantity("relay-max-cpu", o["relay-max-cpu"]),
       memory: quantity("relay-max-memory", o["relay-max-memory"]),

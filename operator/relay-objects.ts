@@ -18,9 +18,12 @@ import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
 import { destinationToken } from "./hub/enrollment-token.ts";
 import { hubTokenKey } from "./hub/token-key.ts";
+import type { RelayNetworkPolicySettings } from "./relay-network-policy.ts";
 import { type RelayPolicy, relayResources } from "./relay-policy.ts";
 
 export interface RelaySettings extends RelayPolicy {
+  /** Set: a NetworkPolicy goes next to each relay Pod (relay-network-policy.ts). */
+  networkPolicy?: RelayNetworkPolicySettings;
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   clusterDomain: string;
@@ -111,7 +114,7 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
 }
 
 /** Name, namespace, labels and owner of an object the stream owns. */
-function ownedMetadata(ds: DeviceStream, s: RelaySettings, name: string) {
+export function ownedMetadata(ds: DeviceStream, s: RelaySettings, name: string) {
   return {
     name,
     namespace: ds.metadata.namespace!,

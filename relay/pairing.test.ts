@@ -136,6 +136,26 @@ describe("relay pairing", () => {
     }
   });
 
+  it("passes a device's refusal and dial errors on with control characters escaped", async () => {
+    const { pairing, connect } = setup();
+    const agent = new FakeStream();
+    pairing.attach(agent as unknown as AttachCall);
+    agent.receive({
+      refusal: { code: "DS_SERVICE_NOT_ALLOWED", message: "no\x1b[2J\x1b]0;owned\x07\r\nfake prompt$ " },
+    });
+    await tick();
+    assert.equal(
+      failure(connect()),
+      `DS_DEVICE_REFUSED: the device refused service "ssh": DS_SERVICE_NOT_ALLOWED: no\\x1b[2J\\x1b]0;owned\\x07\\x0d\\x0afake prompt$ `,
+    );
+    const second = setup();
+    const attached = await second.attach();
+    const dialling = second.connect();
+    attached.receive({ dialResult: { connectionId: 1, errorCode: "DS_TARGET_REFUSED", errorMessage: "x\x1b[31my" } });
+    await tick();
+    assert.equal(failure(dialling), "DS_TARGET_REFUSED: x\\x1b[31my");
+  });
+
   it("a failed dial, or a device gone before it reached the target, fails the dialling call", async () => {
     const { connect, attach } = setup();
     const agent = await attach();

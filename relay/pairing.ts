@@ -7,6 +7,7 @@ import { type ServerDuplexStream, status } from "@grpc/grpc-js";
 import { type ErrorCode, type PeerCode, peerCode } from "../runtime/error-codes.ts";
 import { errorDetail } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
+import { printable } from "../runtime/printable.ts";
 import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
 import { TokenBucket } from "./bandwidth.ts";
 import type { RelayMetrics } from "./metrics.ts";
@@ -112,13 +113,13 @@ export class Pairing {
         this.log.info("device attached", { agentVersion: msg.hello.agentVersion ?? "", peer: call.getPeer() });
         for (const wake of this.waiting) wake();
       } else if (msg.refusal) {
-        const why = errorDetail(peerCode(msg.refusal.code, "DS_DEVICE_REFUSED"), msg.refusal.message ?? "");
+        const why = errorDetail(peerCode(msg.refusal.code, "DS_DEVICE_REFUSED"), printable(msg.refusal.message ?? ""));
         this.refusal = {
           grpcCode: status.FAILED_PRECONDITION,
           code: "DS_DEVICE_REFUSED",
           message: `the device refused service "${this.config.service}": ${why}`,
         };
-        this.log.warn("device refused the stream", { reason: msg.refusal.code, detail: msg.refusal.message });
+        this.log.warn("device refused the stream", { reason: msg.refusal.code, detail: why });
         for (const wake of this.waiting) wake();
         call.end();
       } else if (msg.dialResult) {
@@ -223,7 +224,7 @@ export class Pairing {
     this.failPending(id, "dial_failed", {
       grpcCode: status.UNAVAILABLE,
       code: peerCode(code, "DS_DIAL_FAILED"),
-      message: message || "the device could not reach its target",
+      message: printable(message) || "the device could not reach its target",
     });
   }
 

@@ -100,6 +100,12 @@ export const errorCodes = {
     cause: "the agent was asked for a service that is not in its allow-list (the message lists what it has)",
     action: "add it to the agent's `--allow` / `--config`, or ask for a service the device offers",
   },
+  DS_WRONG_SERVICE: {
+    area: "tunnel",
+    cause:
+      "the relay asked the agent for a service other than the one its stream carries (a relay that is not the offered stream's, or a bug); the agent dials only the stream's service",
+    action: "nothing on the device; if it repeats, report it with the relay's and the agent's logs",
+  },
   DS_SESSION_REPLACED: {
     area: "tunnel",
     cause: "a newer session of the same device took over at the relay or the hub, ending this one",
@@ -240,6 +246,12 @@ export const errorCodes = {
       "too many enrolment attempts from this address (the operator's `--hub-enroll-per-minute`, `--hub-enroll-burst`)",
     action: "nothing: the agent retries with backoff; many devices behind one NAT may need a higher limit",
   },
+  DS_HELLO_INVALID: {
+    area: "hub",
+    cause:
+      "the agent's hello advertises more services than a Device can list (256) or a service name that is not a DNS-1123 label of at most 63 characters; the hub ends the session",
+    action: "trim or rename the agent's allow-list (`--allow`, `--config`)",
+  },
   DS_INVALID_NAME: {
     area: "hub",
     cause: "a namespace or name sent to the hub is not a valid Kubernetes name (DNS-1123)",
@@ -248,7 +260,8 @@ export const errorCodes = {
   DS_ENROLLMENT_TOKEN_INVALID: {
     area: "hub",
     cause: "the token is not this Device's (another device's, a re-created one's, or one from an earlier enrolment)",
-    action: "read the token from the Device's `<device>-enrollment` Secret",
+    action:
+      "an administrator reads the token from the Secret the Device's `status.enrollment` names (in the operator's namespace)",
   },
   DS_ENROLLMENT_TOKEN_EXPIRED: {
     area: "hub",

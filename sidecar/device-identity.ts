@@ -59,8 +59,8 @@ export async function enrollDevice(
   if (!tokenFile) {
     throw new DeviceStreamsError(
       "DS_ENROLLMENT_TOKEN_REQUIRED",
-      `no device certificate in ${dir} and no --enrollment-token-file: give the token from the Device's ` +
-        `${device.name}-enrollment Secret for the first start`,
+      `no device certificate in ${dir} and no --enrollment-token-file: give the token from the Secret that ` +
+        `Device ${device.name}'s status.enrollment names (an administrator reads it) for the first start`,
     );
   }
   let token: string;

@@ -7,7 +7,7 @@ import { Backoff } from "../runtime/backoff.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
-import { createCertificateRequestForKey } from "../runtime/pki.ts";
+import { createCertificateRequestForKey, publicKeySha256 } from "../runtime/pki.ts";
 import { version } from "../runtime/version.ts";
 import { callError, hubFromFlags } from "../transport/call-error.ts";
 import { HubClient, type HubClientOptions } from "../transport/hub-client.ts";
@@ -24,6 +24,8 @@ import {
 } from "./device-identity.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { OfferedStreams } from "./offered-streams.ts";
+
+const pemEnd = "-----END CERTIFICATE-----";
 
 export type HubState = "enrolling" | "connecting" | "connected" | "waiting" | "revoked" | "stopped";
 export const hubStates: HubState[] = ["enrolling", "connecting", "connected", "waiting", "revoked", "stopped"];
@@ -132,7 +134,11 @@ export class HubSession {
       const hub = this.hubClient();
       try {
         this.identity = await enrollDevice(hub, this.o.stateDir, this.o.device, this.o.tokenFile);
-        this.o.log.info("enrolled with the hub; the key stays in the state directory", { dir: this.o.stateDir });
+        // The administrator compares this with the Device's Fingerprint (kubectl get device -o wide).
+        this.o.log.info("enrolled with the hub; the key stays in the state directory", {
+          dir: this.o.stateDir,
+          publicKeySHA256: publicKeySha256(`${this.identity.certPem.split(pemEnd)[0]}${pemEnd}`),
+        });
       } catch (err) {
         return this.later("cannot enrol with the hub", err, "enrolling");
       } finally {

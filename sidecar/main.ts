@@ -52,7 +52,8 @@ export const agentOptionSpecs = {
   },
   "enrollment-token-file": {
     kind: "file",
-    description: "hub mode: the one-time token from the Device's `<name>-enrollment` Secret; first start only",
+    description:
+      "hub mode: the one-time token from the Secret the Device's `status.enrollment` names; first start only",
   },
   "state-dir": {
     kind: "file",

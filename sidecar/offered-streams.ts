@@ -101,6 +101,7 @@ export class OfferedStreams {
       relay: relay.client,
       dialled: relayFromOffer,
       token: offer.destinationToken ?? "",
+      service,
       allowList: this.o.allowList,
       dialTimeoutMs: this.o.dialTimeoutMs,
       metrics: this.o.metrics,

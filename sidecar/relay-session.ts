@@ -21,6 +21,11 @@ export interface RelaySessionOptions {
   /** How the relay's CA and TLS name were given (flags, or the hub's offer), for the advice in errors. */
   dialled: DialledServer;
   token: string;
+  /**
+   * The service the hub offered this stream for; unset in static mode, where the relay's
+   * StreamInfo names it. Either way the session serves that one service only.
+   */
+  service?: string;
   allowList: AllowList;
   dialTimeoutMs: number;
   metrics: AgentMetrics;
@@ -38,6 +43,8 @@ export class RelaySession {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private maxFrameBytes = 256 * 1024;
+  /** The one service this session serves: a Dial naming another is refused, allow-listed or not. */
+  private service: string | undefined;
   private readonly o: RelaySessionOptions;
   private readonly backoff: Backoff;
 
@@ -68,6 +75,15 @@ export class RelaySession {
       if (msg.streamInfo) {
         const service = msg.streamInfo.service ?? "";
         this.maxFrameBytes = msg.streamInfo.maxFrameBytes || this.maxFrameBytes;
+        if (this.o.service !== undefined && service !== this.o.service) {
+          refused = new DeviceStreamsError(
+            "DS_WRONG_SERVICE",
+            `this relay is for service ${JSON.stringify(service.slice(0, 63))} but the stream was offered for "${this.o.service}"`,
+          );
+          call.write({ refusal: { code: refused.code, message: refused.message } });
+          call.end();
+          return;
+        }
         if (!this.o.allowList.lookup(service)) {
           refused = new DeviceStreamsError(
             "DS_SERVICE_NOT_ALLOWED",
@@ -78,6 +94,7 @@ export class RelaySession {
           return;
         }
         attached = true;
+        this.service = service;
         this.state = "attached";
         this.lastError = "";
         this.backoff.connected();
@@ -122,6 +139,15 @@ export class RelaySession {
       log.warn("dial refused", { connection: id, reason: err.code, detail: err.message });
       this.call?.write({ dialResult: { connectionId: id, errorCode: err.code, errorMessage: err.message } });
     };
+    if (service !== this.service) {
+      return report(
+        new DeviceStreamsError(
+          "DS_WRONG_SERVICE",
+          `the relay asked for service ${JSON.stringify(service.slice(0, 63))} but this stream carries "${this.service ?? ""}"`,
+        ),
+        "not_allowed",
+      );
+    }
     if (!target) {
       return report(
         new DeviceStreamsError("DS_SERVICE_NOT_ALLOWED", `service "${service}" is not in this device's allow-list`),

@@ -131,4 +131,14 @@ describe("call errors: what failed, and which flag to check", () => {
       "no such method",
     );
   });
+
+  it("escapes control characters in the far end's message: a device's words never reach a terminal raw", () => {
+    const e = callError(
+      { code: status.FAILED_PRECONDITION, details: "DS_DEVICE_REFUSED: refused: \x1b]0;owned\x07\u202etxt" },
+      relayFromFlags,
+    );
+    assert.equal(e.message, "refused: \\x1b]0;owned\\x07\\u202etxt");
+    const plain = callError({ code: status.PERMISSION_DENIED, details: "no\x1b[2Jpe" }, relayFromFlags);
+    assert.equal(plain.message, "no\\x1b[2Jpe");
+  });
 });

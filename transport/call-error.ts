@@ -5,6 +5,7 @@
 import { status } from "@grpc/grpc-js";
 import type { ErrorCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError, parseErrorDetail } from "../runtime/errors.ts";
+import { printable } from "../runtime/printable.ts";
 
 export interface DialledServer {
   server: "relay" | "hub";
@@ -56,7 +57,10 @@ function tlsReason(details: string): string {
 export function callError(err: { code: status; details: string }, dialled: DialledServer): DeviceStreamsError {
   const details = err.details ?? "";
   const coded = parseErrorDetail(details);
-  if (coded) return new DeviceStreamsError(coded.code, coded.message, { retryable: err.code === status.UNAVAILABLE });
+  // The far end's words may be a device's (a refusal the relay passed on): never raw to a terminal.
+  if (coded) {
+    return new DeviceStreamsError(coded.code, printable(coded.message), { retryable: err.code === status.UNAVAILABLE });
+  }
   const { server, flags } = dialled;
   const known = servers[server];
   if (err.code === status.UNAVAILABLE && untrustedCertificate.test(details)) {
@@ -88,12 +92,16 @@ export function callError(err: { code: status; details: string }, dialled: Diall
   }
   if (err.code !== status.UNAVAILABLE) {
     const code: ErrorCode = `DS_GRPC_${(status[err.code] as keyof typeof status | undefined) ?? err.code}`;
-    return new DeviceStreamsError(code, details || `the call to the ${server} failed`);
+    return new DeviceStreamsError(code, printable(details) || `the call to the ${server} failed`);
   }
   const advice = flags
     ? `check the ${server} address, that the ${server} runs, and that ${flags.ca} names its CA`
     : `check that the ${server} runs and that this device reaches the address the hub offered`;
-  return new DeviceStreamsError(known.unavailable, `${details || `the call to the ${server} failed`}; ${advice}`, {
-    retryable: true,
-  });
+  return new DeviceStreamsError(
+    known.unavailable,
+    `${printable(details) || `the call to the ${server} failed`}; ${advice}`,
+    {
+      retryable: true,
+    },
+  );
 }

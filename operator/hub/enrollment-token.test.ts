@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { checkEnrollmentToken, destinationToken, makeEnrollmentToken, tokenKey } from "./enrollment-token.ts";
 
 describe("enrolment tokens", () => {
@@ -32,6 +33,20 @@ describe("enrolment tokens", () => {
       const r = checkEnrollmentToken(k, uid, t, now);
       assert.equal(!r.ok && r.code, "DS_ENROLLMENT_TOKEN_INVALID", `${uid} ${t}`);
     }
+  });
+
+  it("refuses a token of the earlier format (kept where plugin users could read it), relabelled or not", () => {
+    const expires = now + 60_000;
+    const mac = (what: string) => createHmac("sha256", key).update(`${what}\0${expires}`).digest("base64url");
+    for (const t of [
+      `dse1.${expires}.${mac("enroll\0uid-1")}`,
+      `dse2.${expires}.${mac("enroll\0uid-1")}`,
+      `dse2.${expires}.${mac(`reenroll\0uid-1\0${"a".repeat(64)}`)}`,
+    ]) {
+      const r = checkEnrollmentToken(key, "uid-1", t, now);
+      assert.equal(!r.ok && r.code, "DS_ENROLLMENT_TOKEN_INVALID", t);
+    }
+    assert.match(makeEnrollmentToken(key, "uid-1", expires), /^dse2\./);
   });
 
   it("binds a re-enrolment token to the key it replaces, apart from first-enrolment tokens", () => {

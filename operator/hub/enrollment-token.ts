@@ -8,14 +8,17 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { ErrorCode } from "../../runtime/error-codes.ts";
 
-const prefix = "dse1";
+// dse2: tokens kept in the operator's namespace. dse1 tokens were kept next to the Device, where
+// every plugin user may read Secrets; their MAC covered other input, so none of them (relabelled
+// or not) checks out any more.
+const prefix = "dse2";
 
 export function tokenKey(caKeyPem: string, purpose: string): Buffer {
   return createHash("sha256").update(`devicestreams ${purpose}\0`).update(caKeyPem).digest();
 }
 
 function mac(key: Buffer, uid: string, expiresAtMs: number, replaces: string | undefined): string {
-  const what = replaces === undefined ? `enroll\0${uid}` : `reenroll\0${uid}\0${replaces}`;
+  const what = replaces === undefined ? `enroll2\0${uid}` : `reenroll2\0${uid}\0${replaces}`;
   return createHmac("sha256", key).update(`${what}\0${expiresAtMs}`).digest("base64url");
 }
 
@@ -39,7 +42,7 @@ export function checkEnrollmentToken(
     code: "DS_ENROLLMENT_TOKEN_INVALID",
     message:
       "the enrolment token is not this Device's (wrong device, the Device was deleted and created again, or the " +
-      "token is from an earlier enrolment); read the token from the Device's <device>-enrollment Secret",
+      "token is from an earlier enrolment); an administrator reads the current token from the Secret that the Device's status.enrollment names",
   };
   if (parts.length !== 3 || parts[0] !== prefix || !/^\d+$/.test(parts[1]!)) return invalid;
   const expiresAtMs = Number(parts[1]);
@@ -50,7 +53,7 @@ export function checkEnrollmentToken(
     return {
       ok: false,
       code: "DS_ENROLLMENT_TOKEN_EXPIRED",
-      message: `the enrolment token expired at ${new Date(expiresAtMs).toISOString()}; the operator makes a new one in the <device>-enrollment Secret (delete that Secret to get one at once)`,
+      message: `the enrolment token expired at ${new Date(expiresAtMs).toISOString()}; the operator writes a new one into the Secret that the Device's status.enrollment names (delete that Secret to get one at once)`,
     };
   }
   return { ok: true, expiresAtMs };

@@ -1,4 +1,4 @@
-// Enrolment: the leader keeps a fresh one-time token in `<device>-enrollment` for every Device
+// Enrolment: the leader keeps a fresh one-time token (in the operator's namespace) for every Device
 // without an identity, and for an enrolled one whose administrator set spec.identity.reenroll
 // (operator/reconcile/enrollment-secret.ts); any hub replica redeems it (Enroll), records the
 // device's public key in spec.identity (which cannot be removed, and changes only through reenroll,
@@ -78,7 +78,7 @@ function checkState(device: Device, where: string): void {
       "already_enrolled",
       device,
       `${where} is already enrolled, so its enrolment token is used up; to enrol an agent with a new key, an ` +
-        "administrator sets spec.identity.reenroll to true and gives it the new token from the <device>-enrollment Secret",
+        "administrator sets spec.identity.reenroll to true and gives it the new token from the Secret that status.enrollment names",
     );
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
-import { OfferBook, offerable, relayAddress } from "./offers.ts";
+import { forDevice, OfferBook, offerable, relayAddress } from "./offers.ts";
 
 const now = Date.parse("2030-01-01T00:00:00Z");
 
@@ -76,9 +76,25 @@ describe("hub offers", () => {
   it("dials a LoadBalancer address first, then the relay Pod's IP, then the Service name", () => {
     const ds = stream("a");
     assert.equal(relayAddress(ds, undefined), "a-relay.ns.svc:8443");
-    const pod = { metadata: { name: "a-relay" }, status: { podIP: "127.0.5.9" } };
+    const owner = { controller: true, kind: "DeviceStream", name: "a", uid: ds.metadata.uid };
+    const pod = { metadata: { name: "a-relay", ownerReferences: [owner] }, status: { podIP: "127.0.5.9" } };
     assert.equal(relayAddress(ds, pod as never), "127.0.5.9:8443");
+    // A Pod of the relay's name that another object (or nobody) controls is not the relay.
+    const impostor = { metadata: { name: "a-relay" }, status: { podIP: "127.0.6.6" } };
+    assert.equal(relayAddress(ds, impostor as never), "a-relay.ns.svc:8443");
+    const earlier = { ...impostor, metadata: { name: "a-relay", ownerReferences: [{ ...owner, uid: "old-uid" }] } };
+    assert.equal(relayAddress(ds, earlier as never), "a-relay.ns.svc:8443");
     ds.status!.relay!.externalEndpoint = "203.0.113.7:8443";
     assert.equal(relayAddress(ds, pod as never), "203.0.113.7:8443");
+  });
+
+  it("offers a stream another Device (or another key) accepted to no one else", () => {
+    const id = { uid: "d-1", publicKeySha256: "a".repeat(64) };
+    const ds = stream("a");
+    assert.equal(forDevice(ds, id), true, "nobody accepted it yet");
+    ds.status!.device = { uid: "d-1", publicKeySHA256: "a".repeat(64) };
+    assert.equal(forDevice(ds, id), true);
+    assert.equal(forDevice(ds, { ...id, uid: "d-2" }), false, "a re-created Device");
+    assert.equal(forDevice(ds, { ...id, publicKeySha256: "b".repeat(64) }), false, "a replaced key");
   });
 });

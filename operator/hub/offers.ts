@@ -5,6 +5,7 @@
 import { conditionTypes, relayName, relayPorts } from "../../api/constants.ts";
 import { condition, expiresAt, isTerminal, reasons } from "../../api/devicestream.ts";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
+import { controlledBy } from "../../kube/objects.ts";
 import { keyOf, type Pod } from "../../kube/types.ts";
 
 export type OfferState = "offered" | "accepted" | "refused" | "connected";
@@ -18,15 +19,27 @@ export function offerable(ds: DeviceStream, now: number): boolean {
 }
 
 /**
+ * Whether a session of this Device (UID, enrolled key) may carry the stream: a stream another
+ * Device (an earlier one of the same name, or the same one under a replaced key) accepted is
+ * never offered again; the reconciler ends it (operator/reconcile/device-revocation.ts).
+ */
+export function forDevice(ds: DeviceStream, id: { uid: string; publicKeySha256: string }): boolean {
+  const by = ds.status?.device;
+  return !by?.uid || (by.uid === id.uid && by.publicKeySHA256 === id.publicKeySha256);
+}
+
+/**
  * Where the device should dial the relay. A LoadBalancer's address when there is one; else the
  * relay Pod's IP (reachable from devices on a routed pod network, and from the test bed's
  * loopback stand-in kubelet); else the in-cluster Service name. The certificate is checked
- * against `status.relay.tlsServerName` whichever address is dialled.
+ * against `status.relay.tlsServerName` whichever address is dialled. A Pod of the relay's name
+ * that this stream does not control (anyone who may create Pods in the namespace could make one)
+ * is never dialled: the device would hand its destination token to it.
  */
 export function relayAddress(ds: DeviceStream, pod: Pod | undefined): string | undefined {
   const relay = ds.status?.relay;
   if (relay?.externalEndpoint) return relay.externalEndpoint;
-  const ip = pod?.status?.podIP;
+  const ip = pod && controlledBy(pod, ds) ? pod.status?.podIP : undefined;
   if (ip) return `${ip.includes(":") ? `[${ip}]` : ip}:${relayPorts.grpc}`;
   return relay?.endpoint;
 }

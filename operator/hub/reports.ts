@@ -5,6 +5,7 @@
 import { conditionTypes, hubFieldManager } from "../../api/constants.ts";
 import { condition, reasons } from "../../api/devicestream.ts";
 import {
+  type AcceptingDevice,
   type Condition,
   type Device,
   type DeviceStream,
@@ -15,6 +16,7 @@ import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { PeerCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
+import { printable } from "../../runtime/printable.ts";
 import type { EventRecorder } from "../events.ts";
 
 const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
@@ -79,13 +81,14 @@ export class HubReports {
     return !!c && c.status === "True" && !c.message.endsWith(` ${replica}`);
   }
 
-  async accepted(ds: DeviceStream): Promise<void> {
-    await this.stream(ds, ["True", reasons.accepted, `device "${ds.spec.device}" accepted the stream`]);
+  /** `by`: the Device (UID and enrolled key) whose session accepted it; the reconciler ends the stream when that changes. */
+  async accepted(ds: DeviceStream, by: AcceptingDevice): Promise<void> {
+    await this.stream(ds, ["True", reasons.accepted, `device "${ds.spec.device}" accepted the stream`], undefined, by);
     this.events.record(ds, "Normal", "Accepted", "Offer", `device "${ds.spec.device}" accepted the stream`);
   }
 
   async refused(ds: DeviceStream, code: PeerCode, message: string): Promise<void> {
-    const text = errorDetail(code, message);
+    const text = errorDetail(code, printable(message));
     await this.stream(ds, ["False", reasons.refused, text]);
     this.events.record(ds, "Warning", "Refused", "Offer", `device "${ds.spec.device}" refused the stream: ${text}`);
   }
@@ -94,8 +97,9 @@ export class HubReports {
     this.events.record(ds, "Normal", "Offered", "Offer", `offered the stream to device "${ds.spec.device}"`);
   }
 
-  async connected(ds: DeviceStream): Promise<void> {
-    await this.stream(ds, undefined, Date.now());
+  async connected(ds: DeviceStream, by: AcceptingDevice): Promise<void> {
+    // `by` again: the cache may not show the accepting apply yet, and an apply without it would drop it.
+    await this.stream(ds, undefined, Date.now(), by);
     this.events.record(ds, "Normal", "Connected", "Attach", `device "${ds.spec.device}" attached to the relay`);
   }
 
@@ -108,6 +112,7 @@ export class HubReports {
     ds: DeviceStream,
     accepted: [Condition["status"], string, string] | undefined,
     connectedAt?: number,
+    by?: AcceptingDevice,
   ): Promise<void> {
     const old = condition(ds.status, conditionTypes.deviceAccepted);
     let cond: Condition | undefined;
@@ -128,6 +133,9 @@ export class HubReports {
     const status: Record<string, unknown> = {};
     if (cond) status.conditions = [cond];
     if (connected) status.connectedAt = connected;
+    // Who accepted it is kept as first recorded: a stream belongs to the Device that took it.
+    const device = ds.status?.device?.uid ? ds.status.device : by;
+    if (device) status.device = device;
     const body = {
       apiVersion: ds.apiVersion,
       kind: ds.kind,

@@ -293,6 +293,12 @@ export class Hub {
       );
     } else if (device.spec?.disabled) {
       s.fail(grpcStatus.PERMISSION_DENIED, "DS_DEVICE_DISABLED", `Device "${device.metadata.name}" was disabled`);
+    } else if (device.spec?.identity?.publicKeySHA256 !== s.id.publicKeySha256) {
+      s.fail(
+        grpcStatus.UNAUTHENTICATED,
+        "DS_DEVICE_REVOKED",
+        `Device "${device.metadata.name}" enrolled another key; this certificate's key is revoked`,
+      );
     }
   }
 }

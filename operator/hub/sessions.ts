@@ -5,7 +5,7 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { expiresAt } from "../../api/devicestream.ts";
-import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
+import type { AcceptingDevice, Device, DeviceStream } from "../../api/v1alpha1.ts";
 import type { Informer } from "../../kube/informer.ts";
 import { parseObjectKey } from "../../kube/names.ts";
 import type { Pod } from "../../kube/types.ts";
@@ -15,9 +15,10 @@ import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
 import type { AgentControl, HubControl } from "../../transport/hub-service.ts";
 import { destinationToken } from "./enrollment-token.ts";
+import { checkHello } from "./hello.ts";
 import { deviceUri, type PresentedCertificate } from "./identity.ts";
 import type { HubMetrics } from "./metrics.ts";
-import { OfferBook, relayAddress, relayPodName } from "./offers.ts";
+import { forDevice, OfferBook, relayAddress, relayPodName } from "./offers.ts";
 import { pemChain } from "./pem.ts";
 import { HubReports } from "./reports.ts";
 
@@ -87,7 +88,12 @@ export class AgentSession {
     if (this.ended) return;
     if (m.hello) {
       clearTimeout(this.helloTimer);
-      this.hello = { agentVersion: m.hello.agentVersion ?? "", services: [...(m.hello.services ?? [])].sort() };
+      const hello = checkHello(m.hello);
+      if (!hello.ok) {
+        this.fail(grpcStatus.INVALID_ARGUMENT, "DS_HELLO_INVALID", hello.message);
+        return;
+      }
+      this.hello = { agentVersion: hello.agentVersion, services: hello.services };
       this.d.log.info("agent connected", { device: this.key, version: this.hello.agentVersion });
       // The first answer tells the agent its session is accepted.
       this.call.write({ heartbeat: { sentAtMs: Date.now() } });
@@ -110,7 +116,7 @@ export class AgentSession {
         await this.d.reports.refused(ds, peerCode(r.code, "DS_DEVICE_REFUSED"), r.message ?? "");
       } else if (this.book.update(stream, "accepted")) {
         this.d.metrics.offers.inc({ result: "accepted" });
-        await this.d.reports.accepted(ds);
+        await this.d.reports.accepted(ds, this.acceptingDevice());
       }
     } else if (m.streamState) {
       const stream = m.streamState.stream ?? "";
@@ -118,13 +124,18 @@ export class AgentSession {
       if (!ds) return;
       if (m.streamState.connected) {
         this.book.update(stream, "connected");
-        if (!ds.status?.connectedAt) await this.d.reports.connected(ds);
+        if (!ds.status?.connectedAt) await this.d.reports.connected(ds, this.acceptingDevice());
       } else if (m.streamState.closed) {
         this.d.reports.closed(ds, m.streamState.closed.reason ?? "");
       }
     } else if (m.renewRequest) {
       await this.renew(m.renewRequest.csrPem ?? "");
     }
+  }
+
+  /** This session's Device as a stream records it: UID and enrolled key, both from the certificate. */
+  private acceptingDevice(): AcceptingDevice {
+    return { uid: this.id.uid, publicKeySHA256: this.id.publicKeySha256 };
   }
 
   /** The stream an agent's message names, if it is this device's; the name is the peer's to choose. */
@@ -143,7 +154,9 @@ export class AgentSession {
   sync(): void {
     if (this.ended || !this.hello) return;
     const now = Date.now();
-    const candidates = this.d.streams.list(this.id.namespace).filter((s) => s.spec.device === this.id.name);
+    const candidates = this.d.streams
+      .list(this.id.namespace)
+      .filter((s) => s.spec.device === this.id.name && forDevice(s, this.id));
     const where = (ds: DeviceStream) => relayAddress(ds, this.d.pods.get(ds.metadata.namespace!, relayPodName(ds)));
     const changes = this.book.sync(candidates, now, where);
     for (const w of changes.withdraw) this.call.write({ withdraw: w });

@@ -1,6 +1,7 @@
 // One Device, level-based, on the leader (only when the hub is enabled):
 //   no identity yet, or re-enrolment asked for (spec.identity.reenroll) -> a fresh enrolment
-//     token in `<device>-enrollment` (enrollment-secret.ts; reenrollment.ts says when)
+//     token in a Secret in the operator's namespace (enrollment-secret.ts; reenrollment.ts says when)
+//   enrolled, request withdrawn or being deleted -> that Secret deleted, the finalizer released
 //   connected, but no replica has heard from it for 90 s -> mark it disconnected (stale-device.ts)
 // and look again at whichever comes first: the token's renewal or the moment it would turn stale.
 import { fieldManager } from "../../api/constants.ts";
@@ -11,7 +12,7 @@ import { splitKey } from "../../kube/types.ts";
 import type { ReconcileResult } from "../controller.ts";
 import type { EventRecorder } from "../events.ts";
 import type { HubReports } from "../hub/reports.ts";
-import { ensureEnrollmentToken } from "./enrollment-secret.ts";
+import { reconcileEnrollmentToken } from "./enrollment-secret.ts";
 import { renewalDue } from "./reenrollment.ts";
 import { holderOf, staleAt } from "./stale-device.ts";
 
@@ -22,6 +23,8 @@ export interface DeviceContext {
   /** The key enrolment tokens are signed with (derived from the CA). */
   tokenKey: () => Buffer;
   tokenTtlMs: number;
+  /** Where enrolment tokens live: the operator's own namespace. */
+  tokenNamespace: string;
   /** The leader's recorder: a re-enrolment request is recorded on the Device. */
   events: EventRecorder;
   now(): number;
@@ -30,19 +33,23 @@ export interface DeviceContext {
 export async function reconcileDevice(ctx: DeviceContext, key: string): Promise<ReconcileResult | undefined> {
   const { namespace, name } = splitKey(key);
   const device = ctx.devices.get(namespace, name);
-  // A deleted Device's enrolment Secret goes with it (owner reference).
-  if (!device || device.metadata.deletionTimestamp) return undefined;
+  if (!device) return undefined;
   const now = ctx.now();
   const later: number[] = [];
-  const expires = await ensureEnrollmentToken(
-    ctx.client,
+  const expires = await reconcileEnrollmentToken(
+    {
+      client: ctx.client,
+      secretNamespace: ctx.tokenNamespace,
+      key: ctx.tokenKey(),
+      ttlMs: ctx.tokenTtlMs,
+      manager: fieldManager,
+      events: ctx.events,
+    },
     device,
-    ctx.tokenKey(),
-    ctx.tokenTtlMs,
     now,
-    fieldManager,
-    ctx.events,
   );
+  // A deleted Device's token went with it (its finalizer held it until then).
+  if (device.metadata.deletionTimestamp) return undefined;
   if (expires !== undefined) later.push(renewalDue(expires, ctx.tokenTtlMs) - now);
   const stale = staleAt(device);
   if (stale !== undefined && now >= stale) await markLost(ctx, device);

@@ -6,7 +6,7 @@
 import { reasons } from "../../api/devicestream.ts";
 import { KubeApiError } from "../../kube/client.ts";
 
-export type RelayObjectKind = "Secret" | "Service" | "Pod";
+export type RelayObjectKind = "Secret" | "Service" | "Pod" | "NetworkPolicy";
 
 /** A write of a relay object that the API server did not take. */
 export class RelayWriteError extends Error {

@@ -1,4 +1,4 @@
-// Brings a stream's relay into being (Secret, Service, Pod) and takes it down when the stream
+// Brings a stream's relay into being (Secret, Service, NetworkPolicy, Pod) and takes it down when the stream
 // ends. Only objects controlled by this stream's UID are ever changed. A write the API server
 // refuses throws a RelayWriteError (relay-failure.ts), which the stream's status then reports.
 
@@ -7,6 +7,7 @@ import type { DeviceStream } from "../../api/v1alpha1.ts";
 import { collectionPath, core, isAlreadyExists, isNotFound, objectPath } from "../../kube/client.ts";
 import { controlledBy } from "../../kube/objects.ts";
 import { keyOf, type Pod, type Service } from "../../kube/types.ts";
+import { buildNetworkPolicy, networkPolicyResource } from "../relay-network-policy.ts";
 import { buildPod, buildSecret, buildService } from "../relay-objects.ts";
 import type { ReconcileContext } from "./context.ts";
 import { writing } from "./relay-failure.ts";
@@ -64,6 +65,14 @@ export async function ensureRelay(
       if (!isAlreadyExists(err)) throw err;
     }
   });
+  // Applied before every relay Pod is created, so no relay runs without it.
+  const np = ctx.relay.networkPolicy;
+  if (np) {
+    const policy = buildNetworkPolicy(ds, ctx.relay, np);
+    const name = policy.metadata.name!;
+    const path = objectPath(networkPolicyResource, ns, name);
+    await writing("NetworkPolicy", name, () => ctx.client.apply(path, policy, manager));
+  }
   const wantPod = buildPod(ds, ctx.relay, ctx.now());
   const podName = wantPod.metadata.name!;
   await writing("Pod", podName, () => ctx.client.apply(objectPath(core.pods, ns, podName), wantPod, manager));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { DeviceStream, DeviceStreamStatus } from "../../api/v1alpha1.ts";
 import type { Pod } from "../../kube/types.ts";
+import { deviceRevocation } from "./device-revocation.ts";
 import { desiredStatus, ending, nextCheckMs, type Observed, sameStatus } from "./status.ts";
 
 const created = Date.parse("2030-01-01T00:00:00Z");
@@ -155,10 +156,11 @@ describe("stream status decisions", () => {
   });
 
   it("fails with DeviceDeleted when the Device of an accepted stream is gone, but a stream made first just waits", () => {
-    const end = ending(observed({ stream: stream(accepted()), deviceGone: true }));
+    const st = stream(accepted());
+    const end = ending(observed({ stream: st, revoked: deviceRevocation(st, undefined) }));
     assert.equal(end?.phase, "Failed");
     assert.equal(end?.reason, "DeviceDeleted");
-    assert.equal(ending(observed({ deviceGone: true })), undefined);
+    assert.equal(ending(observed({ revoked: deviceRevocation(stream(), undefined) })), undefined);
   });
 
   it("stays ended once ended, keeping reason and end time", () => {

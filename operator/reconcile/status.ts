@@ -24,8 +24,8 @@ export interface Observed {
   clusterDomain: string;
   /** Set by the usage poller when the stream passed limits.bytesPerDay: why it must end. */
   bytesPerDayExceeded?: string;
-  /** The stream's Device no longer exists. */
-  deviceGone?: boolean;
+  /** Why the stream's Device no longer stands behind it (device-revocation.ts), if it does not. */
+  revoked?: { reason: string; message: string };
   /** Why the operator's configuration does not allow this stream's relay (relay-policy.ts). */
   refusal?: { reason: string; message: string };
   /** The API server refused a write of the relay (relay-failure.ts). */
@@ -70,15 +70,9 @@ export function ending(o: Observed): Ending | undefined {
   if (o.bytesPerDayExceeded) {
     return { phase: "Expired", reason: reasons.bytesPerDayExceeded, message: o.bytesPerDayExceeded };
   }
-  // A Device deleted under a stream it accepted: its access is revoked, so the stream ends now
-  // rather than at its timeouts. (A stream made before its Device exists just waits.)
-  if (o.deviceGone && deviceAttached(ds)) {
-    return {
-      phase: "Failed",
-      reason: reasons.deviceDeleted,
-      message: `Device "${ds.spec.device}" was deleted, which revokes its access; the stream ended`,
-    };
-  }
+  // The Device that accepted the stream was deleted, disabled, re-created or re-keyed: its access
+  // is revoked, so the stream ends now rather than at its timeouts.
+  if (o.revoked) return { phase: "Failed", ...o.revoked };
   const accepted = condition(prev, conditionTypes.deviceAccepted);
   if (accepted?.status === "False" && accepted.reason === reasons.refused) {
     return {

@@ -17,6 +17,7 @@ import type { ReconcileResult } from "../controller.ts";
 import { relayRefusal } from "../relay-policy.ts";
 import type { ReconcileContext } from "./context.ts";
 import { reportDeviceAcceptance } from "./device-accepted.ts";
+import { deviceRevocation } from "./device-revocation.ts";
 import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
 import { ensureRelay, teardownRelay } from "./relay.ts";
 import { RelayWriteError } from "./relay-failure.ts";
@@ -28,6 +29,7 @@ const warningReasons = new Set<string>([
   reasons.connectTimeout,
   reasons.deviceRefused,
   reasons.deviceDeleted,
+  reasons.deviceRevoked,
   reasons.bytesPerDayExceeded,
   reasons.exposureNotAllowed,
   reasons.resourcesNotAllowed,
@@ -66,7 +68,7 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     podConflict: false,
     clusterDomain: ctx.relay.clusterDomain,
     bytesPerDayExceeded: ctx.usage?.exceeded(key),
-    deviceGone: !ctx.devices.get(namespace, ds.spec.device),
+    revoked: deviceRevocation(ds, ctx.devices.get(namespace, ds.spec.device)),
     // A relay that already runs keeps running when the configuration is tightened (as with the caps).
     refusal: pod ? undefined : relayRefusal(ds, ctx.relay),
     relayFailure: ctx.relayFailures.get(key, ds.metadata.uid!),

@@ -143,6 +143,10 @@ describe("charts: on a real API server", function () {
     assert.equal(await can(["update", "lease/devicestreams-operator", "-n", ns, "--subresource="]), "yes");
     assert.equal(await can(["get", "secrets", "-n", "factory-1"]), "no");
     assert.equal(await can(["list", "secrets", "-n", ns]), "no");
+    // Enrolment tokens: changed and deleted only in the release namespace, never where Devices live.
+    assert.equal(await can(["delete", "secrets", "-n", ns]), "yes");
+    assert.equal(await can(["patch", "secrets", "-n", "factory-1"]), "no");
+    assert.equal(await can(["delete", "secrets", "-n", "factory-1"]), "no");
   });
 
   it("server-side dry run: the cloud chart with non-default values (LoadBalancer hub, NetworkPolicies, dashboard elsewhere)", async () => {

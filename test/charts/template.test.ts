@@ -342,6 +342,18 @@ describe("charts: helm lint and helm template", function () {
       assert.equal(r.one("Deployment").spec.template.spec.serviceAccountName, r.one("ServiceAccount").metadata.name);
     });
 
+    it("the operator puts a NetworkPolicy next to every relay, wherever its stream is; metricsNamespaces may scrape", async () => {
+      const args = (r: Awaited<ReturnType<typeof template>>) =>
+        r.one("Deployment").spec.template.spec.containers[0].args as string[];
+      const byDefault = args(await template(cloudChart, {}));
+      assert.ok(byDefault.includes("--relay-network-policy=true"));
+      assert.ok(!byDefault.some((a) => a.startsWith("--relay-metrics-namespaces")));
+      const set = args(await template(cloudChart, { networkPolicy: { metricsNamespaces: ["monitoring", "obs"] } }));
+      assert.ok(set.includes("--relay-metrics-namespaces=monitoring,obs"));
+      const off = args(await template(cloudChart, { networkPolicy: { perRelay: false } }));
+      assert.ok(off.includes("--relay-network-policy=false"));
+    });
+
     it("the relay NetworkPolicy: gRPC 8443 from anywhere, metrics 9090 from the operator only, no egress", async () => {
       const r = await template(cloudChart, {});
       const np = r.one("NetworkPolicy");

@@ -14,6 +14,7 @@ import type { Secret } from "../../kube/types.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
 import { devices, operatorNamespace, streams } from "../operator/env.ts";
 import { ComponentProcess } from "./component-process.ts";
+import { readEnrollmentToken } from "./enrollment.ts";
 import type { System } from "./system.ts";
 import { startTcpBalancer, type TcpBalancer } from "./tcp-balancer.ts";
 import { waitFor } from "./wait.ts";
@@ -95,10 +96,8 @@ export async function startHubAgent(
     mkdirSync(dir);
     const ca = await sys.env.admin.get<Secret>(objectPath(core.secrets, operatorNamespace, "devicestreams-ca"));
     writeFileSync(join(dir, "hub-ca.crt"), decode(ca, "tls.crt"));
-    const token = await waitFor("the enrolment token", () =>
-      sys.env.admin.get<Secret>(objectPath(core.secrets, o.namespace, `${o.device}-enrollment`)),
-    );
-    writeFileSync(join(dir, "token"), decode(token, "token"), { mode: 0o600 });
+    const { token } = await readEnrollmentToken(sys.env.admin, o.namespace, o.device);
+    writeFileSync(join(dir, "token"), token, { mode: 0o600 });
     h.start(true);
     await waitFor(
       `Device ${o.device} to show connected`,

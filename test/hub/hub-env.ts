@@ -9,6 +9,7 @@ import type { Secret } from "../../kube/types.ts";
 import type { RunningOperator } from "../../operator/main.ts";
 import { devicestreams } from "../../proto/generated/devicestreams.js";
 import { ComponentProcess } from "../helpers/component-process.ts";
+import { readEnrollmentToken } from "../helpers/enrollment.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { devices, type OperatorEnv, operatorNamespace } from "../operator/env.ts";
 
@@ -49,12 +50,9 @@ export function getDevice(env: OperatorEnv, ns: string, name: string): Promise<D
   return env.admin.get<Device>(objectPath(devices, ns, name));
 }
 
-/** The token the operator wrote into `<device>-enrollment` (what the kubectl plugin prints). */
-export async function enrollmentToken(env: OperatorEnv, ns: string, name: string): Promise<string> {
-  const s = await waitFor(`Secret ${ns}/${name}-enrollment`, () =>
-    env.admin.get<Secret>(objectPath(core.secrets, ns, `${name}-enrollment`)),
-  );
-  return decode(s, "token");
+/** The token the operator wrote where the Device's status.enrollment says (what an administrator hands the device). */
+export async function enrollmentToken(env: OperatorEnv, ns: string, name: string, timeoutMs?: number): Promise<string> {
+  return (await readEnrollmentToken(env.admin, ns, name, timeoutMs)).token;
 }
 
 export interface AgentSetup {

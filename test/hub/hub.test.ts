@@ -6,7 +6,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { status as grpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
-import { objectPath } from "../../kube/client.ts";
+import { core, objectPath } from "../../kube/client.ts";
 import type { KubeList } from "../../kube/types.ts";
 import { enrollmentRefused } from "../../operator/hub/enroll-service.ts";
 import { makeEnrollmentToken } from "../../operator/hub/enrollment-token.ts";
@@ -170,6 +170,45 @@ describe("hub: enrolment, control sessions and offers", function () {
     } finally {
       hub.close();
     }
+  });
+
+  it("a hello advertising too many services, or a name the Device cannot hold, ends the session with DS_HELLO_INVALID and writes nothing", async () => {
+    const ns = await env.namespace("hello");
+    await createDevice(env, ns, "chatty");
+    const { csrPem, keyPem } = await createCertificateRequest("x");
+    const enrolling = await hubClient(port);
+    const res = await enrolling.enroll({
+      token: await enrollmentToken(env, ns, "chatty"),
+      namespace: ns,
+      name: "chatty",
+      csrPem,
+    });
+    enrolling.close();
+    const hub = new HubClient({
+      address: `127.0.0.1:${port}`,
+      tls: { caPem: (await caPem(env)).certPem, certPem: res.certificateChainPem!, keyPem },
+      keepalive: defaultKeepalive,
+    });
+    try {
+      for (const [services, why] of [
+        [Array.from({ length: 257 }, (_, i) => `s${i}`), /advertises 257 services; at most 256/],
+        [["ssh", "x".repeat(64)], /longer than 63 characters/],
+        [["ssh", "\x1b[2J"], /not a DNS-1123 label/],
+      ] as const) {
+        const call = hub.session();
+        const end = await new Promise<StatusObject>((resolve) => {
+          call.on("status", resolve);
+          call.on("error", () => {});
+          call.write({ hello: { agentVersion: "test", services: [...services] } });
+        });
+        assert.equal(end.code, grpcStatus.INVALID_ARGUMENT);
+        assert.match(end.details, /^DS_HELLO_INVALID: /);
+        assert.match(end.details, why);
+      }
+    } finally {
+      hub.close();
+    }
+    assert.equal((await getDevice(env, ns, "chatty")).status?.services, undefined, "no service was recorded");
   });
 
   it("a traversal payload as the device's namespace or name is refused before any I/O: the operator asks the API server for nothing it did not choose", async () => {
@@ -373,6 +412,65 @@ describe("hub: enrolment, control sessions and offers", function () {
     const before = count();
     await waitFor("another refused reconnect", () => count() > before + 1, 30_000);
     assert.doesNotMatch(a.logs.split("DS_DEVICE_REVOKED")[1] ?? "", /control session with the hub is open/);
+  });
+
+  it("a stream records the Device that accepted it and ends, relay and all, when that Device is disabled or created again", async () => {
+    const ns = await env.namespace("revoke-streams");
+    await createDevice(env, ns, "edge");
+    const setup = await agentFiles(env, ns, "edge");
+    const a = agent(port, ns, "edge", setup, ["ssh=127.0.0.1:22"]);
+    await connected(ns, "edge", true);
+    const accepted = async (stream: string) => {
+      await env.createStream(ns, stream, streamSpec("edge", "ssh"));
+      await ready(ns, stream);
+      return waitFor(`stream ${stream} accepted`, async () => {
+        const ds = await env.getStream(ns, stream);
+        return cond(ds, "DeviceAccepted")?.status === "True" && ds.status?.device ? ds : undefined;
+      });
+    };
+    const endedWithin = async (stream: string, ms: number) => {
+      const t0 = Date.now();
+      const ds = await waitFor(`stream ${stream} to end`, async () => {
+        const d = await env.getStream(ns, stream);
+        return d.status?.phase === "Failed" ? d : undefined;
+      });
+      await waitFor(`relay Pod of ${stream} deleted`, () => env.gone(core.pods, ns, `${stream}-relay`));
+      assert.ok(Date.now() - t0 < ms, `ended and relay gone after ${Date.now() - t0} ms`);
+      return ds;
+    };
+
+    const device = await getDevice(env, ns, "edge");
+    const first = await accepted("by-edge");
+    assert.deepEqual(first.status?.device, {
+      uid: device.metadata.uid,
+      publicKeySHA256: device.spec.identity?.publicKeySHA256,
+    });
+    await env.admin.jsonPatch(
+      objectPath(devices, ns, "edge"),
+      [{ op: "replace", path: "/spec/disabled", value: true }],
+      "tests",
+    );
+    const disabled = await endedWithin("by-edge", 10_000);
+    assert.equal(cond(disabled, "Ready")?.reason, "DeviceRevoked");
+    assert.match(cond(disabled, "Ready")!.message, /Device "edge" was disabled/);
+    await eventWith(ns, "by-edge", "DeviceRevoked");
+    await a.waitFor(/DS_DEVICE_DISABLED/, 10_000);
+
+    // Enabled again, a new stream; then the Device is deleted and created again under the same name
+    // before the stream's reconciler saw it gone: the new Device did not accept the stream.
+    await env.admin.jsonPatch(
+      objectPath(devices, ns, "edge"),
+      [{ op: "replace", path: "/spec/disabled", value: false }],
+      "tests",
+    );
+    await connected(ns, "edge", true);
+    const second = await accepted("by-edge-2");
+    await env.admin.delete(objectPath(devices, ns, "edge"));
+    await waitFor("Device edge gone", () => env.gone(devices, ns, "edge"));
+    const again = await createDevice(env, ns, "edge");
+    assert.notEqual(again.metadata.uid, second.status?.device?.uid);
+    const recreated = await endedWithin("by-edge-2", 15_000);
+    assert.match(cond(recreated, "Ready")?.reason ?? "", /^Device(Deleted|Revoked)$/);
   });
 
   it("renews the device certificate over the session, with the same key, before it expires", async () => {

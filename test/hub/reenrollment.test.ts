@@ -165,8 +165,20 @@ describe("hub: re-enrolment is explicit", function () {
     // Until the new agent enrols, the old key still works; the first token cannot re-enrol.
     assert.equal(await session(old), "open");
     await enrolRefused(ns, "pump", first, "token_invalid", /DS_ENROLLMENT_TOKEN_INVALID/);
+    // A session the old key holds open is cut once the new key is enrolled.
+    const holder = client(old);
+    const live = holder.session();
+    live.on("error", () => {});
+    const cut = new Promise<StatusObject>((resolve) => live.on("status", resolve));
+    await new Promise<void>((resolve) => {
+      live.once("data", () => resolve());
+      live.write({ hello: { agentVersion: "test" } });
+    });
 
     const fresh = await enrol(ns, "pump", second);
+    const ended = await cut;
+    holder.close();
+    assert.match(ended.details, /^DS_DEVICE_REVOKED: Device "pump" enrolled another key/);
     const after = await getDevice(env, ns, "pump");
     assert.deepEqual(after.spec.identity, { publicKeySHA256: fresh.hash }, "the new key, and the request cleared");
     const reenrolled = await eventWith(ns, "pump", "Reenrolled");

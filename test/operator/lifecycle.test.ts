@@ -5,8 +5,9 @@ import { X509Certificate } from "node:crypto";
 import { finalizer } from "../../api/constants.ts";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
 import { core, KubeApiError, KubeClient, objectPath } from "../../kube/client.ts";
-import type { KubeList, Secret, Service } from "../../kube/types.ts";
+import type { KubeList, KubeObject, Secret, Service } from "../../kube/types.ts";
 import type { RunningOperator } from "../../operator/main.ts";
+import { networkPolicyResource } from "../../operator/relay-network-policy.ts";
 import { tokenSha256 } from "../../transport/credentials.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { OperatorEnv, operatorNamespace, streams } from "./env.ts";
@@ -67,8 +68,14 @@ describe("operator: DeviceStream lifecycle", function () {
     assert.ok(ds.metadata.finalizers?.includes(finalizer), "finalizer added");
     const service = await env.admin.get<Service>(objectPath(core.services, ns, "ssh-1-relay"));
     const secret = await waitFor("the Secret", () => secretOf(ns, ds));
+    // Made before the Pod, in the stream's namespace, so the relay never runs without it.
+    const policy = await env.admin.get<KubeObject & { spec: { podSelector: unknown; policyTypes: string[] } }>(
+      objectPath(networkPolicyResource, ns, "ssh-1-relay"),
+    );
+    assert.deepEqual(policy.spec.podSelector, { matchLabels: { "devicestreams.io/stream-uid": uid } });
+    assert.deepEqual(policy.spec.policyTypes, ["Ingress", "Egress"]);
 
-    for (const obj of [pod, service, secret]) {
+    for (const obj of [pod, service, secret, policy]) {
       assert.deepEqual(obj.metadata.ownerReferences, [
         {
           apiVersion: "devicestreams.io/v1alpha1",
@@ -467,6 +474,16 @@ describe("operator: DeviceStream lifecycle", function () {
           path,
         );
       }
+      // Enrolment tokens are its to change only in its own namespace.
+      const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: "anything", namespace: "create" } };
+      await assert.rejects(
+        asOperator.apply(objectPath(core.secrets, "create", "anything"), secret, "test"),
+        (err: unknown) => err instanceof KubeApiError && err.status === 403,
+      );
+      await assert.rejects(
+        asOperator.delete(objectPath(core.secrets, "create", "anything")),
+        (err: unknown) => err instanceof KubeApiError && err.status === 403,
+      );
     } finally {
       asOperator.close();
     }
