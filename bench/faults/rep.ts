@@ -1,7 +1,7 @@
 // One repetition of a fault loop: a transfer starts, the fault is injected after a random delay
 // (if the transfer is still running), and the outcome is classified against the time budget.
 import { setTimeout as delay } from "node:timers/promises";
-import { echoTransfer, type OutcomeKind } from "./transfer.ts";
+import { echoTransfer, type OutcomeKind } from "../../test/helpers/echo-transfer.ts";
 
 export interface RepResult {
   kind: OutcomeKind;

@@ -1,4 +1,4 @@
-// One transfer through the tunnel for the fault loops: random bytes sent to an echo target at a
+// One transfer through the tunnel (the fault loops, config reloads): random bytes sent to an echo target at a
 // paced rate (so a fault lands mid-transfer), the echo read back to FIN, both ends hashed. A FIN
 // is the tunnel's claim that the transfer is complete: then the bytes must match; a reset or
 // socket error is a failure reported to the user; nothing at all is a hang.
