@@ -14,6 +14,8 @@ import { startRelayServer } from "./server.ts";
 import { loadStreamConfig, parseStreamConfig, type StreamConfig } from "./stream-config.ts";
 import { UsageTracker } from "./usage.ts";
 
+const longestTimerMs = 2 ** 31 - 1;
+
 export interface RunningRelay {
   port: number;
   metricsPort: number;
@@ -64,24 +66,30 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   let sweepTimer: NodeJS.Timeout | undefined;
   let endTimer: NodeJS.Timeout | undefined;
   const lifetimeEnd = lifetimeMs ? Date.now() + lifetimeMs : Number.POSITIVE_INFINITY;
-  const setTimers = () => {
-    clearInterval(sweepTimer);
+  const armEnd = () => {
     clearTimeout(endTimer);
-    const sweep = Math.max(250, Math.min(limits.idleTimeoutMs / 4, 5000));
-    if (limits.idleTimeoutMs) sweepTimer = setInterval(() => pairing.sweepIdle(), sweep).unref();
     const endAt = Math.min(lifetimeEnd, config.expiresAt ? Date.parse(config.expiresAt) : Number.POSITIVE_INFINITY);
     if (!Number.isFinite(endAt)) return;
-    endTimer = setTimeout(
-      () => {
-        log.info("stream lifetime reached; ending every connection");
-        pairing.end(
-          "lifetime",
-          "DS_STREAM_EXPIRED",
-          `stream ${config.stream} reached its maximum lifetime; open a new stream`,
-        );
-      },
-      Math.max(0, endAt - Date.now()),
-    );
+    const wait = Math.max(0, endAt - Date.now());
+    // setTimeout fires at once for a delay past 2^31-1 ms (24.8 days; a stream may live 30).
+    if (wait > longestTimerMs) {
+      endTimer = setTimeout(armEnd, longestTimerMs);
+      return;
+    }
+    endTimer = setTimeout(() => {
+      log.info("stream lifetime reached; ending every connection");
+      pairing.end(
+        "lifetime",
+        "DS_STREAM_EXPIRED",
+        `stream ${config.stream} reached its maximum lifetime; open a new stream`,
+      );
+    }, wait);
+  };
+  const setTimers = () => {
+    clearInterval(sweepTimer);
+    const sweep = Math.max(250, Math.min(limits.idleTimeoutMs / 4, 5000));
+    if (limits.idleTimeoutMs) sweepTimer = setInterval(() => pairing.sweepIdle(), sweep).unref();
+    armEnd();
   };
   setTimers();
 

@@ -148,6 +148,20 @@ describe("data plane: relay.json changed while the relay runs", function () {
     assert.equal(out.kind, "ok", `the connection opened with the old token: ${out.detail}`);
   });
 
+  it("an expiresAt past setTimeout's 24.8 days does not end the stream at start; moved into the past, it ends it", async () => {
+    config = { ...config, expiresAt: new Date(Date.now() + 29 * 24 * 3600_000).toISOString() };
+    volume.write(streamConfigFile(config));
+    const { relay, client } = await start();
+    await assertHealthy(client.port);
+    const held = echoTransfer(client.port, 1024 * 1024, 128 * 1024);
+    await waitFor("the transfer to be under way", () => held.progress().received > 0);
+    assert.doesNotMatch(relay.process.logs, /stream lifetime reached/);
+    await change(relay.process, { ...config, expiresAt: new Date(Date.now() - 1000).toISOString() });
+    const out = await held.outcome;
+    assert.equal(out.kind, "error", `an open connection of an ended stream is reset: ${out.detail}`);
+    await relay.process.waitFor(/stream lifetime reached; ending every connection/);
+  });
+
   it("an invalid relay.json, or one naming another stream, is refused with a log line and a metric; the old one stays", async () => {
     const { relay, client } = await start();
     const p = relay.process;
