@@ -72,11 +72,12 @@ const row = (f: FaultSpec, rs: RepResult[]) => {
   const count = (k: string) => rs.filter((r) => r.kind === k).length;
   const errs = rs.filter((r) => r.kind === "error" && r.afterFaultMs !== undefined).map((r) => r.afterFaultMs!);
   const max = errs.length ? Math.max(...errs) : undefined;
-  return `| ${f.description} | ${rs.length} | ${rs.filter((r) => r.faultHit).length} | ${count("ok")} | ${count("error")} | ${count("wrong-bytes")} | ${count("hang")} | ${max ?? "–"} | ${(f.budgetMs / 1000).toFixed(0)} s: ${f.budgetWhy} |`;
+  const over = errs.filter((ms) => ms > f.budgetMs).length;
+  return `| ${f.description} | ${rs.length} | ${rs.filter((r) => r.faultHit).length} | ${count("ok")} | ${count("error")} | ${count("wrong-bytes")} | ${count("hang")} | ${max ?? "–"} | ${(f.budgetMs / 1000).toFixed(0)} s: ${f.budgetWhy} | ${over} |`;
 };
 const lines = [
-  "| fault | reps | hit mid-transfer | ok (SHA-256 equal) | error to the client | wrong bytes | hang | max ms fault→error | budget |",
-  "| --- | --: | --: | --: | --: | --: | --: | --: | --- |",
+  "| fault | reps | hit mid-transfer | ok (SHA-256 equal) | error to the client | wrong bytes | hang | max ms fault→error | budget | errors after the budget |",
+  "| --- | --: | --: | --: | --: | --: | --: | --: | --- | --: |",
   ...all.filter((f) => results.has(f.name)).map((f) => row(f, results.get(f.name)!)),
 ];
 if (outage.length) {
@@ -89,7 +90,7 @@ if (outage.length) {
 const defects = [...results.values(), outage].flat().filter(isDefect);
 lines.push(
   "",
-  `Run ${startedAt.toISOString()}, ${Math.round((Date.now() - startedAt.getTime()) / 60_000)} min, ${cpus().length} CPUs, load average ${loadBefore} → ${loadAverage()}; transfers of ${minBytes / mib}–${maxBytes / mib} MiB at ${bytesPerSecond / mib} MiB/s, API server outage ${outageMs / 1000} s. Defects: ${defects.length}.`,
+  `Run ${startedAt.toISOString()}, ${Math.round((Date.now() - startedAt.getTime()) / 60_000)} min, ${cpus().length} CPUs, load average ${loadBefore} → ${loadAverage()}; transfers of ${minBytes / mib}–${maxBytes / mib} MiB at ${bytesPerSecond / mib} MiB/s${names.includes("apiserver-stop") ? `, API server outage ${outageMs / 1000} s` : ""}; a hang: no outcome within the budget + ${graceMs / 1000} s. Defects (wrong bytes or hang): ${defects.length}.`,
 );
 const table = lines.join("\n");
 console.log(table);
