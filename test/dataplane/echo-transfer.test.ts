@@ -1,8 +1,8 @@
 // The fault loops' judge must be able to tell: an echo that comes back whole, one cut short with a
 // FIN (the defect: a claim of success with wrong bytes), one with a byte changed, and a reset.
 import assert from "node:assert/strict";
-import { echoTransfer } from "./echo-transfer.ts";
-import { listen, type TcpTarget } from "./tcp-targets.ts";
+import { echoTransfer } from "../helpers/echo-transfer.ts";
+import { listen, type TcpTarget } from "../helpers/tcp-targets.ts";
 
 describe("fault loops: judging a transfer", () => {
   const targets: TcpTarget[] = [];
