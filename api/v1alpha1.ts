@@ -143,7 +143,10 @@ export interface DeviceStreamStatus {
   /** Last traffic seen (set by the hub); drives the idle timeout. RFC 3339 time. */
   lastActivityAt?: string;
   activeConnections?: number;
+  /** Payload bytes the stream carried each way, summed over every relay process it had (set by the operator). */
   bytes?: ByteCounts;
+  /** The running relay process's own byte counters when last read (set by the operator): a relay that restarts counts from zero under a new incarnation, and bytes adds its counts on top of these. */
+  relayCounters?: RelayCounters;
 }
 
 export interface RelayStatus {
@@ -167,7 +170,16 @@ export interface AcceptingDevice {
   publicKeySHA256?: string;
 }
 
+/** Payload bytes the stream carried each way, summed over every relay process it had (set by the operator). */
 export interface ByteCounts {
+  toDevice?: number;
+  fromDevice?: number;
+}
+
+/** The running relay process's own byte counters when last read (set by the operator): a relay that restarts counts from zero under a new incarnation, and bytes adds its counts on top of these. */
+export interface RelayCounters {
+  /** Identifies one relay process's run. */
+  incarnation?: string;
   toDevice?: number;
   fromDevice?: number;
 }

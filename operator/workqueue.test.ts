@@ -41,6 +41,17 @@ describe("WorkQueue", () => {
     q.shutdown();
   });
 
+  it("a delay longer than setTimeout's 24.8 days is not a delay of 1 ms", async () => {
+    const q = new WorkQueue();
+    q.addAfter("far", 30 * 24 * 3600_000);
+    q.addAfter("near", 30);
+    assert.equal(await q.get(), "near");
+    q.done("near");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(q.length, 0, "the key 30 days away was added already");
+    q.shutdown();
+  });
+
   it("backs off exponentially per key and resets on forget", () => {
     const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 1000, burst: 1000 });
     assert.deepEqual(

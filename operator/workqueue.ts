@@ -11,6 +11,8 @@ export interface WorkQueueOptions {
   now?: () => number;
 }
 
+const longestTimerMs = 2 ** 31 - 1;
+
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly dirty = new Set<string>();
@@ -61,10 +63,14 @@ export class WorkQueue {
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;
     if (existing) clearTimeout(existing.timer);
+    // setTimeout fires at once for a delay past 2^31-1 ms (24.8 days; a stream may live 30, and
+    // its reconcile asks to look again at its end): wait in steps of at most that.
+    const step = Math.min(delayMs, longestTimerMs);
     const timer = setTimeout(() => {
       this.timers.delete(key);
-      this.add(key);
-    }, delayMs);
+      if (step < delayMs) this.addAfter(key, at - this.now());
+      else this.add(key);
+    }, step);
     timer.unref();
     this.timers.set(key, { at, timer });
   }

@@ -12,7 +12,8 @@ export const relayOptionSpecs = {
   },
   config: {
     kind: "file",
-    description: "`relay.json`: stream, service, SHA-256 of each role's token, optional `expiresAt`",
+    description:
+      "`relay.json`: stream, service, SHA-256 of each role's token, optional `expiresAt` and `limits`; re-read when it changes",
     required: true,
   },
   "tls-cert": { kind: "file", description: "serving certificate (PEM)", required: true },
@@ -79,7 +80,11 @@ export function relayArgs(flags: OptionArgs<typeof relayOptionSpecs>): string[] 
   return ["relay", ...toArgv(relayOptionSpecs, flags)];
 }
 
-/** relay.json: which stream the relay serves and the digests of its two credentials. */
+/**
+ * relay.json: which stream the relay serves and the digests of its two credentials. The relay
+ * re-reads it when it changes: `stream` and `service` are its identity and cannot change live;
+ * everything else applies at once (relay/config-reload.ts).
+ */
 export interface StreamConfig {
   version: 1;
   /** `namespace/name` of the DeviceStream, or any label in static mode. */
@@ -88,7 +93,20 @@ export interface StreamConfig {
   service: string;
   /** After this instant both credentials are refused (RFC 3339). */
   expiresAt?: string;
+  /** At least one per role; during a rotation a role may have two (old and new), each admitted. */
   credentials: Array<{ role: Role; sha256: string }>;
+  /** Overrides the relay's flags of the same meaning, and can change while the relay runs. */
+  limits?: StreamConfigLimits;
+}
+
+export interface StreamConfigLimits {
+  maxConnections?: number;
+  /** Bytes per second each way for the whole stream; 0 = unlimited. */
+  bandwidthBytesPerSecond?: number;
+  /** 0 = never. */
+  idleTimeoutMs?: number;
+  dialTimeoutMs?: number;
+  attachWaitMs?: number;
 }
 
 /** The text of relay.json, as the relay's --config reads it. */

@@ -6,12 +6,15 @@ import { createLogger } from "../runtime/log.ts";
 import { parseOptions, printable } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
+import { changedFields, effectiveLimits, fixedFieldChanged, watchConfigFile } from "./config-reload.ts";
 import { relayOptionSpecs } from "./contract.ts";
 import { relayMetrics } from "./metrics.ts";
 import { Pairing } from "./pairing.ts";
 import { startRelayServer } from "./server.ts";
-import { loadStreamConfig } from "./stream-config.ts";
+import { loadStreamConfig, parseStreamConfig, type StreamConfig } from "./stream-config.ts";
 import { UsageTracker } from "./usage.ts";
+
+const longestTimerMs = 2 ** 31 - 1;
 
 export interface RunningRelay {
   port: number;
@@ -24,9 +27,10 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   const o = parseOptions("relay", summary, relayOptionSpecs, argv);
   if (!o) return undefined;
   const log = createLogger("relay");
-  const config = loadStreamConfig(o.config);
+  const loaded = loadStreamConfig(o.config);
+  let config = loaded.config;
   const tls = { certPem: readPem(o["tls-cert"], "relay certificate"), keyPem: readPem(o["tls-key"], "relay key") };
-  const limits = {
+  const flagLimits = {
     maxConnections: o["max-connections"],
     idleTimeoutMs: o["idle-timeout"],
     dialTimeoutMs: o["dial-timeout"],
@@ -34,6 +38,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     maxFrameBytes,
     bandwidthBytesPerSecond: o["bandwidth-limit"],
   };
+  let limits = effectiveLimits(flagLimits, config);
   const keepalive = { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] };
   const lifetimeMs = o["max-lifetime"];
   log.info("starting", { stream: config.stream, service: config.service, ...printable(relayOptionSpecs, o) });
@@ -63,35 +68,74 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     "/usage": () => usage.report(),
   });
 
-  const timers: NodeJS.Timeout[] = [];
-  const sweep = Math.max(250, Math.min(limits.idleTimeoutMs / 4, 5000));
-  if (limits.idleTimeoutMs) timers.push(setInterval(() => pairing.sweepIdle(), sweep).unref());
-  const endAt = Math.min(
-    lifetimeMs ? Date.now() + lifetimeMs : Number.POSITIVE_INFINITY,
-    config.expiresAt ? Date.parse(config.expiresAt) : Number.POSITIVE_INFINITY,
+  // Both timers follow the current config: a reload sets them again.
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let endTimer: NodeJS.Timeout | undefined;
+  const lifetimeEnd = lifetimeMs ? Date.now() + lifetimeMs : Number.POSITIVE_INFINITY;
+  const armEnd = () => {
+    clearTimeout(endTimer);
+    const endAt = Math.min(lifetimeEnd, config.expiresAt ? Date.parse(config.expiresAt) : Number.POSITIVE_INFINITY);
+    if (!Number.isFinite(endAt)) return;
+    const wait = Math.max(0, endAt - Date.now());
+    // setTimeout fires at once for a delay past 2^31-1 ms (24.8 days; a stream may live 30).
+    if (wait > longestTimerMs) {
+      endTimer = setTimeout(armEnd, longestTimerMs);
+      return;
+    }
+    endTimer = setTimeout(() => {
+      log.info("stream lifetime reached; ending every connection");
+      pairing.end(
+        "lifetime",
+        "DS_STREAM_EXPIRED",
+        `stream ${config.stream} reached its maximum lifetime; open a new stream`,
+      );
+    }, wait);
+  };
+  const setTimers = () => {
+    clearInterval(sweepTimer);
+    const sweep = Math.max(250, Math.min(limits.idleTimeoutMs / 4, 5000));
+    if (limits.idleTimeoutMs) sweepTimer = setInterval(() => pairing.sweepIdle(), sweep).unref();
+    armEnd();
+  };
+  setTimers();
+
+  // A changed relay.json applies to the running relay; one that is invalid, or changes what
+  // cannot change live, is refused and the relay keeps the one it has.
+  const reload = (text: string) => {
+    let next: StreamConfig;
+    try {
+      next = parseStreamConfig(text, o.config);
+    } catch (err) {
+      metrics.configReloads.inc({ result: "refused" });
+      log.warn("changed relay.json refused; keeping the one in use", { reason: (err as Error).message });
+      return;
+    }
+    const fixed = fixedFieldChanged(config, next);
+    if (fixed) {
+      metrics.configReloads.inc({ result: "refused" });
+      log.warn("changed relay.json refused; keeping the one in use", { reason: `${o.config}: ${fixed}` });
+      return;
+    }
+    const changed = changedFields(config, next);
+    config = next;
+    limits = effectiveLimits(flagLimits, next);
+    pairing.setLimits(limits);
+    setTimers();
+    metrics.configReloads.inc({ result: "applied" });
+    log.info("relay.json reloaded; open connections keep running", { changed: changed.join(",") || "nothing" });
+  };
+  const configWatch = watchConfigFile(o.config, loaded.text, reload, (message) =>
+    log.warn("cannot read relay.json; keeping the one in use", { reason: message }),
   );
-  if (Number.isFinite(endAt)) {
-    timers.push(
-      setTimeout(
-        () => {
-          log.info("stream lifetime reached; ending every connection");
-          pairing.end(
-            "lifetime",
-            "DS_STREAM_EXPIRED",
-            `stream ${config.stream} reached its maximum lifetime; open a new stream`,
-          );
-        },
-        Math.max(0, endAt - Date.now()),
-      ),
-    );
-  }
   log.info("ready", { grpcPort: server.port, metricsPort: endpoints.port });
 
   let stopped: Promise<void> | undefined;
   const stop = (graceMs = o["drain-timeout"]) =>
     (stopped ??= (async () => {
       draining = true;
-      for (const t of timers) clearTimeout(t);
+      clearInterval(sweepTimer);
+      clearTimeout(endTimer);
+      configWatch.close();
       usage.stop();
       log.info("draining", { connections: pairing.connectionCount, graceMs });
       pairing.refuseNew("DS_RELAY_DRAINING", "the relay is shutting down; connect again in a moment");

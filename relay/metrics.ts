@@ -55,6 +55,12 @@ export function relayMetrics(registry: Registry) {
       labelNames: ["reason"],
       registers,
     }),
+    configReloads: new Counter({
+      name: "devicestreams_relay_config_reloads_total",
+      help: "Changes of relay.json seen while running, by result (applied, or refused: invalid or a field that cannot change live).",
+      labelNames: ["result"],
+      registers,
+    }),
     pairingSeconds: new Histogram({
       name: "devicestreams_relay_pairing_duration_seconds",
       help: "Time from a service-side call to its pairing with the device side.",

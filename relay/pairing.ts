@@ -54,7 +54,7 @@ function fail(call: FrameCall | AttachCall, f: Failure): void {
 
 export class Pairing {
   private readonly config: StreamConfig;
-  private readonly limits: RelayLimits;
+  private limits: RelayLimits;
   private readonly metrics: RelayMetrics;
   private readonly log: Logger;
   private phase: Phase = { name: "open" };
@@ -66,15 +66,24 @@ export class Pairing {
   /** Calls the agent was asked to dial for, by connection id. */
   private readonly pending = new Map<number, Pending>();
   private readonly active = new Map<number, Splice>();
-  private readonly buckets: Record<Direction, TokenBucket> | undefined;
+  private buckets: Record<Direction, TokenBucket> | undefined;
 
   constructor(config: StreamConfig, limits: RelayLimits, metrics: RelayMetrics, log: Logger) {
     this.config = config;
     this.limits = limits;
     this.metrics = metrics;
     this.log = log;
+    this.limits = limits;
+    this.setLimits(limits);
+  }
+
+  /** New limits (a changed relay.json): open connections keep running under them; none is dropped. */
+  setLimits(limits: RelayLimits): void {
     const bw = limits.bandwidthBytesPerSecond;
-    if (bw > 0) this.buckets = { to_device: new TokenBucket(bw), from_device: new TokenBucket(bw) };
+    if (!this.buckets || bw !== this.limits.bandwidthBytesPerSecond) {
+      this.buckets = bw > 0 ? { to_device: new TokenBucket(bw), from_device: new TokenBucket(bw) } : undefined;
+    }
+    this.limits = limits;
   }
 
   get connectionCount(): number {
@@ -257,10 +266,10 @@ export class Pairing {
     this.metrics.connections.inc({ result: "paired" });
     this.metrics.pairingSeconds.observe(Number(process.hrtime.bigint() - p.startedAt) / 1e9);
     this.metrics.connectionsActive.inc();
-    const buckets = this.buckets;
     const splice = new Splice(id, p.source, destination, {
       onBytes: (direction, n) => this.metrics.bytes.inc({ direction }, n),
-      throttle: buckets ? (direction, n) => buckets[direction].take(n) : undefined,
+      // Looked up per frame: a changed bandwidth limit holds for open connections too (it is the stream's).
+      throttle: (direction, n) => this.buckets?.[direction].take(n) ?? 0,
       onClose: (reason: CloseReason, detail: string) => {
         this.active.delete(id);
         this.metrics.connectionsActive.dec();

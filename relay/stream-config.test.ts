@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Metadata } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
-import { authenticate, type StreamConfig } from "./stream-config.ts";
+import { authenticate, parseStreamConfig, type StreamConfig } from "./stream-config.ts";
 
 describe("relay authentication", () => {
   const source = newToken("source");
@@ -58,5 +58,34 @@ describe("relay authentication", () => {
     const expired = { ...config, expiresAt: "2020-01-01T00:00:00Z" };
     const r = authenticate(expired, "source", bearer(source));
     assert.equal(r.ok === false && r.code, "DS_AUTH_EXPIRED");
+  });
+
+  it("admits either of two tokens of a role during a rotation, and only that role's", () => {
+    const next = newToken("source");
+    const rotating = {
+      ...config,
+      credentials: [...config.credentials, { role: "source" as const, sha256: tokenSha256(next) }],
+    };
+    assert.deepEqual(authenticate(rotating, "source", bearer(source)), { ok: true });
+    assert.deepEqual(authenticate(rotating, "source", bearer(next)), { ok: true });
+    assert.equal(authenticate(rotating, "destination", bearer(next)).ok, false);
+  });
+
+  it("checks limits: known names, integers in range", () => {
+    const text = (limits: unknown) => JSON.stringify({ ...config, limits });
+    assert.deepEqual(parseStreamConfig(text({ maxConnections: 3, idleTimeoutMs: 0 }), "x").limits, {
+      maxConnections: 3,
+      idleTimeoutMs: 0,
+    });
+    assert.throws(
+      () => parseStreamConfig(text({ maxConnections: 0 }), "x"),
+      /limits\.maxConnections must be an integer >= 1/,
+    );
+    assert.throws(() => parseStreamConfig(text({ bandwidth: 5 }), "x"), /limits\.bandwidth is not a limit/);
+    assert.throws(
+      () => parseStreamConfig(text({ idleTimeoutMs: 1.5 }), "x"),
+      /limits\.idleTimeoutMs must be an integer/,
+    );
+    assert.throws(() => parseStreamConfig(text([1]), "x"), /limits\.0 is not a limit/);
   });
 });

@@ -10,6 +10,8 @@ import type { StreamConfig } from "./contract.ts";
 
 export type { StreamConfig };
 
+const limitKeys = ["maxConnections", "bandwidthBytesPerSecond", "idleTimeoutMs", "dialTimeoutMs", "attachWaitMs"];
+
 export function parseStreamConfig(text: string, source: string): StreamConfig {
   let raw: unknown;
   try {
@@ -24,21 +26,35 @@ export function parseStreamConfig(text: string, source: string): StreamConfig {
   if (typeof c.service !== "string" || !c.service) problems.push("service must name a service");
   if (c.expiresAt !== undefined && Number.isNaN(Date.parse(c.expiresAt))) problems.push("expiresAt is not a time");
   for (const role of ["source", "destination"] as const) {
-    const cred = c.credentials?.find((x) => x.role === role);
-    if (!cred || !/^[0-9a-f]{64}$/.test(cred.sha256)) problems.push(`credentials needs a ${role} entry with a sha256`);
+    const creds = Array.isArray(c.credentials) ? c.credentials.filter((x) => x?.role === role) : [];
+    if (!creds.length || creds.some((x) => !/^[0-9a-f]{64}$/.test(String(x.sha256)))) {
+      problems.push(`credentials needs a ${role} entry with a sha256`);
+    }
+  }
+  if (c.limits !== undefined) {
+    if (typeof c.limits !== "object" || c.limits === null) problems.push("limits must be an object");
+    else {
+      for (const [k, v] of Object.entries(c.limits)) {
+        const min = k === "maxConnections" ? 1 : 0;
+        if (!limitKeys.includes(k)) problems.push(`limits.${k} is not a limit (known: ${limitKeys.join(", ")})`);
+        else if (!Number.isSafeInteger(v) || (v as number) < min)
+          problems.push(`limits.${k} must be an integer >= ${min}`);
+      }
+    }
   }
   if (problems.length) throw new DeviceStreamsError("DS_CONFIG", `${source}: ${problems.join("; ")}`);
   return c as StreamConfig;
 }
 
-export function loadStreamConfig(path: string): StreamConfig {
+/** The config, and the text it was read from (to tell a later change from the same file). */
+export function loadStreamConfig(path: string): { config: StreamConfig; text: string } {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
     throw new DeviceStreamsError("DS_CONFIG", `cannot read the stream config ${path}: ${(err as Error).message}`);
   }
-  return parseStreamConfig(text, path);
+  return { config: parseStreamConfig(text, path), text };
 }
 
 export type AuthResult = { ok: true } | { ok: false; code: ErrorCode; message: string };
@@ -55,8 +71,8 @@ export function authenticate(config: StreamConfig, role: Role, metadata: Metadat
       message: `no credential was presented; pass the stream's ${role} token (Authorization: Bearer ...)`,
     };
   }
-  const digest = config.credentials.find((c) => c.role === role)!.sha256;
-  if (!tokenMatches(token, digest)) {
+  // More than one digest per role during a rotation: the old token and the new one both hold.
+  if (!config.credentials.some((c) => c.role === role && tokenMatches(token, c.sha256))) {
     // The caller is not authenticated: the message must not tell it which stream lives here. The
     // role mix-up hint only restates the token's own prefix, so it reveals nothing.
     const hint =

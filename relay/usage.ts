@@ -1,11 +1,14 @@
 // The relay's usage report for the operator (`/usage` on the metrics port): bytes each way and
 // connections, read from the relay's own counters so that the byte path stays untouched, and the
 // last time bytes moved, sampled every second (idle timeouts are minutes, not milliseconds).
+import { randomUUID } from "node:crypto";
 import type { RelayMetrics } from "./metrics.ts";
 
 export interface UsageReport {
   stream: string;
   bytes: { toDevice: number; fromDevice: number };
+  /** This run of the relay process: its counters start from zero, the operator adds them to the last run's. */
+  incarnation: string;
   activeConnections: number;
   deviceAttached: boolean;
   /** RFC 3339; the relay's start until the first byte moves. */
@@ -21,6 +24,7 @@ export class UsageTracker {
   private readonly stream: string;
   private readonly metrics: RelayMetrics;
   private readonly startedAt = Date.now();
+  private readonly incarnation = randomUUID();
   private lastActivity = this.startedAt;
   private lastTotal = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -62,6 +66,7 @@ export class UsageTracker {
     return {
       stream: this.stream,
       bytes: await this.bytes(),
+      incarnation: this.incarnation,
       activeConnections: await gaugeValue(this.metrics.connectionsActive),
       deviceAttached: (await gaugeValue(this.metrics.destinationAttached)) === 1,
       lastActivityAt: new Date(this.lastActivity).toISOString(),

@@ -110,6 +110,19 @@ describe("call errors: what failed, and which flag to check", () => {
     assert.ok(relay.retryable && hub.retryable);
   });
 
+  it("a connection the server reset (killed with bytes unread) is a loss too, not a wrong address or CA", () => {
+    for (const details of ["read ECONNRESET", "write EPIPE"]) {
+      const e = callError({ code: status.UNAVAILABLE, details }, relayFromFlags);
+      assert.equal(e.code, "DS_RELAY_LOST", details);
+      assert.doesNotMatch(e.message, /--ca/);
+    }
+    const never = {
+      code: status.UNAVAILABLE,
+      details: "No connection established. Last error: Error: read ECONNRESET",
+    };
+    assert.equal(callError(never, relayFromFlags).code, "DS_RELAY_UNAVAILABLE");
+  });
+
   it("passes the far end's own DS_ code through, whatever was dialled", () => {
     for (const dialled of [relayFromFlags, hubFromFlags, relayFromOffer]) {
       const e = callError({ code: status.UNAVAILABLE, details: "DS_RELAY_DRAINING: connect again" }, dialled);

@@ -83,7 +83,9 @@ export function callError(err: { code: status; details: string }, dialled: Diall
   }
   // "Connection dropped": the server was reached and the connection later lost (killed,
   // restarted, network gone, or silent past the keepalive timeout). The address and CA were fine.
-  if (err.code === status.UNAVAILABLE && /^Connection dropped/.test(details)) {
+  // A server killed with bytes unread in its socket resets it instead: grpc-js then gives only the
+  // socket's error ("read ECONNRESET"); a connection never made says "No connection established".
+  if (err.code === status.UNAVAILABLE && /^(?:Connection dropped|read ECONNRESET|write EPIPE)/.test(details)) {
     return new DeviceStreamsError(
       known.lost,
       `the connection to the ${server} was lost (the ${server} stopped or restarted, the network failed, or it stopped answering keepalive pings); connect again`,

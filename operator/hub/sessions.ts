@@ -152,7 +152,10 @@ export class AgentSession {
 
   /** Offers what is new, withdraws what ended. Called on every relevant watch event. */
   sync(): void {
-    if (this.ended || !this.hello) return;
+    // Offers read both caches: with Pods not listed yet (a replica that started or lost the API
+    // server), the relay's address would fall back to the Service name, and the agent would move
+    // a working attachment there. The caches' first list syncs every session again.
+    if (this.ended || !this.hello || !this.d.streams.synced || !this.d.pods.synced) return;
     const now = Date.now();
     const candidates = this.d.streams
       .list(this.id.namespace)

@@ -7,19 +7,23 @@ import { request } from "node:http";
 import { Counter, type Registry } from "prom-client";
 import { relayName, relayPorts } from "../../api/constants.ts";
 import { isTerminal } from "../../api/devicestream.ts";
-import { type DeviceStream, deviceStreamResource } from "../../api/v1alpha1.ts";
+import { type DeviceStream, type DeviceStreamStatus, deviceStreamResource } from "../../api/v1alpha1.ts";
 import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import { controlledBy, podReady } from "../../kube/objects.ts";
 import { keyOf, type Pod } from "../../kube/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { Component } from "../manager.ts";
+import { accumulate } from "./cumulative.ts";
 import { RollingDay } from "./rolling-day.ts";
 
 export const usageFieldManager = "devicestreams-usage";
 
 interface UsageReport {
   bytes?: { toDevice?: number; fromDevice?: number };
+  /** Which run of the relay process counted these bytes (a relay before it: its startedAt). */
+  incarnation?: string;
+  startedAt?: string;
   activeConnections?: number;
   lastActivityAt?: string;
 }
@@ -60,8 +64,8 @@ function fetchJson(url: string, timeoutMs: number): Promise<UsageReport> {
 interface Tracked {
   uid: string;
   day: RollingDay;
-  lastTo: number;
-  lastFrom: number;
+  /** What this leader last wrote: fresher than the informer's copy of status. */
+  written?: Pick<DeviceStreamStatus, "bytes" | "relayCounters">;
   exceeded?: string;
 }
 
@@ -138,16 +142,19 @@ export class UsagePoller implements Component {
     const now = Date.now();
     let t = this.tracked.get(key);
     if (!t || t.uid !== ds.metadata.uid) {
-      t = { uid: ds.metadata.uid!, day: new RollingDay(), lastTo: 0, lastFrom: 0 };
+      t = { uid: ds.metadata.uid!, day: new RollingDay() };
       this.tracked.set(key, t);
     }
     const to = r.bytes?.toDevice ?? 0;
     const from = r.bytes?.fromDevice ?? 0;
-    // Counter deltas; a restarted relay starts again from zero.
-    this.bytes.inc({ direction: "to_device" }, to >= t.lastTo ? to - t.lastTo : to);
-    this.bytes.inc({ direction: "from_device" }, from >= t.lastFrom ? from - t.lastFrom : from);
-    t.lastTo = to;
-    t.lastFrom = from;
+    // status.bytes sums every relay run; a new leader carries on from status.
+    const sum = accumulate(t.written ?? ds.status, {
+      incarnation: r.incarnation ?? r.startedAt ?? "",
+      toDevice: to,
+      fromDevice: from,
+    });
+    this.bytes.inc({ direction: "to_device" }, sum.delta.toDevice);
+    this.bytes.inc({ direction: "from_device" }, sum.delta.fromDevice);
     const today = t.day.add(to + from, now);
     const cap = ds.spec.limits.bytesPerDay;
     if (cap && today > cap && !t.exceeded) {
@@ -160,16 +167,19 @@ export class UsagePoller implements Component {
     const lastActivityAt =
       prev?.lastActivityAt && last && Date.parse(prev.lastActivityAt) > Date.parse(last) ? prev.lastActivityAt : last;
     const status = {
-      bytes: { toDevice: to, fromDevice: from },
+      bytes: sum.bytes,
+      relayCounters: sum.relayCounters,
       activeConnections: r.activeConnections ?? 0,
       ...(lastActivityAt ? { lastActivityAt } : {}),
     };
     if (
-      prev?.bytes?.toDevice === to &&
-      prev?.bytes?.fromDevice === from &&
+      prev?.bytes?.toDevice === sum.bytes.toDevice &&
+      prev?.bytes?.fromDevice === sum.bytes.fromDevice &&
+      prev?.relayCounters?.incarnation === sum.relayCounters.incarnation &&
       prev?.activeConnections === status.activeConnections &&
       prev?.lastActivityAt === lastActivityAt
     ) {
+      t.written = { bytes: sum.bytes, relayCounters: sum.relayCounters };
       return;
     }
     const body = {
@@ -184,6 +194,7 @@ export class UsagePoller implements Component {
         body,
         usageFieldManager,
       );
+      t.written = { bytes: sum.bytes, relayCounters: sum.relayCounters };
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

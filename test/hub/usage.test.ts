@@ -45,7 +45,10 @@ describe("hub: a stream carried through an offer, and its usage", function () {
   });
 
   /** Runs the relay Pod's container as a local process on its own loopback IP and reports the Pod ready. */
-  async function runRelayPod(ns: string, ds: DeviceStream): Promise<{ ip: string; dir: string }> {
+  async function runRelayPod(
+    ns: string,
+    ds: DeviceStream,
+  ): Promise<{ ip: string; dir: string; relay: ComponentProcess; restart(): Promise<ComponentProcess> }> {
     const pod = await waitFor(`relay Pod of ${ds.metadata.name}`, () => env.getPod(ns, `${ds.metadata.name}-relay`));
     const secret = await waitFor("the credentials Secret", async () => {
       const s = await env.getStream(ns, ds.metadata.name!);
@@ -60,9 +63,13 @@ describe("hub: a stream carried through an offer, and its usage", function () {
     // The container's args run under the image's entrypoint, the CLI (as ComponentProcess runs it).
     const podArgs = (pod.spec as { containers: Array<{ args: string[] }> }).containers[0]!.args;
     const args = podArgs.map((a) => a.replace("/etc/devicestreams/relay", dir).replace("0.0.0.0", ip));
-    const relay = new ComponentProcess(`relay-${ds.metadata.name}`, args);
-    procs.push(relay);
-    await relay.waitFor(/ready/);
+    const start = async () => {
+      const relay = new ComponentProcess(`relay-${ds.metadata.name}`, args);
+      procs.push(relay);
+      await relay.waitFor(/ready/);
+      return relay;
+    };
+    const relay = await start();
     const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     await env.admin.apply(
       `${objectPath(core.pods, ns, pod.metadata.name!)}/status`,
@@ -81,7 +88,8 @@ describe("hub: a stream carried through an offer, and its usage", function () {
       },
       "test-kubelet",
     );
-    return { ip, dir };
+    // A container restart: the same Pod, the same address, a new process counting from zero.
+    return { ip, dir, relay, restart: start };
   }
 
   it("offers the stream, the agent attaches (Connected), traffic shows in status and metrics, and the byte cap ends it", async () => {
@@ -137,5 +145,61 @@ describe("hub: a stream carried through an offer, and its usage", function () {
     assert.equal(ready.reason, "BytesPerDayExceeded");
     assert.match(ready.message, /over its limits\.bytesPerDay of 3145728/);
     await agent.waitFor(/stopped serving a stream/, 15_000);
+  });
+
+  it("a relay killed and restarted mid-stream: status.bytes keeps counting on from where it was", async () => {
+    const ns = await env.namespace("usage-restart");
+    await createDevice(env, ns, "uplink");
+    const setup = await agentFiles(env, ns, "uplink");
+    const agent = startAgent(port, ns, "uplink", setup, [`echo=127.0.0.1:${echo.port}`]);
+    procs.push(agent);
+    const ds = await env.createStream(ns, "tun", { device: "uplink", service: "echo" });
+    const { ip, dir, relay, restart } = await runRelayPod(ns, ds);
+    const connected = await waitFor("the stream to be Connected", async () => {
+      const s = await env.getStream(ns, "tun");
+      return s.status?.phase === "Connected" ? s : undefined;
+    });
+    const client = new ComponentProcess("connect", [
+      "connect",
+      `--relay=${ip}:8443`,
+      `--ca=${join(dir, "ca.crt")}`,
+      `--server-name=${connected.status!.relay!.tlsServerName}`,
+      `--token-file=${join(dir, "source-token")}`,
+      "--local=127.0.0.1:0",
+    ]);
+    procs.push(client);
+    const localPort = Number((await client.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+    const first = randomBytes(1024 * 1024);
+    assert.ok((await roundTrip(localPort, first)).data.equals(first));
+    const before = await waitFor("status.bytes of the first relay run", async () => {
+      const s = await env.getStream(ns, "tun");
+      const b = s.status?.bytes;
+      return (b?.toDevice ?? 0) >= first.length && (b?.fromDevice ?? 0) >= first.length ? s.status! : undefined;
+    });
+
+    await relay.stop("SIGKILL");
+    await restart();
+    // The agent and the client find the restarted relay by themselves; the first tries may fail.
+    const second = randomBytes(512 * 1024);
+    await waitFor(
+      "an echo through the restarted relay",
+      async () => (await roundTrip(localPort, second, 10_000)).data.equals(second),
+      60_000,
+      200,
+    );
+    const after = await waitFor("status.bytes to count the second run on top of the first", async () => {
+      const s = await env.getStream(ns, "tun");
+      return s.status?.relayCounters?.incarnation !== before.relayCounters?.incarnation &&
+        (s.status?.relayCounters?.toDevice ?? 0) >= second.length
+        ? s.status!
+        : undefined;
+    });
+    assert.ok(before.relayCounters?.incarnation, "status names the relay run it counted");
+    for (const way of ["toDevice", "fromDevice"] as const) {
+      assert.ok(
+        after.bytes![way]! >= before.bytes![way]! + second.length,
+        `bytes.${way}: ${after.bytes![way]} after the restart, ${before.bytes![way]} before, ${second.length} since`,
+      );
+    }
   });
 });
