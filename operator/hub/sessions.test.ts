@@ -31,7 +31,16 @@ describe("hub session: offers", () => {
         relay: { endpoint: "s-relay.ns.svc:8443", tlsServerName: "s-relay.ns.svc" },
       },
     } as unknown as DeviceStream;
-    const pod = { metadata: { name: "s-relay", namespace: "ns" }, status: { podIP: "10.1.2.3" } } as Pod;
+    const pod = {
+      metadata: {
+        name: "s-relay",
+        namespace: "ns",
+        ownerReferences: [
+          { apiVersion: "devicestreams.io/v1alpha1", kind: "DeviceStream", name: "s", uid: "u1", controller: true },
+        ],
+      },
+      status: { podIP: "10.1.2.3" },
+    } as Pod;
     const pods = { synced: false, get: () => (pods.synced ? pod : undefined) };
     const deps = {
       replica: "r0",
