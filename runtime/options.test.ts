@@ -199,6 +199,8 @@ describe("options", () => {
     refuses(["--name"], /^--name needs a value \(text\), got nothing$/);
     refuses(["--name", "--verbose"], /--name needs a value \(text\), got "--verbose"; write --name=VALUE for one/);
     assert.equal(read(["--name=-dash"]).name, "-dash");
+    // Found by fuzzing: the hint gave the short form, and parseArgs reads `-L=-1` as the value "=-1".
+    refuses(["-L", "-1"], /-L needs a value \(.*\), got "-1"; write --local=VALUE for one that starts with -$/);
   });
 
   it("allows positionals where the command line says so", () => {

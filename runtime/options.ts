@@ -171,7 +171,8 @@ export function readCommandLine<S extends OptionSpecs>(
     else if (value === undefined || (!t.inlineValue && value.startsWith("-") && value.length > 1)) {
       // parseArgs took the next flag as this one's value: say so rather than use it.
       const got =
-        value === undefined ? "got nothing" : `got "${value}"; write ${t.rawName}=VALUE for one that starts with -`;
+        // The long form: parseArgs reads `-n=-x` as the value "=-x".
+        value === undefined ? "got nothing" : `got "${value}"; write --${t.name}=VALUE for one that starts with -`;
       throw new DeviceStreamsError("DS_USAGE", `${t.rawName} needs a value (${expected(spec)}), ${got}`);
     }
     given.set(t.name, [...(given.get(t.name) ?? []), value]);
