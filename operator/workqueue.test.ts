@@ -41,6 +41,26 @@ describe("WorkQueue", () => {
     q.shutdown();
   });
 
+  it("waits a delay beyond Node's timer range instead of queueing at once (found by fuzzing)", async () => {
+    // A stream with maxLifetime 720h asks to be looked at again in about 720h.
+    const q = new WorkQueue();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      q.addAfter("a", 720 * 3600_000);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(q.length, 0, "queued at once: Node fired the overlong timer after 1 ms");
+      assert.deepEqual(
+        warnings.map((w) => w.name),
+        [],
+      );
+    } finally {
+      process.off("warning", onWarning);
+      q.shutdown();
+    }
+  });
+
   it("backs off exponentially per key and resets on forget", () => {
     const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 1000, burst: 1000 });
     assert.deepEqual(

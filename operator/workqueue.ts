@@ -2,6 +2,8 @@
 // added, never handed to two workers at once (an add while it is processing queues it again for
 // after `done`), delayed adds keep the earliest time, and failed keys come back after a per-key
 // exponential delay, bounded overall by a token bucket so that a broken API server is not hammered.
+import { maxTimerMs } from "../runtime/long-timeout.ts";
+
 export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -57,6 +59,9 @@ export class WorkQueue {
       this.add(key);
       return;
     }
+    // Node fires a longer timer after 1 ms, which would reconcile the key in a loop; an early look
+    // is harmless (the reconcile asks again for what is left).
+    delayMs = Math.min(delayMs, maxTimerMs);
     const at = this.now() + delayMs;
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;

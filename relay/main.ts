@@ -3,6 +3,7 @@
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
+import { setLongTimeout } from "../runtime/long-timeout.ts";
 import { parseOptions, printable } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
@@ -64,21 +65,17 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     lifetimeMs ? Date.now() + lifetimeMs : Number.POSITIVE_INFINITY,
     config.expiresAt ? Date.parse(config.expiresAt) : Number.POSITIVE_INFINITY,
   );
-  if (Number.isFinite(endAt)) {
-    timers.push(
-      setTimeout(
-        () => {
-          log.info("stream lifetime reached; ending every connection");
-          pairing.end(
-            "lifetime",
-            "DS_STREAM_EXPIRED",
-            `stream ${config.stream} reached its maximum lifetime; open a new stream`,
-          );
-        },
-        Math.max(0, endAt - Date.now()),
-      ),
-    );
-  }
+  // A long timer: a stream may live 720h, beyond what one Node timer waits.
+  const cancelEnd = Number.isFinite(endAt)
+    ? setLongTimeout(() => {
+        log.info("stream lifetime reached; ending every connection");
+        pairing.end(
+          "lifetime",
+          "DS_STREAM_EXPIRED",
+          `stream ${config.stream} reached its maximum lifetime; open a new stream`,
+        );
+      }, endAt - Date.now())
+    : () => {};
   log.info("ready", { grpcPort: server.port, metricsPort: endpoints.port });
 
   let stopped: Promise<void> | undefined;
@@ -86,6 +83,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     (stopped ??= (async () => {
       draining = true;
       for (const t of timers) clearTimeout(t);
+      cancelEnd();
       usage.stop();
       log.info("draining", { connections: pairing.connectionCount, graceMs });
       pairing.refuseNew("DS_RELAY_DRAINING", "the relay is shutting down; connect again in a moment");
