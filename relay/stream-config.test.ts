@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Metadata } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
-import { authenticate, type StreamConfig } from "./stream-config.ts";
+import { authenticate, parseStreamConfig, type StreamConfig } from "./stream-config.ts";
 
 describe("relay authentication", () => {
   const source = newToken("source");
@@ -58,5 +58,25 @@ describe("relay authentication", () => {
     const expired = { ...config, expiresAt: "2020-01-01T00:00:00Z" };
     const r = authenticate(expired, "source", bearer(source));
     assert.equal(r.ok === false && r.code, "DS_AUTH_EXPIRED");
+  });
+
+  it("refuses relay.json of any other shape with DS_CONFIG, not a TypeError (found by fuzzing)", () => {
+    const sha = "a".repeat(64);
+    for (const [text, why] of [
+      ["null", /relay\.json must hold a JSON object, not null/],
+      ["[1]", /must hold a JSON object, not \[1\]/],
+      ['{"credentials":0}', /credentials needs a source entry with a sha256/],
+      ['{"credentials":[null,7]}', /credentials needs a source entry/],
+      [`{"credentials":[{"role":"source","sha256":["${sha}"]}]}`, /credentials needs a source entry/],
+      ['{"expiresAt":123}', /expiresAt is not a time/],
+    ] as const) {
+      assert.throws(
+        () => parseStreamConfig(text, "relay.json"),
+        (err: Error & { code?: string }) => err.code === "DS_CONFIG" && why.test(err.message),
+        text,
+      );
+    }
+    const good = { version: 1, stream: "s", service: "ssh", credentials: config.credentials };
+    assert.deepEqual(parseStreamConfig(JSON.stringify(good), "relay.json"), good);
   });
 });
