@@ -4,7 +4,14 @@
 // call ends in a status (a DS_* detail when the relay refuses it), and once they have ended the
 // relay holds nothing (no waiting, pending or spliced connection, no agent).
 import assert from "node:assert/strict";
-import { ChannelCredentials, Client, Metadata, type StatusObject, status } from "@grpc/grpc-js";
+import {
+  ChannelCredentials,
+  Client,
+  type ClientDuplexStream,
+  Metadata,
+  type StatusObject,
+  status,
+} from "@grpc/grpc-js";
 import fc from "fast-check";
 import { encodeData, encodeFin, encodeReset } from "../../proto/frames.ts";
 import { devicestreams } from "../../proto/generated/devicestreams.js";
@@ -125,13 +132,10 @@ const call = fc
     fc.record({ call: fc.constant(c), end: fc.constantFrom("half-close", "cancel", "keep"), pause: fc.boolean() }),
   );
 
-type Call = ReturnType<Client["makeBidiStreamRequest"]>;
+type Call = ClientDuplexStream<Buffer, Buffer>;
+type CallMetadata = typeof metadata extends fc.Arbitrary<infer T> ? T : never;
 
-function open(
-  client: Client,
-  method: string,
-  m: fc.RecordValue<typeof metadata extends fc.Arbitrary<infer T> ? T : never>,
-) {
+function open(client: Client, method: string, m: CallMetadata): Call {
   const md = new Metadata();
   if (m.authorization !== undefined) md.set(metadataKeys.authorization, m.authorization);
   if (m.connectionId !== undefined) md.set(metadataKeys.connectionId, m.connectionId);
