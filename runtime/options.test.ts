@@ -92,6 +92,10 @@ describe("options", () => {
     assert.equal(read(["--verbose=true"]).verbose, true);
   });
 
+  it("reads -0 as 0, which writes back the same (found by fuzzing)", () => {
+    assert.ok(Object.is(read(["--port=-0"]).port, 0));
+  });
+
   it("lets the last of a repeated flag win, except for lists", () => {
     assert.equal(read(["--count=2", "--count=5"]).count, 5);
   });

@@ -92,7 +92,7 @@ function parseValue(spec: OptionSpec, text: string, s: Source): unknown {
       if (!Number.isSafeInteger(n)) refuse(s, spec, text);
       if (spec.min !== undefined && n < spec.min) refuse(s, spec, text, `must be at least ${spec.min}`);
       if (spec.max !== undefined && n > spec.max) refuse(s, spec, text, `must be at most ${spec.max}`);
-      return n;
+      return n || 0; // "-0" is 0, not -0 (which writes back as "0")
     }
     case "boolean":
       if (text !== "true" && text !== "false") refuse(s, spec, text);
