@@ -82,6 +82,7 @@ const authorization = fc.oneof(
 );
 
 const connectionId = fc.oneof(
+  { weight: 3, arbitrary: fc.integer({ min: 1, max: 3 }).map(String) },
   fc.integer({ min: 0, max: 4 }).map(String),
   fc.constantFrom("-1", "1.5", "1e3", "0x1", " 1", "9007199254740993", "abc", ""),
 );
@@ -89,7 +90,11 @@ const connectionId = fc.oneof(
 /** Metadata as a peer may send it: our keys with any value, or none, plus keys we do not know. */
 const metadata = fc.record(
   {
-    authorization: fc.option(authorization, { nil: undefined }),
+    // Mostly the method's own token, so that sequences get past authentication to the pairing.
+    authorization: fc.oneof(
+      { weight: 3, arbitrary: fc.constant("own" as const) },
+      { weight: 2, arbitrary: fc.option(authorization, { nil: undefined }) },
+    ),
     connectionId: fc.option(connectionId, { nil: undefined }),
     extra: fc.constantFrom("x-devicestreams-agent-version", "x-other", "grpc-foo-bin", "authorization-bin"),
   },
@@ -115,6 +120,10 @@ const agentMessage = fc.oneof(
   }),
 );
 const attachBytes = fc.oneof(
+  {
+    weight: 2,
+    arbitrary: fc.constant(Buffer.from(pb.AgentMessage.encode({ hello: { agentVersion: "fuzz" } }).finish())),
+  },
   agentMessage.map((m) => Buffer.from(pb.AgentMessage.encode(m).finish())),
   fc.uint8Array({ maxLength: 32 }).map((b) => Buffer.from(b)),
 );
@@ -137,7 +146,9 @@ type CallMetadata = typeof metadata extends fc.Arbitrary<infer T> ? T : never;
 
 function open(client: Client, method: string, m: CallMetadata): Call {
   const md = new Metadata();
-  if (m.authorization !== undefined) md.set(metadataKeys.authorization, m.authorization);
+  const own = `Bearer ${method === "Connect" ? tokens.source : tokens.destination}`;
+  const auth = m.authorization === "own" ? own : m.authorization;
+  if (auth !== undefined) md.set(metadataKeys.authorization, auth);
   if (m.connectionId !== undefined) md.set(metadataKeys.connectionId, m.connectionId);
   if (m.extra?.endsWith("-bin")) md.set(m.extra, Buffer.from([0, 1, 255]));
   else if (m.extra) md.set(m.extra, "1");
