@@ -97,11 +97,8 @@ export class Pairing {
       },
     });
     let attached = false;
-    // A hello read after the call ended (grpc-js may hand over what it buffered after 'cancelled')
-    // must not make a gone agent the stream's device: no detach would follow.
-    let gone = false;
     call.on("data", (msg: AgentMessage) => {
-      if (msg.hello && !attached && !gone) {
+      if (msg.hello && !attached) {
         attached = true;
         if (this.agent)
           fail(this.agent, {
@@ -133,7 +130,6 @@ export class Pairing {
       }
     });
     const detach = () => {
-      gone = true;
       if (this.agent !== call) return;
       this.agent = undefined;
       this.metrics.destinationAttached.set(0);
