@@ -57,6 +57,23 @@ describe("relay objects", () => {
     assert.match(pod.metadata.annotations!["devicestreams.io/config-hash"]!, /^[0-9a-f]{16}$/);
   });
 
+  it("passes a bandwidth limit the relay can read, and none above 2^53-1 (found by fuzzing)", () => {
+    const args = (bandwidthBytesPerSecond: number) => {
+      const ds = stream();
+      ds.spec.limits.bandwidthBytesPerSecond = bandwidthBytesPerSecond;
+      return (buildPod(ds, settings).spec as { containers: Array<{ args: string[] }> }).containers[0]!.args;
+    };
+    assert.ok(args(1_000_000).includes("--bandwidth-limit=1000000"));
+    assert.ok(args(2 ** 53 - 1).includes(`--bandwidth-limit=${2 ** 53 - 1}`));
+    // The CRD admits int64; the relay refused "9007199254740992" and its Pod never started.
+    for (const huge of [2 ** 53, 2 ** 63 - 1]) {
+      assert.deepEqual(
+        args(huge).filter((a) => a.startsWith("--bandwidth-limit")),
+        [],
+      );
+    }
+  });
+
   it("keeps metrics off Services that leave the cluster, and uses no ClusterIP inside it", () => {
     const inside = buildService(stream("ClusterIP"), settings);
     assert.equal(inside.spec!.clusterIP, "None");

@@ -188,7 +188,7 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
             "idle-timeout": spec.timeouts.idle,
             "max-lifetime": spec.timeouts.maxLifetime,
             "max-connections": spec.limits.maxConnections,
-            "bandwidth-limit": spec.limits.bandwidthBytesPerSecond || undefined,
+            "bandwidth-limit": bandwidthFlag(spec.limits.bandwidthBytesPerSecond),
           }),
           ports: [
             { name: "grpc", containerPort: relayPorts.grpc, protocol: "TCP" },
@@ -218,4 +218,13 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
       ],
     },
   });
+}
+
+/**
+ * The relay's --bandwidth-limit for the CRD's int64: unset (unlimited) when none is set, and also
+ * above 2^53-1, which a JSON number does not hold exactly and the relay refuses to read, so that
+ * its Pod would never start. Petabytes per second is no limit in practice.
+ */
+function bandwidthFlag(bytesPerSecond: number | undefined): number | undefined {
+  return bytesPerSecond && Number.isSafeInteger(bytesPerSecond) ? bytesPerSecond : undefined;
 }

@@ -2,6 +2,8 @@
 // added, never handed to two workers at once (an add while it is processing queues it again for
 // after `done`), delayed adds keep the earliest time, and failed keys come back after a per-key
 // exponential delay, bounded overall by a token bucket so that a broken API server is not hammered.
+import { maxTimerMs } from "../runtime/long-timeout.ts";
+
 export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -10,8 +12,6 @@ export interface WorkQueueOptions {
   burst?: number;
   now?: () => number;
 }
-
-const longestTimerMs = 2 ** 31 - 1;
 
 export class WorkQueue {
   private readonly queue: string[] = [];
@@ -59,18 +59,17 @@ export class WorkQueue {
       this.add(key);
       return;
     }
+    // Node fires a longer timer after 1 ms, which would reconcile the key in a loop; an early look
+    // is harmless (the reconcile asks again for what is left).
+    delayMs = Math.min(delayMs, maxTimerMs);
     const at = this.now() + delayMs;
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;
     if (existing) clearTimeout(existing.timer);
-    // setTimeout fires at once for a delay past 2^31-1 ms (24.8 days; a stream may live 30, and
-    // its reconcile asks to look again at its end): wait in steps of at most that.
-    const step = Math.min(delayMs, longestTimerMs);
     const timer = setTimeout(() => {
       this.timers.delete(key);
-      if (step < delayMs) this.addAfter(key, at - this.now());
-      else this.add(key);
-    }, step);
+      this.add(key);
+    }, delayMs);
     timer.unref();
     this.timers.set(key, { at, timer });
   }

@@ -3,6 +3,7 @@
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
+import { setLongTimeout } from "../runtime/long-timeout.ts";
 import { parseOptions, printable } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
@@ -13,8 +14,6 @@ import { Pairing } from "./pairing.ts";
 import { startRelayServer } from "./server.ts";
 import { loadStreamConfig, parseStreamConfig, type StreamConfig } from "./stream-config.ts";
 import { UsageTracker } from "./usage.ts";
-
-const longestTimerMs = 2 ** 31 - 1;
 
 export interface RunningRelay {
   port: number;
@@ -70,26 +69,22 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
 
   // Both timers follow the current config: a reload sets them again.
   let sweepTimer: NodeJS.Timeout | undefined;
-  let endTimer: NodeJS.Timeout | undefined;
+  let cancelEnd = () => {};
   const lifetimeEnd = lifetimeMs ? Date.now() + lifetimeMs : Number.POSITIVE_INFINITY;
   const armEnd = () => {
-    clearTimeout(endTimer);
+    cancelEnd();
+    cancelEnd = () => {};
     const endAt = Math.min(lifetimeEnd, config.expiresAt ? Date.parse(config.expiresAt) : Number.POSITIVE_INFINITY);
     if (!Number.isFinite(endAt)) return;
-    const wait = Math.max(0, endAt - Date.now());
-    // setTimeout fires at once for a delay past 2^31-1 ms (24.8 days; a stream may live 30).
-    if (wait > longestTimerMs) {
-      endTimer = setTimeout(armEnd, longestTimerMs);
-      return;
-    }
-    endTimer = setTimeout(() => {
+    // A long timer: a stream may live 720h, beyond what one Node timer waits.
+    cancelEnd = setLongTimeout(() => {
       log.info("stream lifetime reached; ending every connection");
       pairing.end(
         "lifetime",
         "DS_STREAM_EXPIRED",
         `stream ${config.stream} reached its maximum lifetime; open a new stream`,
       );
-    }, wait);
+    }, endAt - Date.now());
   };
   const setTimers = () => {
     clearInterval(sweepTimer);
@@ -134,7 +129,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     (stopped ??= (async () => {
       draining = true;
       clearInterval(sweepTimer);
-      clearTimeout(endTimer);
+      cancelEnd();
       configWatch.close();
       usage.stop();
       log.info("draining", { connections: pairing.connectionCount, graceMs });

@@ -169,6 +169,22 @@ describe("relay pairing", () => {
     assert.match(failure(orphan)!, /^DS_DEVICE_DETACHED: /);
   });
 
+  it("ends its half of an Attach the agent half-closed, before or after hello (found by fuzzing)", async () => {
+    const { pairing, attach } = setup();
+    const agent = await attach();
+    const silent = new FakeStream();
+    pairing.attach(silent as unknown as AttachCall);
+    for (const call of [agent, silent]) {
+      call.receive(null);
+      call.resume();
+    }
+    await tick();
+    // Else the call stayed open and its peer waited for a status forever.
+    assert.equal(agent.writableEnded, true);
+    assert.equal(silent.writableEnded, true);
+    assert.equal(pairing.agentAttached, false);
+  });
+
   it("draining refuses new calls while the open ones go on", async () => {
     const { pairing, connect, attach, count } = setup();
     await attach();

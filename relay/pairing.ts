@@ -153,6 +153,10 @@ export class Pairing {
       }
     };
     for (const event of ["end", "cancelled", "error", "close"]) call.on(event, detach);
+    // Our half too: an agent that only half-closed would otherwise wait for a status forever.
+    call.on("end", () => {
+      if (!call.writableEnded) call.end();
+    });
   }
 
   connect(source: FrameCall): void {

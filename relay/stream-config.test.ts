@@ -88,4 +88,24 @@ describe("relay authentication", () => {
     );
     assert.throws(() => parseStreamConfig(text([1]), "x"), /limits\.0 is not a limit/);
   });
+
+  it("refuses relay.json of any other shape with DS_CONFIG, not a TypeError (found by fuzzing)", () => {
+    const sha = "a".repeat(64);
+    for (const [text, why] of [
+      ["null", /relay\.json must hold a JSON object, not null/],
+      ["[1]", /must hold a JSON object, not \[1\]/],
+      ['{"credentials":0}', /credentials needs a source entry with a sha256/],
+      ['{"credentials":[null,7]}', /credentials needs a source entry/],
+      [`{"credentials":[{"role":"source","sha256":["${sha}"]}]}`, /credentials needs a source entry/],
+      ['{"expiresAt":123}', /expiresAt is not a time/],
+    ] as const) {
+      assert.throws(
+        () => parseStreamConfig(text, "relay.json"),
+        (err: Error & { code?: string }) => err.code === "DS_CONFIG" && why.test(err.message),
+        text,
+      );
+    }
+    const good = { version: 1, stream: "s", service: "ssh", credentials: config.credentials };
+    assert.deepEqual(parseStreamConfig(JSON.stringify(good), "relay.json"), good);
+  });
 });

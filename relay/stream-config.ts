@@ -19,15 +19,22 @@ export function parseStreamConfig(text: string, source: string): StreamConfig {
   } catch (err) {
     throw new DeviceStreamsError("DS_CONFIG", `${source} is not JSON: ${(err as Error).message}`);
   }
+  // Any JSON may arrive here (null, a list, credentials that are a number): refuse it, not crash.
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new DeviceStreamsError("DS_CONFIG", `${source} must hold a JSON object, not ${JSON.stringify(raw)}`);
+  }
   const c = raw as Partial<StreamConfig>;
+  const credentials = Array.isArray(c.credentials) ? c.credentials : [];
   const problems: string[] = [];
   if (c.version !== 1) problems.push(`version must be 1, not ${JSON.stringify(c.version)}`);
   if (typeof c.stream !== "string" || !c.stream) problems.push("stream must name the DeviceStream");
   if (typeof c.service !== "string" || !c.service) problems.push("service must name a service");
-  if (c.expiresAt !== undefined && Number.isNaN(Date.parse(c.expiresAt))) problems.push("expiresAt is not a time");
+  if (c.expiresAt !== undefined && (typeof c.expiresAt !== "string" || Number.isNaN(Date.parse(c.expiresAt)))) {
+    problems.push("expiresAt is not a time");
+  }
   for (const role of ["source", "destination"] as const) {
-    const creds = Array.isArray(c.credentials) ? c.credentials.filter((x) => x?.role === role) : [];
-    if (!creds.length || creds.some((x) => !/^[0-9a-f]{64}$/.test(String(x.sha256)))) {
+    const creds = credentials.filter((x) => x?.role === role);
+    if (!creds.length || creds.some((x) => typeof x.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(x.sha256))) {
       problems.push(`credentials needs a ${role} entry with a sha256`);
     }
   }

@@ -12,6 +12,12 @@ describe("durations", () => {
   it("rejects what is not a duration, saying how to write one", () => {
     for (const bad of ["", "10", "5 m", "1d", "s", "-1s"]) assert.throws(() => parseDuration(bad), /write for example/);
   });
+  it("refuses a duration too long to hold in whole milliseconds (found by fuzzing)", () => {
+    // Read as 4.2e16 ms, a value that did not read back from its own text.
+    assert.throws(() => parseDuration("700000000000m"), /"700000000000m" is too long a duration: at most 2501999792h/);
+    assert.throws(() => parseDuration(`${"9".repeat(400)}h`), /too long a duration/, "Infinity");
+    assert.equal(parseDuration("2501999792h59m991ms"), Number.MAX_SAFE_INTEGER);
+  });
   it("formats durations for messages and flags", () => {
     assert.equal(formatDuration(900_000), "15m");
     assert.equal(formatDuration(5_400_000), "1h30m");

@@ -17,7 +17,13 @@ export function parseDuration(text: string): number {
   if (pos !== s.length || s.length === 0) {
     throw new Error(`"${text}" is not a duration: write for example 500ms, 30s, 15m, 1h30m, or 0 for none`);
   }
-  return Math.round(total);
+  // Beyond whole milliseconds a double holds exactly, a duration would not read back from its own
+  // text (formatDuration) and could be Infinity: refuse it rather than round it to nonsense.
+  const ms = Math.round(total);
+  if (!Number.isSafeInteger(ms)) {
+    throw new Error(`"${text}" is too long a duration: at most ${formatDuration(Number.MAX_SAFE_INTEGER)}`);
+  }
+  return ms;
 }
 
 /** The shortest exact Go-style text: 90_000 -> "1m30s", 1500 -> "1s500ms"; parseDuration reads it back. */

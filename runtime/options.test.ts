@@ -92,6 +92,10 @@ describe("options", () => {
     assert.equal(read(["--verbose=true"]).verbose, true);
   });
 
+  it("reads -0 as 0, which writes back the same (found by fuzzing)", () => {
+    assert.ok(Object.is(read(["--port=-0"]).port, 0));
+  });
+
   it("lets the last of a repeated flag win, except for lists", () => {
     assert.equal(read(["--count=2", "--count=5"]).count, 5);
   });
@@ -199,6 +203,8 @@ describe("options", () => {
     refuses(["--name"], /^--name needs a value \(text\), got nothing$/);
     refuses(["--name", "--verbose"], /--name needs a value \(text\), got "--verbose"; write --name=VALUE for one/);
     assert.equal(read(["--name=-dash"]).name, "-dash");
+    // Found by fuzzing: the hint gave the short form, and parseArgs reads `-L=-1` as the value "=-1".
+    refuses(["-L", "-1"], /-L needs a value \(.*\), got "-1"; write --local=VALUE for one that starts with -$/);
   });
 
   it("allows positionals where the command line says so", () => {

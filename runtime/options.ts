@@ -92,7 +92,7 @@ function parseValue(spec: OptionSpec, text: string, s: Source): unknown {
       if (!Number.isSafeInteger(n)) refuse(s, spec, text);
       if (spec.min !== undefined && n < spec.min) refuse(s, spec, text, `must be at least ${spec.min}`);
       if (spec.max !== undefined && n > spec.max) refuse(s, spec, text, `must be at most ${spec.max}`);
-      return n;
+      return n || 0; // "-0" is 0, not -0 (which writes back as "0")
     }
     case "boolean":
       if (text !== "true" && text !== "false") refuse(s, spec, text);
@@ -171,7 +171,8 @@ export function readCommandLine<S extends OptionSpecs>(
     else if (value === undefined || (!t.inlineValue && value.startsWith("-") && value.length > 1)) {
       // parseArgs took the next flag as this one's value: say so rather than use it.
       const got =
-        value === undefined ? "got nothing" : `got "${value}"; write ${t.rawName}=VALUE for one that starts with -`;
+        // The long form: parseArgs reads `-n=-x` as the value "=-x".
+        value === undefined ? "got nothing" : `got "${value}"; write --${t.name}=VALUE for one that starts with -`;
       throw new DeviceStreamsError("DS_USAGE", `${t.rawName} needs a value (${expected(spec)}), ${got}`);
     }
     given.set(t.name, [...(given.get(t.name) ?? []), value]);

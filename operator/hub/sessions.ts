@@ -203,6 +203,8 @@ export class AgentSession {
       usage: "client",
       validityMs: this.d.certValidityMs,
     });
+    // Signing is async: the session may have ended meanwhile, and its call must not be written.
+    if (this.ended) return;
     this.call.write({ renewResponse: { certificateChainPem: pemChain(cert, this.d.ca.certPem) } });
     this.d.log.info("renewed device certificate", { device: this.key });
   }
