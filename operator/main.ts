@@ -74,10 +74,19 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
   const parent = options.gatewayApiParent;
   const routeVersion = parent ? await servedTlsRouteVersion(client) : undefined;
   if (parent && !routeVersion) {
+    // Streams say so too, in their GatewayRoute condition; the CRD is looked for only at startup.
     log.warn(
-      "--gateway-api-parent is set but the API server serves no TLSRoute (gateway.networking.k8s.io): no routes are made; streams say so in their GatewayRoute condition. Install the Gateway API CRDs and restart the operator",
-      {},
+      "the API server serves no TLSRoute: no routes are made; install the Gateway API CRDs and restart the operator",
+      {
+        gatewayApiParent: `${parent.namespace}/${parent.name}`,
+        group: "gateway.networking.k8s.io",
+      },
     );
+  } else if (parent) {
+    log.info("making a TLSRoute per stream", {
+      gatewayApiParent: `${parent.namespace}/${parent.name}`,
+      version: routeVersion,
+    });
   }
   const caches = new Caches(
     client,
