@@ -12,6 +12,10 @@ import type { ReconcileContext } from "./context.ts";
 
 type RouteCondition = [Condition["status"], string, string];
 
+export const routeWriteFailed = "RouteWriteFailed";
+/** How soon a refused TLSRoute write is tried again. */
+export const routeRetryMs = 10_000;
+
 export async function ensureRoute(
   ctx: ReconcileContext,
   ds: DeviceStream,
@@ -41,7 +45,7 @@ export async function ensureRoute(
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       ctx.log.warn("the API server refused the stream's TLSRoute", { stream: `${ns}/${ds.metadata.name}`, error: why });
-      return ["False", "RouteWriteFailed", `applying TLSRoute ${name} failed: ${why.slice(0, 256)}`];
+      return ["False", routeWriteFailed, `applying TLSRoute ${name} failed: ${why.slice(0, 256)}`];
     }
   }
   return routeCondition(have, g.parent);

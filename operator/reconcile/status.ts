@@ -30,7 +30,7 @@ export interface Observed {
   refusal?: { reason: string; message: string };
   /** The gateway's address and the stream's name on it, when published (gateway-name.ts). */
   gateway?: { endpoint: string; serverName: string };
-  /** Gateway API mode: the GatewayRoute condition (gateway-route-status.ts). */
+  /** Gateway API mode: the GatewayRoute condition (operator/gateway-route.ts). */
   gatewayRoute?: [Condition["status"], string, string];
   /** The API server refused a write of the relay (relay-failure.ts). */
   relayFailure?: { reason: string; summary: string; message: string };

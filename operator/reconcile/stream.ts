@@ -19,7 +19,7 @@ import { relayRefusal } from "../relay-policy.ts";
 import type { ReconcileContext } from "./context.ts";
 import { reportDeviceAcceptance } from "./device-accepted.ts";
 import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
-import { deleteRoute, ensureRoute } from "./gateway-route.ts";
+import { deleteRoute, ensureRoute, routeRetryMs, routeWriteFailed } from "./gateway-route.ts";
 import { ensureRelay, teardownRelay } from "./relay.ts";
 import { RelayWriteError } from "./relay-failure.ts";
 import { desiredStatus, ending, nextCheckMs, type Observed, type OwnedStatus, sameStatus } from "./status.ts";
@@ -123,6 +123,8 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   // Nor does a refused write: try again when its wait runs out.
   const failure = end ? undefined : ctx.relayFailures.get(key, uid);
   if (failure) again = Math.min(again ?? Number.POSITIVE_INFINITY, Math.max(0, failure.retryAt - now) + 10);
+  // Nor does a refused TLSRoute write (no cache event will come): try it again in a while.
+  if (observed.gatewayRoute?.[1] === routeWriteFailed) again = Math.min(again ?? routeRetryMs, routeRetryMs);
   return again === undefined ? undefined : { requeueAfterMs: again };
 }
 
