@@ -23,12 +23,22 @@ export const managedSelector = `${labels.managedBy}=${managedByValue},${labels.c
 export const annotations = {
   /** Hash of the configuration the operator applied; a change means apply again. */
   configHash: "devicestreams.io/config-hash",
+  /**
+   * On a DeviceStream: the gateway name its relay certificate lists, recorded by the operator when
+   * it created the stream's Secret (it cannot read Secrets later to find out).
+   */
+  gatewayServerName: "devicestreams.io/gateway-server-name",
 } as const;
+
+/** Writes the gatewayServerName annotation: a manager of its own, so the finalizer's apply leaves it alone. */
+export const gatewayFieldManager = "devicestreams-operator-gateway";
 
 export const conditionTypes = {
   ready: "Ready",
   relayReady: "RelayReady",
   deviceAccepted: "DeviceAccepted",
+  /** Gateway API mode only: whether the Gateway accepted the stream's TLSRoute. */
+  gatewayRoute: "GatewayRoute",
 } as const;
 
 export const relayPorts = { grpc: 8443, metrics: 9090 } as const;

@@ -6,6 +6,7 @@ import { collectionPath, core, type KubeClient } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
 import type { KubeObject, Pod, Service } from "../kube/types.ts";
 import type { Logger } from "../runtime/log.ts";
+import type { TLSRoute } from "./gateway-route.ts";
 import { type Component, untilAborted } from "./manager.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 
@@ -17,10 +18,12 @@ export class Caches implements Component {
   readonly devices: Informer<Device>;
   readonly pods: Informer<Pod>;
   readonly services: Informer<Service>;
+  /** Gateway API mode with the TLSRoute CRD installed: the operator's routes. */
+  readonly tlsRoutes?: Informer<TLSRoute>;
   private readonly all: Array<Pick<Informer<KubeObject>, "name" | "synced" | "start" | "stop" | "waitForSync">>;
   private readonly metrics: OperatorMetrics;
 
-  constructor(client: KubeClient, metrics: OperatorMetrics, log: Logger) {
+  constructor(client: KubeClient, metrics: OperatorMetrics, log: Logger, tlsRoutesPath?: string) {
     this.metrics = metrics;
     const informer = <T extends KubeObject>(
       name: string,
@@ -43,6 +46,10 @@ export class Caches implements Component {
     this.pods = informer("pods", collectionPath(core.pods), managedSelector);
     this.services = informer("services", collectionPath(core.services), managedSelector);
     this.all = [this.streams, this.devices, this.pods, this.services];
+    if (tlsRoutesPath) {
+      this.tlsRoutes = informer("tlsroutes", tlsRoutesPath, managedSelector);
+      this.all.push(this.tlsRoutes);
+    }
   }
 
   start(): void {

@@ -5,7 +5,7 @@
 
 import { KubeConfig } from "@kubernetes/client-node";
 import { fieldManager } from "../api/constants.ts";
-import { KubeClient } from "../kube/client.ts";
+import { collectionPath, KubeClient } from "../kube/client.ts";
 import { createRegistry, type EndpointsServer, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger, type Logger } from "../runtime/log.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
@@ -14,6 +14,8 @@ import { OperatorCA } from "./ca.ts";
 import { Caches } from "./caches.ts";
 import { Capacity } from "./capacity.ts";
 import { EventRecorder } from "./events.ts";
+import { servedTlsRouteVersion } from "./gateway-discovery.ts";
+import { tlsRouteResource } from "./gateway-route.ts";
 import { HubComponent } from "./hub/component.ts";
 import { HubReports } from "./hub/reports.ts";
 import { hubTokenKey } from "./hub/token-key.ts";
@@ -69,7 +71,29 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       counts.set(s.status?.phase ?? "", (counts.get(s.status?.phase ?? "") ?? 0) + 1);
     return counts;
   });
-  const caches = new Caches(client, metrics, log);
+  const parent = options.gatewayApiParent;
+  const routeVersion = parent ? await servedTlsRouteVersion(client) : undefined;
+  if (parent && !routeVersion) {
+    // Streams say so too, in their GatewayRoute condition; the CRD is looked for only at startup.
+    log.warn(
+      "the API server serves no TLSRoute: no routes are made; install the Gateway API CRDs and restart the operator",
+      {
+        gatewayApiParent: `${parent.namespace}/${parent.name}`,
+        group: "gateway.networking.k8s.io",
+      },
+    );
+  } else if (parent) {
+    log.info("making a TLSRoute per stream", {
+      gatewayApiParent: `${parent.namespace}/${parent.name}`,
+      version: routeVersion,
+    });
+  }
+  const caches = new Caches(
+    client,
+    metrics,
+    log,
+    routeVersion ? collectionPath(tlsRouteResource(routeVersion)) : undefined,
+  );
   const events = new EventRecorder(client, options.identity, log, (type, reason) =>
     metrics.events.inc({ type, reason }),
   );
@@ -89,6 +113,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       imagePullPolicy: options.relayImagePullPolicy,
       clusterDomain: options.clusterDomain,
       ...(options.gatewayRelayDomain ? { gatewayDomain: options.gatewayRelayDomain } : {}),
+      ...(options.gatewayAddress ? { gatewayAddress: options.gatewayAddress } : {}),
       version,
       requests: options.relayRequests,
       limits: options.relayLimits,
@@ -103,6 +128,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
         : {}),
       max: options.relayMax,
     },
+    ...(parent ? { gatewayApi: { parent, version: routeVersion ?? "", routes: caches.tlsRoutes } } : {}),
     ca: () => ca.get(),
     expectedPods: new Map(),
     endings: new Map(),

@@ -71,6 +71,23 @@ describe("operator options", () => {
       parseOperatorOptions(["--namespace=ops", "--gateway-relay-domain=relay.example.com"])?.options.gatewayRelayDomain,
       "relay.example.com",
     );
+    refuses(["--gateway-address=gw.example.com:443"], /--gateway-address needs --gateway-relay-domain/);
+    refuses(
+      ["--gateway-relay-domain=r.example.com", "--gateway-address=gw.example.com"],
+      /--gateway-address must be host:port/,
+    );
+    refuses(
+      ["--gateway-relay-domain=r.example.com", "--gateway-api-parent=public"],
+      /--gateway-api-parent must be namespace\/name/,
+    );
+    const gw = parseOperatorOptions([
+      "--namespace=ops",
+      "--gateway-relay-domain=r.example.com",
+      "--gateway-address=gw.example.com:443",
+      "--gateway-api-parent=gateways/public/tls",
+    ])?.options;
+    assert.equal(gw?.gatewayAddress, "gw.example.com:443");
+    assert.deepEqual(gw?.gatewayApiParent, { namespace: "gateways", name: "public", sectionName: "tls" });
     refuses(["--relay-memory-limit=1Gi"], /--relay-memory-limit=1Gi must not be more than --relay-max-memory=512Mi/);
     refuses(
       ["--relay-memory-request=300Mi"],

@@ -91,6 +91,18 @@ export const operatorOptionSpecs = {
     description:
       "the gateway's `--relay-domain`: new relay certificates also list `<stream>.<namespace>.<domain>`, the name clients send through the gateway",
   },
+  "gateway-address": {
+    kind: "string",
+    placeholder: "HOST:PORT",
+    description:
+      "where devices and users reach the gateway (e.g. `gateway.example.com:443`): published as `status.relay.externalEndpoint` of ClusterIP streams whose certificate lists their gateway name; needs `--gateway-relay-domain`",
+  },
+  "gateway-api-parent": {
+    kind: "string",
+    placeholder: "NAMESPACE/NAME[/SECTION]",
+    description:
+      "a Gateway API `Gateway` (and listener): the operator makes one passthrough `TLSRoute` per stream attached to it; needs `--gateway-relay-domain`; empty: no TLSRoutes",
+  },
   "ca-secret": {
     kind: "string",
     description: "Secret in `--namespace` holding the relay CA (created if absent)",
@@ -232,6 +244,10 @@ export interface OperatorOptions {
   clusterDomain: string;
   /** Empty: no gateway name in relay certificates. */
   gatewayRelayDomain: string;
+  /** Empty: streams keep their in-cluster endpoint and name. */
+  gatewayAddress: string;
+  /** Set: one TLSRoute per stream attached to this Gateway (listener). */
+  gatewayApiParent?: GatewayParent;
   caSecret: string;
   metricsListen: string;
   leaderElect: boolean;
@@ -277,6 +293,42 @@ function domain(flag: string, value: string | undefined): string {
     throw new DeviceStreamsError("DS_USAGE", `--${flag} must be a DNS name such as relay.example.com, not "${value}"`);
   }
   return value;
+}
+
+/** `host:port` as devices dial it; the port is required (the gateway usually listens on 443). */
+function hostPort(flag: string, value: string | undefined): string {
+  if (!value) return "";
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    throw new DeviceStreamsError(
+      "DS_USAGE",
+      `--${flag} must be host:port such as gateway.example.com:443, not "${value}"`,
+    );
+  }
+  return value;
+}
+
+export interface GatewayParent {
+  namespace: string;
+  name: string;
+  sectionName?: string;
+}
+
+function gatewayParent(value: string): GatewayParent {
+  const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+  const [namespace = "", name = "", sectionName, ...rest] = value.split("/");
+  if (
+    !label.test(namespace) ||
+    !/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(name) ||
+    rest.length > 0 ||
+    (sectionName !== undefined && !label.test(sectionName))
+  ) {
+    throw new DeviceStreamsError(
+      "DS_USAGE",
+      `--gateway-api-parent must be namespace/name or namespace/name/listener of a Gateway, such as gateways/public/tls, not "${value}"`,
+    );
+  }
+  return sectionName ? { namespace, name, sectionName } : { namespace, name };
 }
 
 function quantity(flag: string, value: string): string {
@@ -334,6 +386,8 @@ export function parseOperatorOptions(
     },
     clusterDomain: o["cluster-domain"],
     gatewayRelayDomain: domain("gateway-relay-domain", o["gateway-relay-domain"]),
+    gatewayAddress: hostPort("gateway-address", o["gateway-address"]),
+    ...(o["gateway-api-parent"] ? { gatewayApiParent: gatewayParent(o["gateway-api-parent"]) } : {}),
     caSecret: o["ca-secret"],
     metricsListen: o["metrics-listen"],
     leaderElect: o["leader-elect"],
@@ -363,6 +417,14 @@ export function parseOperatorOptions(
     usagePollIntervalMs: o["usage-poll-interval"],
   };
   checkRelayResources(options);
+  for (const flag of ["gateway-address", "gateway-api-parent"] as const) {
+    if (o[flag] && !options.gatewayRelayDomain) {
+      throw new DeviceStreamsError(
+        "DS_USAGE",
+        `--${flag} needs --gateway-relay-domain: streams are reached through the gateway by the name <stream>.<namespace>.<domain>`,
+      );
+    }
+  }
   // client-go's rule: the leader must give up before anyone else may take over.
   if (!(options.retryPeriodMs < options.renewDeadlineMs && options.renewDeadlineMs < options.leaseDurationMs)) {
     throw new DeviceStreamsError(

@@ -16,19 +16,19 @@ import type { KubeObject, OwnerReference, Pod, Secret, Service } from "../kube/t
 import { relayArgs, type StreamConfig, streamConfigFile } from "../relay/contract.ts";
 import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
+import { type GatewaySettings, gatewayServerName } from "./gateway-name.ts";
 import { destinationToken } from "./hub/enrollment-token.ts";
 import { hubTokenKey } from "./hub/token-key.ts";
 import type { RelayNetworkPolicySettings } from "./relay-network-policy.ts";
 import { type RelayPolicy, relayResources } from "./relay-policy.ts";
 
-export interface RelaySettings extends RelayPolicy {
+/** `gatewayDomain`: certificates also list `<stream>.<namespace>.<domain>` (gateway-name.ts). */
+export interface RelaySettings extends RelayPolicy, GatewaySettings {
   /** Set: a NetworkPolicy goes next to each relay Pod (relay-network-policy.ts). */
   networkPolicy?: RelayNetworkPolicySettings;
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   clusterDomain: string;
-  /** The gateway's relay domain: certificates also list `<stream>.<namespace>.<domain>`. */
-  gatewayDomain?: string;
   version: string;
 }
 
@@ -62,7 +62,7 @@ export function serviceDnsNames(ds: DeviceStream, clusterDomain: string): string
   return [`${svc}.${ns}.svc`, `${svc}.${ns}.svc.${clusterDomain}`, `${svc}.${ns}`, svc];
 }
 
-function withHash<T extends KubeObject>(obj: T): T {
+export function withHash<T extends KubeObject>(obj: T): T {
   const hash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
   obj.metadata.annotations = { ...obj.metadata.annotations, [annotations.configHash]: hash };
   return obj;
@@ -76,7 +76,7 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
   const expires = expiresAt(ds);
   const dnsNames = serviceDnsNames(ds, s.clusterDomain);
   // The name the gateway routes by (gateway/routes.ts): a client through the gateway checks it.
-  if (s.gatewayDomain) dnsNames.push(`${ds.metadata.name}.${ds.metadata.namespace}.${s.gatewayDomain}`);
+  if (s.gatewayDomain) dnsNames.push(gatewayServerName(ds, s.gatewayDomain));
   // Valid a little past the stream's end so that its last minutes are not cut by clock skew.
   const cert = await issueCertificate(ca, {
     commonName: dnsNames[0]!,

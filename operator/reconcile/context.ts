@@ -9,6 +9,8 @@ import type { Logger } from "../../runtime/log.ts";
 import type { KeyPairPem } from "../../runtime/pki.ts";
 import type { Capacity } from "../capacity.ts";
 import type { EventRecorder } from "../events.ts";
+import type { TLSRoute } from "../gateway-route.ts";
+import type { GatewayParent } from "../options.ts";
 import type { RelaySettings } from "../relay-objects.ts";
 import type { RelayFailures, RelayObjectKind } from "./relay-failure.ts";
 import type { Ending } from "./status.ts";
@@ -22,6 +24,8 @@ export interface ReconcileContext {
   capacity: Capacity;
   events: EventRecorder;
   relay: RelaySettings;
+  /** Gateway API mode: the parent Gateway, the TLSRoute version served, its cache (absent: no CRD). */
+  gatewayApi?: { parent: GatewayParent; version: string; routes?: Informer<TLSRoute> };
   /** Loaded when this replica starts leading. */
   ca: () => KeyPairPem;
   /** Relay Pods created and not yet seen in the cache, by stream key (ReplicaSet-style expectations). */

@@ -61,10 +61,12 @@ export function streamController(ctx: ReconcileContext, caches: Caches, ca: Oper
     if (event === "add") ctx.expectedPods.delete(key);
     controller.enqueue(key);
   });
-  ctx.services.on((_event, service) => {
-    const key = ownerKey(service);
-    if (key) controller.enqueue(key);
-  });
+  for (const owned of [ctx.services, ctx.gatewayApi?.routes]) {
+    owned?.on((_event, obj) => {
+      const key = ownerKey(obj);
+      if (key) controller.enqueue(key);
+    });
+  }
   return controller;
 }
 

@@ -2,11 +2,12 @@
 // ends. Only objects controlled by this stream's UID are ever changed. A write the API server
 // refuses throws a RelayWriteError (relay-failure.ts), which the stream's status then reports.
 
-import { annotations } from "../../api/constants.ts";
-import type { DeviceStream } from "../../api/v1alpha1.ts";
+import { annotations, gatewayFieldManager } from "../../api/constants.ts";
+import { type DeviceStream, deviceStreamResource } from "../../api/v1alpha1.ts";
 import { collectionPath, core, isAlreadyExists, isNotFound, objectPath } from "../../kube/client.ts";
 import { controlledBy } from "../../kube/objects.ts";
 import { keyOf, type Pod, type Service } from "../../kube/types.ts";
+import { gatewayServerName } from "../gateway-name.ts";
 import { buildNetworkPolicy, networkPolicyResource } from "../relay-network-policy.ts";
 import { buildPod, buildSecret, buildService } from "../relay-objects.ts";
 import type { ReconcileContext } from "./context.ts";
@@ -57,12 +58,14 @@ export async function ensureRelay(
 
   // The Secret is created, never updated: its tokens must not change under a running stream.
   const secret = await buildSecret(ds, ctx.ca(), ctx.relay);
-  await writing("Secret", secret.metadata.name!, async () => {
+  const created = await writing("Secret", secret.metadata.name!, async () => {
     try {
       await ctx.client.create(collectionPath(core.secrets, ns), secret, manager);
+      return true;
     } catch (err) {
       // Its name carries this stream's UID, so an existing one is ours (from an earlier relay Pod).
       if (!isAlreadyExists(err)) throw err;
+      return false;
     }
   });
   // Applied before every relay Pod is created, so no relay runs without it.
@@ -73,6 +76,10 @@ export async function ensureRelay(
     const path = objectPath(networkPolicyResource, ns, name);
     await writing("NetworkPolicy", name, () => ctx.client.apply(path, policy, manager));
   }
+  // Only a Secret made just now is known to list the gateway name: an existing one may predate
+  // the domain. A failure here leaves the stream on its in-cluster name, which still works.
+  if (created && ctx.relay.gatewayDomain)
+    await recordGatewayName(ctx, ds, gatewayServerName(ds, ctx.relay.gatewayDomain));
   const wantPod = buildPod(ds, ctx.relay, ctx.now());
   const podName = wantPod.metadata.name!;
   await writing("Pod", podName, () => ctx.client.apply(objectPath(core.pods, ns, podName), wantPod, manager));
@@ -85,6 +92,32 @@ export async function ensureRelay(
     `created relay Pod and Service ${wantPod.metadata.name}`,
   );
   return {};
+}
+
+async function recordGatewayName(ctx: ReconcileContext, ds: DeviceStream, name: string): Promise<void> {
+  const body = {
+    apiVersion: ds.apiVersion,
+    kind: ds.kind,
+    // The UID makes it fail rather than mark a newer stream of the same name.
+    metadata: {
+      name: ds.metadata.name,
+      namespace: ds.metadata.namespace,
+      uid: ds.metadata.uid,
+      annotations: { [annotations.gatewayServerName]: name },
+    },
+  };
+  try {
+    await ctx.client.apply(
+      objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!),
+      body,
+      gatewayFieldManager,
+    );
+  } catch (err) {
+    ctx.log.warn("could not record the stream's gateway name; it keeps its in-cluster name", {
+      stream: keyOf(ds),
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
 }
 
 /** Deletes the relay Pod and Service of an ended stream; the Secret goes with the stream. */

@@ -211,4 +211,18 @@ describe("stream status decisions", () => {
       externalEndpoint: "203.0.113.9:8443",
     });
   });
+
+  it("publishes the gateway's address and the stream's gateway name when given, and the GatewayRoute condition", () => {
+    const gateway = { endpoint: "gw.example.com:443", serverName: "st.ns.relay.example.com" };
+    const st = desiredStatus(observed({ gateway, gatewayRoute: ["False", "RoutePending", "waiting"] }), undefined);
+    assert.equal(st.relay?.externalEndpoint, "gw.example.com:443");
+    assert.equal(st.relay?.tlsServerName, "st.ns.relay.example.com");
+    assert.equal(st.relay?.endpoint, "st-relay.ns.svc:8443");
+    const route = st.conditions?.find((c) => c.type === "GatewayRoute");
+    assert.equal(route?.reason, "RoutePending");
+    // A change of the route's condition alone is a change of status.
+    const current = { ...st, conditions: st.conditions!.filter((c) => c.type !== "GatewayRoute") };
+    assert.equal(sameStatus(current, st), false);
+    assert.equal(sameStatus(st, st), true);
+  });
 });

@@ -28,6 +28,10 @@ export interface Observed {
   revoked?: { reason: string; message: string };
   /** Why the operator's configuration does not allow this stream's relay (relay-policy.ts). */
   refusal?: { reason: string; message: string };
+  /** The gateway's address and the stream's name on it, when published (gateway-name.ts). */
+  gateway?: { endpoint: string; serverName: string };
+  /** Gateway API mode: the GatewayRoute condition (operator/gateway-route.ts). */
+  gatewayRoute?: [Condition["status"], string, string];
   /** The API server refused a write of the relay (relay-failure.ts). */
   relayFailure?: { reason: string; summary: string; message: string };
 }
@@ -199,6 +203,7 @@ export function desiredStatus(o: Observed, end: Ending | undefined): OwnedStatus
     conditions: [cond(conditionTypes.ready, ready), cond(conditionTypes.relayReady, relay)],
     expiresAt: new Date(expiresAt(ds)).toISOString().replace(/\.\d+Z$/, "Z"),
   };
+  if (o.gatewayRoute && !end) status.conditions!.push(cond(conditionTypes.gatewayRoute, o.gatewayRoute));
   if (end) status.endedAt = prev?.endedAt ?? new Date(o.now).toISOString().replace(/\.\d+Z$/, "Z");
   else if (o.admitted) status.relay = relayStatus(o);
   return status;
@@ -219,6 +224,11 @@ function relayStatus(o: Observed): NonNullable<DeviceStreamStatus["relay"]> {
   const ingress = o.service?.status?.loadBalancer?.ingress?.[0];
   const lbHost = ingress?.hostname ?? ingress?.ip;
   if (lbHost) out.externalEndpoint = `${lbHost}:${relayPorts.grpc}`;
+  // Clients dial the gateway and send this name; the relay's certificate lists it.
+  if (o.gateway) {
+    out.externalEndpoint = o.gateway.endpoint;
+    out.tlsServerName = o.gateway.serverName;
+  }
   return out;
 }
 
@@ -235,13 +245,15 @@ export function nextCheckMs(o: Observed, end: Ending | undefined): number | unde
   return Number.isFinite(next) ? next - o.now + 50 : undefined;
 }
 
+const ownedConditions = new Set<string>([conditionTypes.ready, conditionTypes.relayReady, conditionTypes.gatewayRoute]);
+
 /** True when `next` says the same as the operator-owned part of `current`. */
 export function sameStatus(current: DeviceStreamStatus | undefined, next: OwnedStatus): boolean {
   const pick = (s: DeviceStreamStatus | OwnedStatus | undefined) => ({
     phase: s?.phase,
     observedGeneration: s?.observedGeneration,
     conditions: (s?.conditions ?? [])
-      .filter((c) => c.type === conditionTypes.ready || c.type === conditionTypes.relayReady)
+      .filter((c) => ownedConditions.has(c.type))
       .sort((a, b) => a.type.localeCompare(b.type)),
     relay: s?.relay,
     expiresAt: s?.expiresAt,

@@ -14,14 +14,16 @@ import { isNotFound, objectPath } from "../../kube/client.ts";
 import { controlledBy } from "../../kube/objects.ts";
 import { splitKey } from "../../kube/types.ts";
 import type { ReconcileResult } from "../controller.ts";
+import { publishedGateway } from "../gateway-name.ts";
 import { relayRefusal } from "../relay-policy.ts";
 import type { ReconcileContext } from "./context.ts";
 import { reportDeviceAcceptance } from "./device-accepted.ts";
 import { deviceRevocation } from "./device-revocation.ts";
 import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
+import { deleteRoute, ensureRoute, routeRetryMs, routeWriteFailed } from "./gateway-route.ts";
 import { ensureRelay, teardownRelay } from "./relay.ts";
 import { RelayWriteError } from "./relay-failure.ts";
-import { desiredStatus, ending, nextCheckMs, type OwnedStatus, sameStatus } from "./status.ts";
+import { desiredStatus, ending, nextCheckMs, type Observed, type OwnedStatus, sameStatus } from "./status.ts";
 
 const warningReasons = new Set<string>([
   reasons.concurrentStreamLimit,
@@ -72,6 +74,8 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     // A relay that already runs keeps running when the configuration is tightened (as with the caps).
     refusal: pod ? undefined : relayRefusal(ds, ctx.relay),
     relayFailure: ctx.relayFailures.get(key, ds.metadata.uid!),
+    gateway: publishedGateway(ds, ctx.relay),
+    gatewayRoute: undefined as Observed["gatewayRoute"],
   };
 
   // Take a slot first (an ending stream gives it back below) so that the timeout message can
@@ -104,9 +108,11 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
       });
     }
   }
+  if (!end && observed.admitted) observed.gatewayRoute = await ensureRoute(ctx, ds, fieldManager);
   if (end) {
     ctx.relayFailures.clear(key);
     await teardownRelay(ctx, ds, pod, service);
+    await deleteRoute(ctx, ds);
     for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
   }
 
@@ -119,6 +125,8 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   // Nor does a refused write: try again when its wait runs out.
   const failure = end ? undefined : ctx.relayFailures.get(key, uid);
   if (failure) again = Math.min(again ?? Number.POSITIVE_INFINITY, Math.max(0, failure.retryAt - now) + 10);
+  // Nor does a refused TLSRoute write (no cache event will come): try it again in a while.
+  if (observed.gatewayRoute?.[1] === routeWriteFailed) again = Math.min(again ?? routeRetryMs, routeRetryMs);
   return again === undefined ? undefined : { requeueAfterMs: again };
 }
 

@@ -108,6 +108,20 @@ describe("charts: helm lint and helm template", function () {
       refused(cloudChart, { gateway: { enabled: true } }, /gateway\.relayDomain is required when gateway\.enabled/));
     it("cloud: a gateway relay domain that is not a DNS name", () =>
       refused(cloudChart, { gateway: { enabled: true, relayDomain: "Relay_Example" } }, /relayDomain/));
+    it("cloud: gateway API mode without the Gateway", () =>
+      refused(
+        cloudChart,
+        { gateway: { enabled: true, mode: "gatewayAPI", relayDomain: "relay.example.com" } },
+        /gateway\.gatewayAPI\.parentRef\.namespace and \.name are required/,
+      ));
+    it("cloud: an unknown gateway mode", () =>
+      refused(cloudChart, { gateway: { enabled: true, mode: "ingress", relayDomain: "relay.example.com" } }, /mode/));
+    it("cloud: a gateway address without a port", () =>
+      refused(
+        cloudChart,
+        { gateway: { enabled: true, relayDomain: "relay.example.com", address: "gw.example.com" } },
+        /address/,
+      ));
     it("agent: an unknown mode", () => refused(agentChart, { ...agentBase, mode: "pod" }, /mode/));
     it("agent: an allow-list entry without a port", () =>
       refused(agentChart, { ...agentBase, services: { ssh: "localhost" } }, /services/));
@@ -269,6 +283,42 @@ describe("charts: helm lint and helm template", function () {
       const opArgs: string[] = container(operator, "operator").args;
       assert.ok(opArgs.includes("--gateway-relay-domain=relay.example.com"), opArgs.join(" "));
       assert.match(opArgs.find((a) => a.startsWith("--hub-dns-names="))!, /,hub\.example\.com$/);
+    });
+
+    it("the built-in gateway's address goes to the operator, which then publishes it", async () => {
+      const r = await template(cloudChart, { gateway: { ...gatewayOn.gateway, address: "gw.example.com:443" } });
+      const opArgs: string[] = container(r.one("Deployment", "ds-devicestreams-operator"), "operator").args;
+      assert.ok(opArgs.includes("--gateway-address=gw.example.com:443"), opArgs.join(" "));
+      assert.ok(!opArgs.some((a) => a.startsWith("--gateway-api-parent")), opArgs.join(" "));
+    });
+
+    it("gateway API mode: the operator makes TLSRoutes on the named Gateway; no built-in gateway", async () => {
+      const values = {
+        gateway: {
+          enabled: true,
+          mode: "gatewayAPI",
+          relayDomain: "relay.example.com",
+          address: "gw.example.com:443",
+          gatewayAPI: { parentRef: { namespace: "gateways", name: "public", sectionName: "tls" } },
+        },
+      };
+      await lint(cloudChart, values);
+      const r = await template(cloudChart, values);
+      assert.equal(r.find("Deployment").length, 1, "only the operator");
+      assert.equal(r.find("Service").filter((s) => s.metadata.name.endsWith("-gateway")).length, 0);
+      const opArgs: string[] = container(r.one("Deployment"), "operator").args;
+      for (const arg of [
+        "--gateway-relay-domain=relay.example.com",
+        "--gateway-address=gw.example.com:443",
+        "--gateway-api-parent=gateways/public/tls",
+      ]) {
+        assert.ok(opArgs.includes(arg), `operator args lack ${arg}: ${opArgs.join(" ")}`);
+      }
+      const noSection = await template(cloudChart, {
+        gateway: { ...values.gateway, gatewayAPI: { parentRef: { namespace: "gateways", name: "public" } } },
+      });
+      const args: string[] = container(noSection.one("Deployment"), "operator").args;
+      assert.ok(args.includes("--gateway-api-parent=gateways/public"), args.join(" "));
     });
 
     it("the gateway's Service is a LoadBalancer by default", async () => {

@@ -92,6 +92,17 @@ export class OperatorEnv {
     return env;
   }
 
+  /** The Gateway API TLSRoute CRD (test/crds, Gateway API v1.7.0 standard channel: TLSRoute v1). */
+  async installGatewayApi(): Promise<void> {
+    await this.applyFile(join(root, "test/crds/gateway.networking.k8s.io_tlsroutes.yaml"));
+    await waitFor("CRD tlsroutes.gateway.networking.k8s.io to be established", async () => {
+      const obj = await this.admin.get<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
+        objectPath(kinds.CustomResourceDefinition!, "", "tlsroutes.gateway.networking.k8s.io"),
+      );
+      return obj.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
+    });
+  }
+
   async applyFile(path: string): Promise<void> {
     for (const doc of loadAll(readFileSync(path, "utf8"))) if (doc) await this.apply(doc as KubeObject);
   }
