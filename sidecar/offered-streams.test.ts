@@ -55,4 +55,22 @@ describe("offered streams", () => {
     streams.withdraw("ns/s", "test");
     assert.deepEqual(streams.streams, []);
   });
+
+  it("keeps serving a stream that lives past 24.8 days, and withdraws one at its expiry", async () => {
+    const streams = make();
+    const offer = (stream: string, inMs: number) =>
+      streams.offer({
+        stream,
+        service: "ssh",
+        relayAddress: "127.0.0.1:1",
+        destinationToken: "dst_x",
+        expiresAtMs: Date.now() + inMs,
+      });
+    // 720h, the longest maxLifetime: a plain setTimeout would fire after 1 ms.
+    assert.ok("accepted" in offer("ns/long", 720 * 3600_000));
+    assert.ok("accepted" in offer("ns/short", 30));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(streams.streams, ["ns/long"]);
+    streams.withdraw("ns/long", "test");
+  });
 });

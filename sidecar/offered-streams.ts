@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import type { ErrorCode } from "../runtime/error-codes.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
+import { setLongTimeout } from "../runtime/long-timeout.ts";
 import { relayFromOffer } from "../transport/call-error.ts";
 import type { Offer } from "../transport/hub-service.ts";
 import type { ProxySettings } from "../transport/proxy.ts";
@@ -30,7 +31,8 @@ export interface OfferedStreamsOptions {
 interface Running {
   session: RelaySession;
   relayKey: string;
-  timer: NodeJS.Timeout;
+  /** Cancels the withdrawal at the stream's expiry. */
+  cancelExpiry: () => void;
 }
 
 export class OfferedStreams {
@@ -117,13 +119,13 @@ export class OfferedStreams {
         }
       },
     });
-    const lifetime = expiresAt ? Math.max(0, expiresAt - Date.now()) : 0;
-    const timer = setTimeout(
-      () => this.withdraw(stream, "the stream expired"),
-      Math.min(lifetime || 2 ** 31 - 1, 2 ** 31 - 1),
-    );
-    timer.unref();
-    this.running.set(stream, { session, relayKey, timer });
+    // A long timer: a stream may live 720h, past what one Node timer waits.
+    const cancelExpiry = expiresAt
+      ? setLongTimeout(() => this.withdraw(stream, "the stream expired"), Math.max(0, expiresAt - Date.now()), {
+          unref: true,
+        })
+      : () => {};
+    this.running.set(stream, { session, relayKey, cancelExpiry });
     this.o.log.info("accepted a stream", { stream, service, relay: offer.relayAddress ?? "" });
     session.start();
     return { accepted: {} };
@@ -133,7 +135,7 @@ export class OfferedStreams {
     const r = this.running.get(stream);
     if (!r) return;
     this.running.delete(stream);
-    clearTimeout(r.timer);
+    r.cancelExpiry();
     r.session.stop();
     this.o.log.info("stopped serving a stream", { stream, reason });
     const relay = this.relays.get(r.relayKey);
