@@ -321,6 +321,54 @@ describe("charts: helm lint and helm template", function () {
       assert.ok(args.includes("--gateway-api-parent=gateways/public"), args.join(" "));
     });
 
+    it("gateway API mode with hubName: one TLSRoute for the hub, in the version the cluster serves", async () => {
+      const values = {
+        gateway: {
+          enabled: true,
+          mode: "gatewayAPI",
+          relayDomain: "relay.example.com",
+          hubName: "hub.example.com",
+          gatewayAPI: { parentRef: { namespace: "gateways", name: "public", sectionName: "tls" } },
+        },
+      };
+      await assert.rejects(
+        template(cloudChart, values),
+        /gateway\.hubName in gatewayAPI mode needs the Gateway API's TLSRoute/,
+      );
+      const r = await template(cloudChart, values, {
+        apiVersions: ["gateway.networking.k8s.io/v1alpha2/TLSRoute", "gateway.networking.k8s.io/v1/TLSRoute"],
+      });
+      const route = r.one("TLSRoute", "devicestreams-hub");
+      assert.equal(route.apiVersion, "gateway.networking.k8s.io/v1");
+      assert.equal(route.metadata.namespace, "devicestreams-system");
+      assert.deepEqual(route.spec.hostnames, ["hub.example.com"]);
+      assert.deepEqual(route.spec.parentRefs, [
+        {
+          group: "gateway.networking.k8s.io",
+          kind: "Gateway",
+          namespace: "gateways",
+          name: "public",
+          sectionName: "tls",
+        },
+      ]);
+      const svc = r.one("Service", "devicestreams-hub");
+      assert.deepEqual(route.spec.rules[0].backendRefs, [
+        { group: "", kind: "Service", name: "devicestreams-hub", port: svc.spec.ports[0].port },
+      ]);
+      const older = await template(cloudChart, values, {
+        apiVersions: ["gateway.networking.k8s.io/v1alpha2/TLSRoute"],
+      });
+      assert.equal(older.one("TLSRoute").apiVersion, "gateway.networking.k8s.io/v1alpha2");
+      // The hub's certificate lists the name agents dial through the Gateway.
+      const args: string[] = container(r.one("Deployment"), "operator").args;
+      assert.ok(
+        args.some((a) => a.startsWith("--hub-dns-names=") && a.includes("hub.example.com")),
+        args.join(" "),
+      );
+      const without = await template(cloudChart, { gateway: { ...values.gateway, hubName: "" } });
+      assert.equal(without.find("TLSRoute").length, 0);
+    });
+
     it("the gateway's Service is a LoadBalancer by default", async () => {
       const r = await template(cloudChart, { gateway: { enabled: true, relayDomain: "relay.example.com" } });
       const svc = r.one("Service", "ds-devicestreams-gateway");
