@@ -102,9 +102,18 @@ describeIfHub("end to end: every relay through the gateway", function () {
     const ds = await sys.env.admin.get<DeviceStream>(objectPath(streams, ns, name));
     assert.equal(ds.status?.relay?.externalEndpoint, `127.0.0.1:${gateway.port}`);
     assert.equal(ds.status?.relay?.tlsServerName, serverName);
-    // The agent attached through the gateway: its offer named the gateway and the stream's name.
-    const afterAgent = await routed();
-    assert.ok(afterAgent >= 1, `routed ${afterAgent}`);
+    // The agent attaches through the gateway: its offer names the gateway and the stream's name.
+    // A first offer can still name the Pod (a reconcile that read the stream before its gateway
+    // annotation reached the cache); the hub offers again when the address changes, and the agent
+    // moves, so wait for it rather than read the counter once.
+    const afterAgent = await waitFor(
+      "the agent's attach through the gateway",
+      async () => {
+        const n = await routed();
+        return n >= 1 ? n : undefined;
+      },
+      30_000,
+    );
 
     const hello = await ssh(name, "echo through-the-gateway");
     assert.equal(hello.stdout, "through-the-gateway\n", hello.stderr);
