@@ -2,6 +2,8 @@
 export const fieldManager = "devicestreams-operator";
 /** The hub owns DeviceAccepted (and connection figures) with its own field manager. */
 export const hubFieldManager = "devicestreams-hub";
+/** Records status.device when a stream is bound to an enrolled Device (reconcile/device-binding.ts). */
+export const bindingFieldManager = "devicestreams-operator-binding";
 export const finalizer = "devicestreams.io/cleanup";
 export const reportingController = "devicestreams.io/operator";
 

@@ -138,7 +138,7 @@ export interface DeviceStreamStatus {
   endedAt?: string;
   /** When the device first attached (set by the hub). RFC 3339 time. */
   connectedAt?: string;
-  /** The Device that accepted the stream, as the hub saw it (set by the hub). The stream ends when that Device is disabled, deleted, created again (another UID) or enrolls another key. */
+  /** The Device the stream is bound to: recorded when its relay is made if the Device is enrolled then, else by the hub when the device accepts it. Its relay admits only that Device's certificate, and the stream ends when that Device is disabled, deleted, created again (another UID) or enrolls another key. */
   device?: AcceptingDevice;
   /** Last traffic seen (set by the hub); drives the idle timeout. RFC 3339 time. */
   lastActivityAt?: string;
@@ -164,7 +164,7 @@ export interface RelayStatus {
   credentialsSecret?: string;
 }
 
-/** The Device that accepted the stream, as the hub saw it (set by the hub). The stream ends when that Device is disabled, deleted, created again (another UID) or enrolls another key. */
+/** The Device the stream is bound to: recorded when its relay is made if the Device is enrolled then, else by the hub when the device accepts it. Its relay admits only that Device's certificate, and the stream ends when that Device is disabled, deleted, created again (another UID) or enrolls another key. */
 export interface AcceptingDevice {
   uid?: string;
   publicKeySHA256?: string;

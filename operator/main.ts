@@ -112,6 +112,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       image: options.relayImage,
       imagePullPolicy: options.relayImagePullPolicy,
       clusterDomain: options.clusterDomain,
+      bindDevices: options.hubListen !== "",
       ...(options.gatewayRelayDomain ? { gatewayDomain: options.gatewayRelayDomain } : {}),
       ...(options.gatewayAddress ? { gatewayAddress: options.gatewayAddress } : {}),
       version,

@@ -108,6 +108,33 @@ describe("relay objects", () => {
     assert.doesNotMatch(cert.subjectAltName!, /relay\.example\.com/);
   });
 
+  it("binds a stream to its Device: no destination token anywhere, relay.json names the Device, the relay gets its CA", async () => {
+    const ca = await createCertificateAuthority("test CA");
+    const bound = { namespace: "ns", name: "edge", uid: "d-1", publicKeySHA256: "ab".repeat(32) };
+    const hub = { ...settings, bindDevices: true };
+    const secret = await buildSecret(stream(), ca, hub, bound);
+    const get = (k: string) => Buffer.from(secret.data![k]!, "base64").toString();
+    assert.deepEqual(Object.keys(secret.data!).sort(), ["ca.crt", "relay.json", "source-token", "tls.crt", "tls.key"]);
+    const config = JSON.parse(get("relay.json"));
+    assert.deepEqual(config.device, bound);
+    assert.deepEqual(config.credentials, [{ role: "source", sha256: tokenSha256(get("source-token")) }]);
+    const unenrolled = JSON.parse(
+      Buffer.from(
+        (await buildSecret(stream(), ca, hub, { namespace: "ns", name: "edge" })).data!["relay.json"]!,
+        "base64",
+      ).toString(),
+    );
+    assert.deepEqual(unenrolled.device, { namespace: "ns", name: "edge" });
+    const pod = buildPod(stream(), hub);
+    const container = (pod.spec as { containers: Array<{ args: string[] }> }).containers[0]!;
+    assert.ok(container.args.includes("--device-ca=/etc/devicestreams/relay/ca.crt"), container.args.join(" "));
+    const volume = (pod.spec as { volumes: Array<{ secret: { items: Array<{ key: string }> } }> }).volumes[0]!;
+    assert.deepEqual(
+      volume.secret.items.map((i) => i.key),
+      ["relay.json", "tls.crt", "tls.key", "ca.crt"],
+    );
+  });
+
   it("lists the gateway's name for the stream in the relay certificate when a gateway domain is set", async () => {
     const ca = await createCertificateAuthority("test CA");
     const secret = await buildSecret(stream(), ca, { ...settings, gatewayDomain: "relay.example.com" });

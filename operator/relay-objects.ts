@@ -13,7 +13,7 @@ import {
 import { expiresAt } from "../api/devicestream.ts";
 import type { DeviceStream } from "../api/v1alpha1.ts";
 import type { KubeObject, OwnerReference, Pod, Secret, Service } from "../kube/types.ts";
-import { relayArgs, type StreamConfig, streamConfigFile } from "../relay/contract.ts";
+import { type BoundDevice, relayArgs, type StreamConfig, streamConfigFile } from "../relay/contract.ts";
 import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
 import { type GatewaySettings, gatewayServerName } from "./gateway-name.ts";
@@ -24,6 +24,8 @@ import { type RelayPolicy, relayResources } from "./relay-policy.ts";
 
 /** `gatewayDomain`: certificates also list `<stream>.<namespace>.<domain>` (gateway-name.ts). */
 export interface RelaySettings extends RelayPolicy, GatewaySettings {
+  /** The hub serves devices: streams are bound to their Device's certificate (reconcile/device-binding.ts). */
+  bindDevices?: boolean;
   /** Set: a NetworkPolicy goes next to each relay Pod (relay-network-policy.ts). */
   networkPolicy?: RelayNetworkPolicySettings;
   image: string;
@@ -68,11 +70,20 @@ export function withHash<T extends KubeObject>(obj: T): T {
   return obj;
 }
 
-/** Fresh tokens and a serving certificate: call only to create the Secret, never to update it. */
-export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySettings): Promise<Secret> {
+/**
+ * Fresh tokens and a serving certificate: call only to create the Secret, never to update it.
+ * `device`: the Device the stream is bound to; its agent then attaches with its certificate, and
+ * no destination token exists, here or anywhere a user can read.
+ */
+export async function buildSecret(
+  ds: DeviceStream,
+  ca: KeyPairPem,
+  s: RelaySettings,
+  device?: BoundDevice,
+): Promise<Secret> {
   const source = newToken("source");
-  // Derived, not random: any hub replica hands it to the device without reading this Secret.
-  const destination = destinationToken(hubTokenKey(ca), ds.metadata.uid!);
+  // Derived, not random: any hub replica could hand it to a device without reading this Secret.
+  const destination = device ? undefined : destinationToken(hubTokenKey(ca), ds.metadata.uid!);
   const expires = expiresAt(ds);
   const dnsNames = serviceDnsNames(ds, s.clusterDomain);
   // The name the gateway routes by (gateway/routes.ts): a client through the gateway checks it.
@@ -91,8 +102,9 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
     expiresAt: new Date(expires).toISOString(),
     credentials: [
       { role: "source", sha256: tokenSha256(source) },
-      { role: "destination", sha256: tokenSha256(destination) },
+      ...(destination ? [{ role: "destination" as const, sha256: tokenSha256(destination) }] : []),
     ],
+    ...(device ? { device: withoutUnset(device) } : {}),
   };
   const b64 = (v: string) => Buffer.from(v).toString("base64");
   return {
@@ -108,9 +120,13 @@ export async function buildSecret(ds: DeviceStream, ca: KeyPairPem, s: RelaySett
       "tls.key": b64(cert.keyPem),
       "ca.crt": b64(ca.certPem),
       "source-token": b64(source),
-      "destination-token": b64(destination),
+      ...(destination ? { "destination-token": b64(destination) } : {}),
     },
   };
+}
+
+function withoutUnset(d: BoundDevice): BoundDevice {
+  return Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)) as unknown as BoundDevice;
 }
 
 /** Name, namespace, labels and owner of an object the stream owns. */
@@ -185,6 +201,7 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
             config: file("relay.json"),
             "tls-cert": file("tls.crt"),
             "tls-key": file("tls.key"),
+            "device-ca": s.bindDevices ? file("ca.crt") : undefined,
             "idle-timeout": spec.timeouts.idle,
             "max-lifetime": spec.timeouts.maxLifetime,
             "max-connections": spec.limits.maxConnections,
@@ -212,7 +229,10 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
             secretName: credentialsSecretName(ds.metadata.name!, ds.metadata.uid!),
             defaultMode: 0o440,
             // The tokens stay out of the relay: it needs only their digests.
-            items: ["relay.json", "tls.crt", "tls.key"].map((key) => ({ key, path: key })),
+            items: ["relay.json", "tls.crt", "tls.key", ...(s.bindDevices ? ["ca.crt"] : [])].map((key) => ({
+              key,
+              path: key,
+            })),
           },
         },
       ],

@@ -75,6 +75,9 @@ export function fixedFieldChanged(current: StreamConfig, next: StreamConfig): st
       return `${k} changed from ${JSON.stringify(current[k])} to ${JSON.stringify(next[k])}; it cannot change while the relay runs (restart the relay to serve another)`;
     }
   }
+  if (JSON.stringify(current.device) !== JSON.stringify(next.device)) {
+    return "device changed; the Device a stream is bound to cannot change while the relay runs";
+  }
   return undefined;
 }
 

@@ -18,6 +18,11 @@ export const relayOptionSpecs = {
   },
   "tls-cert": { kind: "file", description: "serving certificate (PEM)", required: true },
   "tls-key": { kind: "file", description: "serving key (PEM)", required: true, secret: true },
+  "device-ca": {
+    kind: "file",
+    description:
+      "CA bundle (PEM) that device certificates chain to; needed when `relay.json` binds the stream to a `device`",
+  },
   "max-connections": { kind: "integer", min: 1, description: "concurrent tunnelled connections", default: "1000" },
   "bandwidth-limit": {
     kind: "integer",
@@ -93,10 +98,27 @@ export interface StreamConfig {
   service: string;
   /** After this instant both credentials are refused (RFC 3339). */
   expiresAt?: string;
-  /** At least one per role; during a rotation a role may have two (old and new), each admitted. */
+  /**
+   * At least one per role; during a rotation a role may have two (old and new), each admitted.
+   * With `device`, no destination entry: the device side proves itself by its certificate.
+   */
   credentials: Array<{ role: Role; sha256: string }>;
+  /** The Device the stream is bound to: its agent's TLS client certificate must name it. */
+  device?: BoundDevice;
   /** Overrides the relay's flags of the same meaning, and can change while the relay runs. */
   limits?: StreamConfigLimits;
+}
+
+/**
+ * Namespace and name always; the UID when the Device existed at the stream's creation, and the
+ * enrolled key's SHA-256 (SPKI) when it was enrolled, so neither a re-created Device nor a
+ * replaced (perhaps stolen) key can take the stream.
+ */
+export interface BoundDevice {
+  namespace: string;
+  name: string;
+  uid?: string;
+  publicKeySHA256?: string;
 }
 
 export interface StreamConfigLimits {

@@ -1,5 +1,6 @@
 // `devicestreams relay`: serves one DeviceStream. Both sides dial in; the relay dials nobody.
 
+import { DeviceStreamsError } from "../runtime/errors.ts";
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
@@ -29,6 +30,13 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   const loaded = loadStreamConfig(o.config);
   let config = loaded.config;
   const tls = { certPem: readPem(o["tls-cert"], "relay certificate"), keyPem: readPem(o["tls-key"], "relay key") };
+  const deviceCa = o["device-ca"];
+  if (config.device && !deviceCa) {
+    throw new DeviceStreamsError(
+      "DS_USAGE",
+      `${o.config} binds the stream to Device ${config.device.namespace}/${config.device.name}: give --device-ca, the CA its certificate chains to`,
+    );
+  }
   const flagLimits = {
     maxConnections: o["max-connections"],
     idleTimeoutMs: o["idle-timeout"],
@@ -48,6 +56,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   const server = await startRelayServer({
     listen: o.listen,
     tls,
+    deviceCaPem: deviceCa ? readPem(deviceCa, "device CA").toString() : undefined,
     keepalive,
     limits: {
       maxConnections: o["max-grpc-connections"],

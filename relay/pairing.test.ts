@@ -45,9 +45,9 @@ describe("relay pairing", () => {
       return source;
     };
     /** An agent's Attach call that says hello. */
-    const attach = async () => {
+    const attach = async (identity = "token") => {
       const agent = new FakeStream();
-      pairing.attach(agent as unknown as AttachCall);
+      pairing.attach(agent as unknown as AttachCall, identity);
       agent.receive({ hello: { agentVersion: "test" } });
       await tick();
       return agent;
@@ -68,14 +68,14 @@ describe("relay pairing", () => {
     const source = connect();
     assert.deepEqual(dials(agent), [1]);
     const destination = new FakeStream();
-    pairing.accept(destination as unknown as FrameCall, 1);
+    pairing.accept(destination as unknown as FrameCall, 1, "token");
     assert.equal(pairing.connectionCount, 1);
     source.receive(encodeData(Buffer.from("ping")));
     await tick();
     assert.equal(decodeFrame(destination.written[0] as Buffer).kind, "data");
     assert.equal(await count("paired"), 1);
     const stray = new FakeStream();
-    pairing.accept(stray as unknown as FrameCall, 1);
+    pairing.accept(stray as unknown as FrameCall, 1, "token");
     assert.match(failure(stray)!, /^DS_UNKNOWN_CONNECTION: connection 1 is not waiting/);
   });
 
@@ -125,7 +125,7 @@ describe("relay pairing", () => {
     const { pairing, connect } = setup();
     const waiting = connect();
     const agent = new FakeStream();
-    pairing.attach(agent as unknown as AttachCall);
+    pairing.attach(agent as unknown as AttachCall, "token");
     agent.receive({ refusal: { code: "DS_SERVICE_NOT_ALLOWED", message: "not in the allow-list" } });
     await tick();
     for (const s of [waiting, connect()]) {
@@ -139,7 +139,7 @@ describe("relay pairing", () => {
   it("passes a device's refusal and dial errors on with control characters escaped", async () => {
     const { pairing, connect } = setup();
     const agent = new FakeStream();
-    pairing.attach(agent as unknown as AttachCall);
+    pairing.attach(agent as unknown as AttachCall, "token");
     agent.receive({
       refusal: { code: "DS_SERVICE_NOT_ALLOWED", message: "no\x1b[2J\x1b]0;owned\x07\r\nfake prompt$ " },
     });
@@ -173,7 +173,7 @@ describe("relay pairing", () => {
     const { pairing, attach } = setup();
     const agent = await attach();
     const silent = new FakeStream();
-    pairing.attach(silent as unknown as AttachCall);
+    pairing.attach(silent as unknown as AttachCall, "token");
     for (const call of [agent, silent]) {
       call.receive(null);
       call.resume();
@@ -190,7 +190,7 @@ describe("relay pairing", () => {
     await attach();
     const source = connect();
     const destination = new FakeStream();
-    pairing.accept(destination as unknown as FrameCall, 1);
+    pairing.accept(destination as unknown as FrameCall, 1, "token");
     pairing.refuseNew("DS_RELAY_DRAINING", "the relay is shutting down");
     const late = connect();
     assert.equal(failureCode(late), status.UNAVAILABLE);
@@ -207,7 +207,7 @@ describe("relay pairing", () => {
     const agent = await attach();
     const source = connect();
     const destination = new FakeStream();
-    pairing.accept(destination as unknown as FrameCall, 1);
+    pairing.accept(destination as unknown as FrameCall, 1, "token");
     const dialling = connect();
     pairing.end("lifetime", "DS_STREAM_EXPIRED", "the stream reached its lifetime");
     const expired = "DS_STREAM_EXPIRED: the stream reached its lifetime";
@@ -229,9 +229,31 @@ describe("relay pairing", () => {
     assert.equal(failureCode(late), status.FAILED_PRECONDITION);
     assert.equal(failure(late), expired);
     const lateAgent = new FakeStream();
-    pairing.attach(lateAgent as unknown as AttachCall);
+    pairing.attach(lateAgent as unknown as AttachCall, "token");
     assert.equal(failure(lateAgent), expired);
     assert.equal(lateAgent.written.length, 0, "no stream info for an agent of an ended stream");
     assert.equal(await count("expired"), 2);
+  });
+
+  it("only the same device identity may replace the attached session or accept its connections", async () => {
+    const { pairing, connect, attach, dials } = setup();
+    const device = "ns/edge/uid-1/key-a";
+    const real = await attach(device);
+    const impostor = await attach("token");
+    assert.match(failure(impostor) ?? "", /^DS_DEVICE_ALREADY_ATTACHED: another device identity is attached/);
+    assert.equal(failureCode(impostor), status.ALREADY_EXISTS);
+    assert.equal(real.errors.length, 0, "the real device stays attached");
+    const source = connect();
+    assert.deepEqual(dials(real), [1]);
+    const stolen = new FakeStream();
+    pairing.accept(stolen as unknown as FrameCall, 1, "token");
+    assert.match(failure(stolen) ?? "", /^DS_UNKNOWN_CONNECTION/);
+    const destination = new FakeStream();
+    pairing.accept(destination as unknown as FrameCall, 1, device);
+    assert.equal(destination.errors.length + source.errors.length, 0);
+    assert.equal(pairing.connectionCount, 1);
+    const again = await attach(device);
+    assert.match(failure(real) ?? "", /^DS_SESSION_REPLACED/);
+    assert.equal(again.errors.length, 0);
   });
 });

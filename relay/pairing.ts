@@ -32,6 +32,8 @@ export interface RelayLimits {
 
 interface Pending {
   source: FrameCall;
+  /** The device identity that was asked to dial: only it may accept the connection. */
+  identity: string;
   timer: NodeJS.Timeout;
   startedAt: bigint;
 }
@@ -59,6 +61,8 @@ export class Pairing {
   private readonly log: Logger;
   private phase: Phase = { name: "open" };
   private agent: AttachCall | undefined;
+  /** Who the attached agent proved to be (relay/server.ts): a certificate's Device, or "token". */
+  private agentIdentity = "";
   private refusal: Failure | undefined;
   private nextId = 1;
   /** Calls waiting for an agent to attach: each one's wake-up, called on an attach or refusal. */
@@ -94,11 +98,12 @@ export class Pairing {
     return this.agent !== undefined;
   }
 
-  attach(call: AttachCall): void {
+  attach(call: AttachCall, identity: string): void {
     if (this.phase.name === "ended") {
       fail(call, this.phase.refusal);
       return;
     }
+    if (this.occupiedByOther(call, identity)) return;
     call.write({
       streamInfo: {
         stream: this.config.stream,
@@ -109,6 +114,7 @@ export class Pairing {
     let attached = false;
     call.on("data", (msg: AgentMessage) => {
       if (msg.hello && !attached) {
+        if (this.occupiedByOther(call, identity)) return;
         attached = true;
         if (this.agent)
           fail(this.agent, {
@@ -117,6 +123,7 @@ export class Pairing {
             message: "a newer session of this device attached",
           });
         this.agent = call;
+        this.agentIdentity = identity;
         this.refusal = undefined;
         this.metrics.destinationAttached.set(1);
         this.log.info("device attached", { agentVersion: msg.hello.agentVersion ?? "", peer: call.getPeer() });
@@ -157,6 +164,22 @@ export class Pairing {
     call.on("end", () => {
       if (!call.writableEnded) call.end();
     });
+  }
+
+  /**
+   * A session may replace an earlier one of the same device (an agent that reconnects before the
+   * relay noticed the old connection die), never one of another identity: refuses it if so.
+   */
+  private occupiedByOther(call: AttachCall, identity: string): boolean {
+    if (!this.agent || this.agentIdentity === identity) return false;
+    this.metrics.authFailures.inc({ role: "destination", reason: "DS_DEVICE_ALREADY_ATTACHED" });
+    this.log.warn("attach refused: another device identity is attached", { peer: call.getPeer() });
+    fail(call, {
+      grpcCode: status.ALREADY_EXISTS,
+      code: "DS_DEVICE_ALREADY_ATTACHED",
+      message: `another device identity is attached to stream ${this.config.stream}; only the same device may replace its session`,
+    });
+    return true;
   }
 
   connect(source: FrameCall): void {
@@ -222,7 +245,7 @@ export class Pairing {
         }),
       this.limits.dialTimeoutMs,
     );
-    this.pending.set(id, { source, timer, startedAt: process.hrtime.bigint() });
+    this.pending.set(id, { source, identity: this.agentIdentity, timer, startedAt: process.hrtime.bigint() });
     source.once("cancelled", () => {
       const p = this.pending.get(id);
       if (!p) return;
@@ -255,9 +278,9 @@ export class Pairing {
     fail(source, f);
   }
 
-  accept(destination: FrameCall, id: number): void {
+  accept(destination: FrameCall, id: number, identity: string): void {
     const p = this.pending.get(id);
-    if (!p) {
+    if (!p || p.identity !== identity) {
       fail(destination, {
         grpcCode: status.NOT_FOUND,
         code: "DS_UNKNOWN_CONNECTION",

@@ -4,6 +4,7 @@ import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { Server, type ServerDuplexStream, status } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
 import { ConnectionGate, type ConnectionLimits } from "../runtime/connection-gate.ts";
+import type { ErrorCode } from "../runtime/error-codes.ts";
 import { errorDetail } from "../runtime/errors.ts";
 import { type KeepaliveOptions, serverOptions, sessionWindowBytes, withServerWindow } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
@@ -11,15 +12,18 @@ import { LogSampler } from "../runtime/log-sampler.ts";
 import { type ServerTls, serverCredentials } from "../runtime/tls.ts";
 import type { Role } from "../transport/credentials.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "../transport/relay-service.ts";
+import { CertificateRejections, DeviceAuthenticator } from "./device-auth.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import type { Pairing } from "./pairing.ts";
-import { authenticate, type StreamConfig } from "./stream-config.ts";
+import { authenticate, expiry, type StreamConfig } from "./stream-config.ts";
 
 type AnyCall = ServerDuplexStream<unknown, unknown>;
 
 export interface RelayServerOptions {
   listen: string;
   tls: ServerTls;
+  /** CA of device certificates; needed for a stream bound to a Device (relay.json `device`). */
+  deviceCaPem?: string;
   keepalive: KeepaliveOptions;
   /** Who may hold a connection to the gRPC port, and for how long before authenticating. */
   limits: ConnectionLimits;
@@ -39,12 +43,7 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
   // Anyone who reaches the port can be refused, as often as they like: the metric counts every
   // refusal, the log gets a sample (one line per role and reason per 10 s).
   const refusals = new LogSampler({ intervalMs: 10_000 });
-  const admit = (call: AnyCall, role: Role): boolean => {
-    const result = authenticate(o.config(), role, call.metadata);
-    if (result.ok) {
-      gate.authenticated(call.getPeer());
-      return true;
-    }
+  const refuse = (call: AnyCall, role: Role, result: { code: ErrorCode; message: string }) => {
     o.metrics.authFailures.inc({ role, reason: result.code });
     const suppressed = refusals.take(`${role}/${result.code}`);
     if (suppressed !== undefined) {
@@ -56,33 +55,70 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
       });
     }
     call.emit("error", { code: status.UNAUTHENTICATED, details: errorDetail(result.code, result.message) });
-    return false;
+  };
+  const admit = (call: AnyCall, role: Role): boolean => {
+    const result = authenticate(o.config(), role, call.metadata);
+    if (result.ok) gate.authenticated(call.getPeer());
+    else refuse(call, role, result);
+    return result.ok;
+  };
+  const devices = o.deviceCaPem ? new DeviceAuthenticator(o.deviceCaPem) : undefined;
+  const rejections = new CertificateRejections();
+  /**
+   * The device side's identity, or undefined when refused: the Device its certificate names on a
+   * stream bound to one, else the token path's one identity (whoever holds the token).
+   */
+  const admitDevice = async (call: AnyCall): Promise<string | undefined> => {
+    const config = o.config();
+    if (!config.device) return admit(call, "destination") ? "token" : undefined;
+    const result = devices
+      ? await devices.check(
+          config.device,
+          call.getAuthContext()?.sslPeerCertificate?.raw,
+          rejections.reason(call.getPeer()),
+        )
+      : ({ ok: false, code: "DS_CONFIG", message: "the relay has no --device-ca" } as const);
+    // Gone while its certificate was checked: pairing it would attach a call nobody holds.
+    if (call.cancelled) return undefined;
+    const timely = result.ok ? expiry(config) : result;
+    if (!timely.ok) {
+      refuse(call, "destination", timely);
+      return undefined;
+    }
+    gate.authenticated(call.getPeer());
+    return result.ok ? result.identity : undefined;
   };
   server.addService(relayService, {
-    attach: (call: ServerDuplexStream<AgentMessage, RelayMessage>) => {
-      if (admit(call as AnyCall, "destination")) o.pairing.attach(call);
-    },
+    attach: (call: ServerDuplexStream<AgentMessage, RelayMessage>) =>
+      void admitDevice(call as AnyCall).then((identity) => {
+        if (identity) o.pairing.attach(call, identity);
+      }),
     connect: (call: ServerDuplexStream<Buffer, Buffer>) => {
       if (admit(call as AnyCall, "source")) o.pairing.connect(call);
     },
-    accept: (call: ServerDuplexStream<Buffer, Buffer>) => {
-      if (!admit(call as AnyCall, "destination")) return;
-      const id = Number(call.metadata.get(metadataKeys.connectionId)[0]);
-      if (!Number.isSafeInteger(id) || id <= 0) {
-        call.emit("error", {
-          code: status.INVALID_ARGUMENT,
-          details: errorDetail("DS_PROTOCOL", "Accept needs a connection id"),
-        });
-        return;
-      }
-      o.pairing.accept(call, id);
-    },
+    accept: (call: ServerDuplexStream<Buffer, Buffer>) => void acceptCall(call),
   });
+  const acceptCall = async (call: ServerDuplexStream<Buffer, Buffer>) => {
+    const identity = await admitDevice(call as AnyCall);
+    if (!identity) return;
+    const id = Number(call.metadata.get(metadataKeys.connectionId)[0]);
+    if (!Number.isSafeInteger(id) || id <= 0) {
+      call.emit("error", {
+        code: status.INVALID_ARGUMENT,
+        details: errorDetail("DS_PROTOCOL", "Accept needs a connection id"),
+      });
+      return;
+    }
+    o.pairing.accept(call, id, identity);
+  };
   // Refusals are counted, and logged one line per reason per 10 s: a flood must not flood the log.
   const gateLog = new LogSampler({ intervalMs: 10_000 });
   const gate: ConnectionGate = await ConnectionGate.listen(server, {
     listen: o.listen,
-    credentials: withServerWindow(serverCredentials(o.tls)),
+    // Device certificates are asked for, not required: the service side comes without one.
+    credentials: withServerWindow(
+      serverCredentials(o.deviceCaPem ? { ...o.tls, clientCaPem: o.deviceCaPem, clientCertOptional: true } : o.tls),
+    ),
     limits: o.limits,
     authenticatedWindowBytes: sessionWindowBytes,
     onRefused: (reason, source) => {
@@ -95,6 +131,7 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     onOpen: (n) => o.metrics.grpcConnections.set(n),
   });
   logHandshakeFailures(server, gate, o);
+  for (const h2 of h2ServersOf(server)) h2.on("secureConnection", (s: TLSSocket) => rejections.watch(s));
   return {
     port: gate.port,
     forceClose: () => {
@@ -111,10 +148,9 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
  * a hang-up. Debug only: anything on the network may knock on this port.
  */
 function logHandshakeFailures(server: Server, gate: ConnectionGate, o: RelayServerOptions): void {
-  const h2Servers = (server as unknown as { http2Servers?: Map<TlsServer, unknown> }).http2Servers;
   // The peer's address, taken while the socket is open: after a hang-up Node no longer knows it.
   const peers = new WeakMap<object, string>();
-  for (const h2 of h2Servers?.keys() ?? []) {
+  for (const h2 of h2ServersOf(server)) {
     h2.prependListener("connection", (raw: NetSocket) => peers.set(raw, `${raw.remoteAddress}:${raw.remotePort}`));
     h2.on("tlsClientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket) => {
       const parent = (socket as TLSSocket & { _parent?: object })._parent;
@@ -127,4 +163,8 @@ function logHandshakeFailures(server: Server, gate: ConnectionGate, o: RelayServ
       o.log.debug("TLS handshake failed", { peer: (parent && peers.get(parent)) ?? "unknown", reason });
     });
   }
+}
+
+function h2ServersOf(server: Server): TlsServer[] {
+  return [...((server as unknown as { http2Servers?: Map<TlsServer, unknown> }).http2Servers?.keys() ?? [])];
 }

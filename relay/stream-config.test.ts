@@ -108,4 +108,22 @@ describe("relay authentication", () => {
     const good = { version: 1, stream: "s", service: "ssh", credentials: config.credentials };
     assert.deepEqual(parseStreamConfig(JSON.stringify(good), "relay.json"), good);
   });
+
+  it("reads a stream bound to a Device without a destination credential, and checks the binding's shape", () => {
+    const sha = tokenSha256(source);
+    const base = { version: 1, stream: "ns/s", service: "ssh", credentials: [{ role: "source", sha256: sha }] };
+    const device = { namespace: "ns", name: "edge-1", uid: "0b6f7c1e-1d2a", publicKeySHA256: "ab".repeat(32) };
+    assert.deepEqual(parseStreamConfig(JSON.stringify({ ...base, device }), "relay.json").device, device);
+    assert.throws(() => parseStreamConfig(JSON.stringify(base), "relay.json"), /needs a destination entry/);
+    for (const [bad, why] of [
+      [{ ...device, namespace: "Not_A_Namespace" }, /device.namespace must be a namespace/],
+      [{ ...device, name: "" }, /device.name must be a Device's name/],
+      [{ ...device, uid: "../etc" }, /device.uid must be a UID/],
+      [{ ...device, publicKeySHA256: "xyz" }, /device.publicKeySHA256 must be 64 hex digits/],
+      [{ ...device, role: "admin" }, /device.role is not a field/],
+      ["edge-1", /device must be an object/],
+    ] as const) {
+      assert.throws(() => parseStreamConfig(JSON.stringify({ ...base, device: bad }), "relay.json"), why);
+    }
+  });
 });

@@ -2,6 +2,7 @@
 // Secret; the quick start writes it to a temp folder.
 import { readFileSync } from "node:fs";
 import type { Metadata } from "@grpc/grpc-js";
+import { dns1123LabelError, dns1123SubdomainError } from "../kube/names.ts";
 import { metadataKeys } from "../proto/metadata.ts";
 import type { ErrorCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
@@ -32,8 +33,11 @@ export function parseStreamConfig(text: string, source: string): StreamConfig {
   if (c.expiresAt !== undefined && (typeof c.expiresAt !== "string" || Number.isNaN(Date.parse(c.expiresAt)))) {
     problems.push("expiresAt is not a time");
   }
+  if (c.device !== undefined) problems.push(...deviceProblems(c.device));
   for (const role of ["source", "destination"] as const) {
     const creds = credentials.filter((x) => x?.role === role);
+    // A stream bound to a Device has no destination token: its agent shows the Device's certificate.
+    if (role === "destination" && c.device !== undefined && !creds.length) continue;
     if (!creds.length || creds.some((x) => typeof x.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(x.sha256))) {
       problems.push(`credentials needs a ${role} entry with a sha256`);
     }
@@ -51,6 +55,28 @@ export function parseStreamConfig(text: string, source: string): StreamConfig {
   }
   if (problems.length) throw new DeviceStreamsError("DS_CONFIG", `${source}: ${problems.join("; ")}`);
   return c as StreamConfig;
+}
+
+function deviceProblems(d: unknown): string[] {
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return ["device must be an object"];
+  const b = d as Record<string, unknown>;
+  const out: string[] = [];
+  for (const k of Object.keys(b)) {
+    if (!["namespace", "name", "uid", "publicKeySHA256"].includes(k)) out.push(`device.${k} is not a field`);
+  }
+  if (typeof b.namespace !== "string" || dns1123LabelError(b.namespace))
+    out.push("device.namespace must be a namespace");
+  if (typeof b.name !== "string" || dns1123SubdomainError(b.name)) out.push("device.name must be a Device's name");
+  if (b.uid !== undefined && (typeof b.uid !== "string" || !/^[a-z0-9][-a-z0-9]{0,62}$/.test(b.uid))) {
+    out.push("device.uid must be a UID");
+  }
+  if (
+    b.publicKeySHA256 !== undefined &&
+    (typeof b.publicKeySHA256 !== "string" || !/^[0-9a-f]{64}$/.test(b.publicKeySHA256))
+  ) {
+    out.push("device.publicKeySHA256 must be 64 hex digits");
+  }
+  return out;
 }
 
 /** The config, and the text it was read from (to tell a later change from the same file). */
@@ -92,6 +118,11 @@ export function authenticate(config: StreamConfig, role: Role, metadata: Metadat
       message: `the ${role} credential is not valid for this relay; ${hint}`,
     };
   }
+  return expiry(config, now);
+}
+
+/** Refuses every credential, token or certificate, once the stream's time is up. */
+export function expiry(config: StreamConfig, now = Date.now()): AuthResult {
   if (config.expiresAt && now >= Date.parse(config.expiresAt)) {
     return {
       ok: false,

@@ -283,6 +283,24 @@ export const errorCodes = {
     cause: "the agent's certificate request is not a PEM CSR the hub can sign",
     action: "a bug, or a damaged `device.key` in the agent's `--state-dir`: remove it and start the agent again",
   },
+  DS_DEVICE_IDENTITY_REQUIRED: {
+    area: "tunnel",
+    cause:
+      "the device side of a stream bound to an enrolled Device came without that Device's certificate (a destination token alone is not accepted)",
+    action:
+      "only the Device's own agent, in hub mode, may attach; a user holding the stream's Secret cannot, by design ([trust.md](trust.md))",
+  },
+  DS_DEVICE_IDENTITY_MISMATCH: {
+    area: "tunnel",
+    cause:
+      "the device certificate is valid but names another Device, a re-created one (another UID) or a key the Device no longer holds",
+    action: "check the agent serves the Device the stream names; after a re-enrolment, open a new stream",
+  },
+  DS_DEVICE_ALREADY_ATTACHED: {
+    area: "tunnel",
+    cause: "another device identity is attached to this stream; only the same identity may replace it",
+    action: "stop the other agent, or open a new stream for this Device",
+  },
   DS_DEVICE_CERT_REQUIRED: {
     area: "hub",
     cause: "a session without a device certificate",

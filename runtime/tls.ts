@@ -2,7 +2,7 @@
 // here because grpc-js exposes no per-server minimum version.
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
-import { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
+import { ChannelCredentials, experimental, ServerCredentials } from "@grpc/grpc-js";
 import { DeviceStreamsError } from "./errors.ts";
 
 tls.DEFAULT_MIN_VERSION = "TLSv1.3";
@@ -24,15 +24,27 @@ export interface ServerTls {
   keyPem: Buffer | string;
   /** CA bundle that client certificates must chain to; with it, client certificates are required. */
   clientCaPem?: Buffer | string;
+  /**
+   * With clientCaPem: ask for a client certificate but admit callers without one (or with one
+   * that does not chain); whoever reads the certificate (getAuthContext) must verify it.
+   */
+  clientCertOptional?: boolean;
 }
 
 export function serverCredentials(t: ServerTls): ServerCredentials {
   const ca = t.clientCaPem ? Buffer.from(t.clientCaPem) : null;
-  return ServerCredentials.createSsl(
+  const creds = ServerCredentials.createSsl(
     ca,
     [{ cert_chain: Buffer.from(t.certPem), private_key: Buffer.from(t.keyPem) }],
-    !!ca,
+    !!ca && !t.clientCertOptional,
   );
+  if (ca && t.clientCertOptional) {
+    // createSsl can only require or not ask; Node's TLS server can ask without requiring.
+    const internal = creds as unknown as { _getConstructorOptions(): Record<string, unknown> | null };
+    const base = internal._getConstructorOptions.bind(creds);
+    internal._getConstructorOptions = () => ({ ...base(), requestCert: true, rejectUnauthorized: false });
+  }
+  return creds;
 }
 
 export interface ClientTls {
@@ -41,9 +53,53 @@ export interface ClientTls {
   /** Client certificate for mutual TLS (device identity). */
   certPem?: Buffer | string;
   keyPem?: Buffer | string;
+  /** A client certificate that is renewed under open channels; wins over certPem/keyPem. */
+  identity?: RenewableIdentity;
+}
+
+/**
+ * A device's certificate, renewed while relay channels stay open: each new TLS connection of a
+ * channel uses the latest (grpc-js certificate providers), open connections keep theirs.
+ */
+export class RenewableIdentity implements experimental.CertificateProvider {
+  private current: { certificate: Buffer; privateKey: Buffer };
+  private readonly listeners = new Set<experimental.IdentityCertificateUpdateListener>();
+
+  constructor(certPem: string, keyPem: string) {
+    this.current = { certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) };
+  }
+
+  update(certPem: string, keyPem: string): void {
+    this.current = { certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) };
+    for (const l of this.listeners) l(this.current);
+  }
+
+  addIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
+    this.listeners.add(l);
+    // A later tick: grpc-js registers its watcher only after adding the listener.
+    queueMicrotask(() => l(this.current));
+  }
+
+  removeIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
+    this.listeners.delete(l);
+  }
+
+  addCaCertificateListener(): void {}
+  removeCaCertificateListener(): void {}
+}
+
+function fixedCa(caPem: Buffer | string | undefined): experimental.CertificateProvider {
+  const caCertificate = Buffer.from(caPem ?? tls.rootCertificates.join("\n"));
+  return {
+    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate })),
+    removeCaCertificateListener: () => {},
+    addIdentityCertificateListener: () => {},
+    removeIdentityCertificateListener: () => {},
+  };
 }
 
 export function channelCredentials(t: ClientTls): ChannelCredentials {
+  if (t.identity) return experimental.createCertificateProviderChannelCredentials(fixedCa(t.caPem), t.identity);
   return ChannelCredentials.createSsl(
     t.caPem ? Buffer.from(t.caPem) : null,
     t.keyPem ? Buffer.from(t.keyPem) : null,

@@ -8,6 +8,7 @@ import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { createCertificateRequestForKey, publicKeySha256 } from "../runtime/pki.ts";
+import { RenewableIdentity } from "../runtime/tls.ts";
 import { version } from "../runtime/version.ts";
 import { callError, hubFromFlags } from "../transport/call-error.ts";
 import { HubClient, type HubClientOptions } from "../transport/hub-client.ts";
@@ -60,6 +61,8 @@ export class HubSession {
   private readonly o: HubSessionOptions;
   private readonly backoff: Backoff;
   private identity: StoredIdentity | undefined;
+  /** What relays see of the identity: renewed in place, so open relay channels use the new one. */
+  private relayIdentity: RenewableIdentity | undefined;
   private client: HubConnection | undefined;
   private call: ClientDuplexStream<AgentControl, HubControl> | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -77,6 +80,8 @@ export class HubSession {
       metrics: o.metrics,
       log: o.log,
       report: (stream, state) => this.call?.write({ streamState: { stream, ...state } }),
+      // Relays of streams bound to this Device admit its side only with this certificate.
+      identity: () => this.relayIdentity,
     });
   }
 
@@ -145,6 +150,8 @@ export class HubSession {
         hub.close();
       }
     }
+    if (this.relayIdentity) this.relayIdentity.update(this.identity.certPem, this.identity.keyPem);
+    else this.relayIdentity = new RenewableIdentity(this.identity.certPem, this.identity.keyPem);
     try {
       this.connect(this.identity);
     } catch (err) {
@@ -228,6 +235,7 @@ export class HubSession {
     } else if (m.renewResponse?.certificateChainPem) {
       storeCertificate(this.o.stateDir, m.renewResponse.certificateChainPem);
       this.identity = { keyPem: this.identity!.keyPem, certPem: m.renewResponse.certificateChainPem };
+      this.relayIdentity?.update(this.identity.certPem, this.identity.keyPem);
       this.o.metrics.renewals.inc();
       this.o.log.info("device certificate renewed; the next session uses it");
       const renewIn = Math.max(60_000, renewAtMs(this.identity.certPem) - Date.now());

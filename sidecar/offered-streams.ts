@@ -6,6 +6,7 @@ import type { ErrorCode } from "../runtime/error-codes.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { setLongTimeout } from "../runtime/long-timeout.ts";
+import type { RenewableIdentity } from "../runtime/tls.ts";
 import { relayFromOffer } from "../transport/call-error.ts";
 import type { Offer } from "../transport/hub-service.ts";
 import type { ProxySettings } from "../transport/proxy.ts";
@@ -24,6 +25,8 @@ export interface OfferedStreamsOptions {
   proxy?: ProxySettings;
   metrics: AgentMetrics;
   log: Logger;
+  /** The device's certificate, shown to relays (hub mode; undefined in unit tests). */
+  identity?: () => RenewableIdentity | undefined;
   /** Tells the hub (when a session is open) how a stream's relay attachment goes. */
   report: (stream: string, state: StreamReport) => void;
 }
@@ -88,7 +91,7 @@ export class OfferedStreams {
       relay = {
         client: new RelayClient({
           address: offer.relayAddress ?? "",
-          tls: { caPem: offer.relayCaPem ?? undefined },
+          tls: { caPem: offer.relayCaPem ?? undefined, identity: this.o.identity?.() },
           keepalive: this.o.keepalive,
           serverName: offer.relayServerName || undefined,
           proxy: this.o.proxy,

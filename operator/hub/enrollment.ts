@@ -9,13 +9,13 @@ import { type Device, deviceResource } from "../../api/v1alpha1.ts";
 import { isNotFound, KubeApiError, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import { checkNamespace, checkObjectName } from "../../kube/names.ts";
+import { deviceUri } from "../../runtime/device-certificate.ts";
 import type { ErrorCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
 import type { EventRecorder } from "../events.ts";
 import { checkEnrollmentToken } from "./enrollment-token.ts";
-import { deviceUri } from "./identity.ts";
 import { pemChain } from "./pem.ts";
 
 /** A gRPC-ready failure: status code plus a DS_* code and a message that says what to do. */

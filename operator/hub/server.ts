@@ -16,6 +16,7 @@ import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { Pod } from "../../kube/types.ts";
 import { ConnectionGate, type ConnectionLimits } from "../../runtime/connection-gate.ts";
+import { deviceFromCertificate } from "../../runtime/device-certificate.ts";
 import type { ErrorCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
@@ -31,7 +32,6 @@ import {
 import type { EventRecorder } from "../events.ts";
 import { type EnrollRateLimit, EnrollService } from "./enroll-service.ts";
 import type { HubError } from "./enrollment.ts";
-import { deviceFromCertificate } from "./identity.ts";
 import { hubMetrics } from "./metrics.ts";
 import { HubReports } from "./reports.ts";
 import { AgentSession } from "./sessions.ts";

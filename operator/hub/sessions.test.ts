@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
 import type { Pod } from "../../kube/types.ts";
+import type { PresentedCertificate } from "../../runtime/device-certificate.ts";
 import { quietLog, tick } from "../../test/helpers/fake-streams.ts";
-import type { PresentedCertificate } from "./identity.ts";
 import { AgentSession, type SessionDeps } from "./sessions.ts";
 
 /** The gRPC call as the session uses it: events in, writes recorded. */

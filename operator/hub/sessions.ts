@@ -9,6 +9,7 @@ import type { AcceptingDevice, Device, DeviceStream } from "../../api/v1alpha1.t
 import type { Informer } from "../../kube/informer.ts";
 import { parseObjectKey } from "../../kube/names.ts";
 import type { Pod } from "../../kube/types.ts";
+import { deviceUri, type PresentedCertificate } from "../../runtime/device-certificate.ts";
 import { type ErrorCode, peerCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
@@ -16,7 +17,6 @@ import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../
 import type { AgentControl, HubControl } from "../../transport/hub-service.ts";
 import { destinationToken } from "./enrollment-token.ts";
 import { checkHello } from "./hello.ts";
-import { deviceUri, type PresentedCertificate } from "./identity.ts";
 import type { HubMetrics } from "./metrics.ts";
 import { forDevice, OfferBook, relayAddress, relayPodName } from "./offers.ts";
 import { pemChain } from "./pem.ts";

@@ -1,5 +1,6 @@
-// Whether the Device that accepted a stream still stands behind it. The hub records who accepted
-// (status.device: UID and enrolled key, from the device's certificate); a stream outlives neither
+// Whether the Device a stream is bound to still stands behind it. status.device holds its UID and
+// enrolled key (reconcile/device-binding.ts at the relay's creation, else the hub from the
+// certificate of the device that accepted); a stream outlives neither
 // that Device nor its key, so disabling, deleting, re-creating (another UID) or re-keying it ends
 // the stream, and with it the relay, rather than leaving the old device reachable until a timeout.
 import { conditionTypes } from "../../api/constants.ts";
@@ -43,7 +44,7 @@ export function deviceRevocation(ds: DeviceStream, device: Device | undefined): 
   if (by?.publicKeySHA256 && key !== by.publicKeySHA256) {
     return {
       reason: reasons.deviceRevoked,
-      message: `${name} enrolled another key (SHA-256 ${key ?? "none"}) than the one that accepted the stream (${by.publicKeySHA256}); the stream ended`,
+      message: `${name} enrolled another key (SHA-256 ${key ?? "none"}) than the one the stream is bound to (${by.publicKeySHA256}); the stream ended`,
     };
   }
   return undefined;

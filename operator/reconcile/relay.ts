@@ -11,6 +11,7 @@ import { gatewayServerName } from "../gateway-name.ts";
 import { buildNetworkPolicy, networkPolicyResource } from "../relay-network-policy.ts";
 import { buildPod, buildSecret, buildService } from "../relay-objects.ts";
 import type { ReconcileContext } from "./context.ts";
+import { bindDevice } from "./device-binding.ts";
 import { writing } from "./relay-failure.ts";
 
 /** How long a created Pod may take to show up in the cache before it is created again. */
@@ -57,7 +58,10 @@ export async function ensureRelay(
   if (expected !== undefined && ctx.now() - expected < expectationMs) return {};
 
   // The Secret is created, never updated: its tokens must not change under a running stream.
-  const secret = await buildSecret(ds, ctx.ca(), ctx.relay);
+  // With a hub, the device side proves itself by the Device's certificate; without one (static
+  // agents), by the destination token in the Secret: the weaker mode (docs/trust.md).
+  const bound = ctx.relay.bindDevices ? await bindDevice(ctx, ds) : undefined;
+  const secret = await buildSecret(ds, ctx.ca(), ctx.relay, bound);
   const created = await writing("Secret", secret.metadata.name!, async () => {
     try {
       await ctx.client.create(collectionPath(core.secrets, ns), secret, manager);

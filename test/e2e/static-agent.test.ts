@@ -29,7 +29,12 @@ describe("end to end: kubectl apply, relay Pod, static agent, ssh through kubect
 
   before(async function () {
     this.timeout(180_000);
-    [sys, sshd] = await Promise.all([System.start({ replicas: 2, namespace: ns }), startSshd()]);
+    // Static agents serve clusters without the hub: only there does the device side keep the
+    // destination token (the weaker mode, docs/trust.md); with the hub it shows its certificate.
+    [sys, sshd] = await Promise.all([
+      System.start({ replicas: 2, namespace: ns, operatorArgs: ["--hub-listen="] }),
+      startSshd(),
+    ]);
   });
   after(async () => {
     await agent?.stop(2_000);

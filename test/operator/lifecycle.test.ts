@@ -3,14 +3,14 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { finalizer } from "../../api/constants.ts";
-import type { DeviceStream } from "../../api/v1alpha1.ts";
+import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import { core, KubeApiError, KubeClient, objectPath } from "../../kube/client.ts";
 import type { KubeList, KubeObject, Secret, Service } from "../../kube/types.ts";
 import type { RunningOperator } from "../../operator/main.ts";
 import { networkPolicyResource } from "../../operator/relay-network-policy.ts";
 import { tokenSha256 } from "../../transport/credentials.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { OperatorEnv, operatorNamespace, streams } from "./env.ts";
+import { devices, OperatorEnv, operatorNamespace, streams } from "./env.ts";
 
 interface EventObj {
   reason: string;
@@ -135,11 +135,11 @@ describe("operator: DeviceStream lifecycle", function () {
     assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
     assert.equal(c.readinessProbe.httpGet.path, "/readyz");
     assert.deepEqual(c.resources.requests, { cpu: "50m", memory: "64Mi" });
-    // Only what the relay needs is mounted: not the raw tokens.
+    // Only what the relay needs is mounted: not the raw tokens (ca.crt checks device certificates).
     assert.equal(spec.volumes[0]!.secret.secretName, secret.metadata.name);
     assert.deepEqual(
       spec.volumes[0]!.secret.items.map((i) => i.key),
-      ["relay.json", "tls.crt", "tls.key"],
+      ["relay.json", "tls.crt", "tls.key", "ca.crt"],
     );
 
     assert.equal(service.spec!.type, "ClusterIP");
@@ -161,13 +161,13 @@ describe("operator: DeviceStream lifecycle", function () {
     assert.equal(relayJson.service, "ssh");
     assert.equal(relayJson.expiresAt, new Date(Date.parse(ds.status!.expiresAt!)).toISOString());
     const source = decode(secret, "source-token");
-    const destination = decode(secret, "destination-token");
     assert.match(source, /^src_[A-Za-z0-9_-]{43}$/);
-    assert.match(destination, /^dst_[A-Za-z0-9_-]{43}$/);
-    assert.deepEqual(relayJson.credentials, [
-      { role: "source", sha256: tokenSha256(source) },
-      { role: "destination", sha256: tokenSha256(destination) },
-    ]);
+    // With the hub on, the stream is bound to its Device (not enrolled: no key yet) and no
+    // destination token exists: the device side shows the Device's certificate instead.
+    assert.equal(secret.data!["destination-token"], undefined);
+    const edge = await env.admin.get<Device>(objectPath(devices, ns, "edge-1"));
+    assert.deepEqual(relayJson.device, { namespace: ns, name: "edge-1", uid: edge.metadata.uid });
+    assert.deepEqual(relayJson.credentials, [{ role: "source", sha256: tokenSha256(source) }]);
     const cert = new X509Certificate(decode(secret, "tls.crt"));
     const ca = new X509Certificate(decode(secret, "ca.crt"));
     assert.ok(cert.verify(ca.publicKey), "relay certificate signed by the operator's CA");
@@ -185,7 +185,7 @@ describe("operator: DeviceStream lifecycle", function () {
     assert.equal((await eventWith(ns, "ssh-1", "RelayCreated")).regarding.uid, uid);
     const events = await eventsOf(ns, "ssh-1");
     assert.ok(events.every((e) => e.reportingController === "devicestreams.io/operator"));
-    assert.ok(!events.some((e) => e.note.includes(source) || e.note.includes(destination)), "no token in Events");
+    assert.ok(!events.some((e) => e.note.includes(source)), "no token in Events");
   });
 
   it("moves the status on when the kubelet marks the relay ready and when the hub reports the device", async () => {

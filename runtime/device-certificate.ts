@@ -2,8 +2,8 @@
 // a Device deleted and created again under the same name never revives an old certificate.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { dns1123LabelError, dns1123SubdomainError } from "../../kube/names.ts";
-import { publicKeySha256 } from "../../runtime/pki.ts";
+import { dns1123LabelError, dns1123SubdomainError } from "../kube/names.ts";
+import { publicKeySha256 } from "./pki.ts";
 
 export interface DeviceIdentity {
   namespace: string;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { createCertificateAuthority, createCertificateRequest, signCertificateRequest } from "../../runtime/pki.ts";
-import { deviceFromCertificate, deviceUri, parseDeviceUri } from "./identity.ts";
+import { deviceFromCertificate, deviceUri, parseDeviceUri } from "./device-certificate.ts";
+import { createCertificateAuthority, createCertificateRequest, signCertificateRequest } from "./pki.ts";
 
 const der = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ""), "base64");
 
