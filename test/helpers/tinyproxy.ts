@@ -18,7 +18,8 @@ export interface Tinyproxy {
   stop(): Promise<void>;
 }
 
-export async function startTinyproxy(): Promise<Tinyproxy> {
+/** `connectPorts`: the only ports CONNECT may reach (a factory proxy that lets devices out to one). */
+export async function startTinyproxy(o: { connectPorts?: number[] } = {}): Promise<Tinyproxy> {
   const dir = mkdtempSync(join(tmpdir(), "ds-tinyproxy-"));
   const port = await freePort();
   const [user, password] = ["factory", `pw-${process.pid}`];
@@ -30,6 +31,7 @@ export async function startTinyproxy(): Promise<Tinyproxy> {
       "Listen 127.0.0.1",
       "Allow 127.0.0.1",
       `BasicAuth ${user} ${password}`,
+      ...(o.connectPorts ?? []).map((p) => `ConnectPort ${p}`),
       "Timeout 600",
       "MaxClients 200",
       "LogLevel Connect",
