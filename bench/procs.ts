@@ -93,11 +93,12 @@ function version(cmd: string, args: string[], pattern: RegExp): string {
   return pattern.exec(out)?.[0] ?? "unknown";
 }
 
-export function toolVersions(): { node: string; openssh: string; socat: string; kernel: string } {
+export function toolVersions(): { node: string; openssh: string; socat: string; stunnel: string; kernel: string } {
   return {
     node: process.version,
     openssh: version("ssh", ["-V"], /OpenSSH_[^,\s]+(?:[^,\n]*, OpenSSL \S+)?/),
     socat: version("socat", ["-V"], /socat version \S+/),
+    stunnel: version("stunnel", ["-version"], /stunnel \S+/),
     kernel: version("uname", ["-r"], /\S+/),
   };
 }

@@ -8,12 +8,14 @@ import { median } from "./workloads.ts";
 /** Per path, per figure: one value per run. */
 export type Samples = Record<string, Record<string, number[]>>;
 
-export const pathOrder = ["direct", "tunnel", "ssh-default", "ssh-aes128-gcm", "socat"] as const;
+export const pathOrder = ["direct", "tunnel", "ssh-default", "ssh-aes128-gcm", "bastion", "stunnel", "socat"] as const;
 const headers: Record<string, string> = {
   direct: "direct TCP",
   tunnel: "tunnel",
   "ssh-default": "ssh -R (default)",
   "ssh-aes128-gcm": "ssh -R aes128-gcm",
+  bastion: "ssh bastion chain",
+  stunnel: "stunnel chain",
   socat: "socat chain",
 };
 
@@ -66,6 +68,14 @@ export interface Summary {
   rtt_p99_load_vs_idle: number;
   /** The same with the load paced (bench/scenarios/rtt.ts): queueing, without two cores saturated. */
   rtt_p99_paced_load_vs_idle: number;
+  /** The like-for-like peers (issue 13): the OpenSSH bastion chain and three stunnel processes. */
+  throughput_single_vs_bastion: number;
+  throughput_8conn_vs_bastion: number;
+  throughput_single_vs_stunnel_chain: number;
+  cpu_per_gb_vs_bastion: number;
+  rtt_p50_added_vs_bastion: number;
+  /** p99 round trip under a full-speed copy, against the same figure for `ssh -R`. */
+  rtt_p99_load_vs_ssh_load: number;
   rss_per_conn_kib_10k: number;
   conns_10k_ok: number;
   /** Absent when the run skipped the stream-open scenario (`--stream-opens 0`). */
@@ -85,6 +95,10 @@ export function summarize(
   const t = m.tunnel!;
   const s = m["ssh-default"]!;
   const d = m.direct!;
+  const b = m.bastion ?? {};
+  const st = m.stunnel ?? {};
+  // The weaker direction, so a fast upload cannot hide a slow download.
+  const single = (peer: Record<string, number>) => Math.min(t.upBps! / peer.upBps!, t.downBps! / peer.downBps!);
   return {
     // The weaker direction, so a fast upload cannot hide a slow download.
     throughput_single_vs_ssh: Math.min(t.upBps! / s.upBps!, t.downBps! / s.downBps!),
@@ -92,6 +106,12 @@ export function summarize(
     rtt_p50_added_vs_ssh: (t.idleP50Us! - d.idleP50Us!) / (s.idleP50Us! - d.idleP50Us!),
     rtt_p99_load_vs_idle: t.loadP99Us! / t.idleP99Us!,
     rtt_p99_paced_load_vs_idle: t.pacedP99Us! / t.idleP99Us!,
+    throughput_single_vs_bastion: single(b),
+    throughput_8conn_vs_bastion: t.parallelBps! / b.parallelBps!,
+    throughput_single_vs_stunnel_chain: single(st),
+    cpu_per_gb_vs_bastion: t.cpuSecondsPerGB! / b.cpuSecondsPerGB!,
+    rtt_p50_added_vs_bastion: (t.idleP50Us! - d.idleP50Us!) / (b.idleP50Us! - d.idleP50Us!),
+    rtt_p99_load_vs_ssh_load: t.loadP99Us! / s.loadP99Us!,
     rss_per_conn_kib_10k: largestIdle ? Math.max(...Object.values(largestIdle.rssPerConnKiB)) : Number.NaN,
     conns_10k_ok: largestIdle?.ok ?? 0,
     ...(streamOpen && {
@@ -112,14 +132,14 @@ export function markdown(
 ): string {
   const paths = pathOrder.filter((p) => m[p]);
   const lines = [
-    `| figure | ${paths.map((p) => headers[p]).join(" | ")} | tunnel ÷ ssh -R | tunnel ÷ direct |`,
-    `| --- | ${paths.map(() => "---:").join(" | ")} | ---: | ---: |`,
+    `| figure | ${paths.map((p) => headers[p]).join(" | ")} | tunnel ÷ ssh -R | tunnel ÷ bastion | tunnel ÷ direct |`,
+    `| --- | ${paths.map(() => "---:").join(" | ")} | ---: | ---: | ---: |`,
   ];
   for (const f of figures) {
     const v = (p: string) => m[p]?.[f.key];
     const ratio = (a?: number, b?: number) => (a !== undefined && b ? fmt(a / b, 2) : "–");
     lines.push(
-      `| ${f.label} | ${paths.map((p) => fmt(v(p) === undefined ? undefined : f.scale(v(p)!), f.digits)).join(" | ")} | ${ratio(v("tunnel"), v("ssh-default"))} | ${ratio(v("tunnel"), v("direct"))} |`,
+      `| ${f.label} | ${paths.map((p) => fmt(v(p) === undefined ? undefined : f.scale(v(p)!), f.digits)).join(" | ")} | ${ratio(v("tunnel"), v("ssh-default"))} | ${ratio(v("tunnel"), v("bastion"))} | ${ratio(v("tunnel"), v("direct"))} |`,
     );
   }
   lines.push(

@@ -1,5 +1,5 @@
-// `npm run bench`: the tunnel against direct TCP, `ssh -R` (default cipher and aes128-gcm) and a
-// socat chain, all measured in one run on one machine and reported as ratios (absolute numbers
+// `npm run bench`: the tunnel against direct TCP, `ssh -R` (default cipher and aes128-gcm), the
+// OpenSSH bastion chain (ssh -L → sshd → ssh -R), a stunnel chain and a socat chain, all measured in one run on one machine and reported as ratios (absolute numbers
 // vary too much between machines to compare). Figures are medians of interleaved runs.
 //   --smoke     tiny sizes, 1 run, 100 idle connections (CI keeps the benchmark from rotting)
 //   --runs N    interleaved runs (default 5)
@@ -14,10 +14,12 @@ import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { bastionChain } from "./baselines/bastion-chain.ts";
 import { direct } from "./baselines/direct.ts";
 import type { BenchPath } from "./baselines/path.ts";
 import { socatChain, socatLegs } from "./baselines/socat-chain.ts";
 import { sshReverse } from "./baselines/ssh-reverse.ts";
+import { stunnelChain } from "./baselines/stunnel-chain.ts";
 import { tunnel } from "./baselines/tunnel.ts";
 import { loadAverage, raiseFdLimit, toolVersions } from "./procs.ts";
 import { markdown, medians, type Samples, summarize } from "./report.ts";
@@ -97,6 +99,8 @@ try {
   paths.push(await tunnel(target.port));
   paths.push(await sshReverse(target.port));
   paths.push(await sshReverse(target.port, "aes128-gcm@openssh.com"));
+  paths.push(await bastionChain(target.port));
+  paths.push(await stunnelChain(target.port));
   paths.push(await socatChain(target.port));
   for (const p of paths) log(`  ${p.name}: ${p.detail} (pids ${p.pids().join(" ")})`);
 
@@ -179,7 +183,7 @@ const notes = [
   streamOpened
     ? `\`stream_open_*\`: ${streamOpened.opens} DeviceStreams against a real kube-apiserver, relay Pods run by the kubelet stand-in; ssh -N -R interleaved.`
     : "DeviceStream created → first byte: skipped (--stream-opens 0).",
-  `${environment.cpus}; Node ${environment.node}; ${environment.openssh}; ${environment.socat}; kernel ${environment.kernel}.`,
+  `${environment.cpus}; Node ${environment.node}; ${environment.openssh}; ${environment.socat}; ${environment.stunnel}; kernel ${environment.kernel}.`,
   `Load average (1, 5, 15 min) ${loadBefore} before, ${loadAfter} after${smoke ? "; smoke run: sizes too small to compare" : ""}.`,
 ];
 const md = `${markdown(m, idleRuns, summary, notes, streamOpened)}${gatewayRun ? `\n${gatewayMarkdown(gatewayRun)}` : ""}`;

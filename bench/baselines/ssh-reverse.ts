@@ -12,7 +12,7 @@ import { accepts } from "../net.ts";
 import { killOnExit, rssKiB, tree } from "../procs.ts";
 import type { BenchPath } from "./path.ts";
 
-/** A running `ssh -N -R` and what it said so far (`-v`, for errors and the negotiated cipher). */
+/** A running `ssh -N` and what it said so far (`-v`, for errors and the negotiated cipher). */
 export interface ReverseSsh {
   ssh: ChildProcess;
   log(): string;
@@ -23,6 +23,11 @@ export interface ReverseSsh {
  * `cipher` undefined: OpenSSH's default choice (chacha20-poly1305 on OpenSSH 9).
  */
 export function startReverseSsh(sshd: Sshd, remotePort: number, targetPort: number, cipher?: string): ReverseSsh {
+  return startSsh(sshd, [...(cipher ? ["-c", cipher] : []), "-R", `127.0.0.1:${remotePort}:127.0.0.1:${targetPort}`]);
+}
+
+/** `ssh -N` into `sshd` with these forwarding flags (`-R`, `-L`), a fresh process. */
+export function startSsh(sshd: Sshd, forward: string[]): ReverseSsh {
   const args = [
     ...sshd.sshArgs(),
     "-v",
@@ -31,9 +36,7 @@ export function startReverseSsh(sshd: Sshd, remotePort: number, targetPort: numb
     "ExitOnForwardFailure=yes",
     "-p",
     String(sshd.port),
-    ...(cipher ? ["-c", cipher] : []),
-    "-R",
-    `127.0.0.1:${remotePort}:127.0.0.1:${targetPort}`,
+    ...forward,
     `${sshd.user}@127.0.0.1`,
   ];
   const ssh = killOnExit(spawn("ssh", args, { stdio: ["ignore", "ignore", "pipe"] }));
