@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { relayArgs } from "../relay/contract.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
@@ -18,7 +18,8 @@ import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { nodeFlags } from "./node-flags.ts";
 import { writeStaticStream } from "./static-stream.ts";
 
-const cli = fileURLToPath(new URL("./devicestreams.ts", import.meta.url));
+// Beside this file: devicestreams.ts in a checkout, devicestreams.js in the npm package (dist/).
+const cli = fileURLToPath(new URL(`./devicestreams${extname(import.meta.url)}`, import.meta.url));
 /** The demo web server's answer carries it, so the check knows the answer came through the tunnel. */
 const nonce = randomBytes(8).toString("hex");
 

@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
+// Read once from package.json so every component and /metrics agree. An import rather than a file
+// read, so the compiled package (dist/) and the single-file agent (packaging/sea) carry it too.
+import packageJson from "../package.json" with { type: "json" };
 
-// Read once from package.json so every component and /metrics agree.
-export const version: string = (
-  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
+export const version: string = packageJson.version;
