@@ -13,11 +13,25 @@ export const relayOptionSpecs = {
   config: {
     kind: "file",
     description:
-      "`relay.json`: stream, service, SHA-256 of each role's token, optional `expiresAt` and `limits`; re-read when it changes",
+      "`relay.json`: stream, service, SHA-256 of each role's token, optional `expiresAt`, `acceptSourceToken` and `limits`; re-read when it changes",
     required: true,
   },
   "tls-cert": { kind: "file", description: "serving certificate (PEM)", required: true },
   "tls-key": { kind: "file", description: "serving key (PEM)", required: true, secret: true },
+  "access-review-address": {
+    kind: "address",
+    description:
+      "the operator's hub (host:port), which the relay asks whether a user's Kubernetes token may `connect` to the stream; unset: only the source token is accepted (static streams)",
+  },
+  "access-review-ca": {
+    kind: "file",
+    description: "CA bundle (PEM) the hub's certificate chains to; the relay presents `--tls-cert` as its client certificate",
+  },
+  "access-review-ttl": {
+    kind: "duration",
+    description: "how long one answer of the hub about one token is reused (at most 10s)",
+    default: "10s",
+  },
   "max-connections": { kind: "integer", min: 1, description: "concurrent tunnelled connections", default: "1000" },
   "bandwidth-limit": {
     kind: "integer",
@@ -95,6 +109,11 @@ export interface StreamConfig {
   expiresAt?: string;
   /** At least one per role; during a rotation a role may have two (old and new), each admitted. */
   credentials: Array<{ role: Role; sha256: string }>;
+  /**
+   * Whether the source credential is accepted (the stream's `spec.access.sourceToken`). Absent:
+   * accepted, as in relay.json files written before users were reviewed and in static streams.
+   */
+  acceptSourceToken?: boolean;
   /** Overrides the relay's flags of the same meaning, and can change while the relay runs. */
   limits?: StreamConfigLimits;
 }
