@@ -2,6 +2,8 @@
 export const fieldManager = "devicestreams-operator";
 /** The hub owns DeviceAccepted (and connection figures) with its own field manager. */
 export const hubFieldManager = "devicestreams-hub";
+/** Records who connected last (status.lastConnection), apart from the hub's and the reconciler's fields. */
+export const accessFieldManager = "devicestreams-access";
 export const finalizer = "devicestreams.io/cleanup";
 export const reportingController = "devicestreams.io/operator";
 

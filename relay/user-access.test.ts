@@ -111,3 +111,29 @@ describe("relay user access", () => {
     assert.equal(!r.ok && r.code, "DS_USER_TOKEN_UNSUPPORTED");
   });
 });
+
+describe("relay user connections counter", () => {
+  it("names the first 50 users and counts every later one as other", async () => {
+    const registry = createRegistry("relay");
+    let n = 0;
+    const access = new UserAccess({
+      reviewer: { review: async () => ({ allowed: true, user: `user-${n++}` }) },
+      ttlMs: 0,
+      stream: () => "ns/s",
+      metrics: relayMetrics(registry),
+      log: quiet,
+    });
+    const call = (token: string) =>
+      ({
+        metadata: { get: () => [token] },
+        getPeer: () => "peer",
+        emit: () => true,
+      }) as unknown as Parameters<UserAccess["admit"]>[0];
+    for (let i = 0; i < 60; i++) assert.equal(await access.admit(call(`t${i}`)), `user-${i}`);
+    const text = await registry.getSingleMetricAsString("devicestreams_relay_user_connections_total");
+    const users = [...text.matchAll(/user="([^"]+)"/g)].map((m) => m[1]);
+    assert.equal(users.length, 51);
+    assert.ok(users.includes("user-49") && !users.includes("user-50"));
+    assert.match(text, /user="other"} 10\b/);
+  });
+});
