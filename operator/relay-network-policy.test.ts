@@ -64,7 +64,9 @@ describe("relay NetworkPolicy", () => {
         to: [
           {
             namespaceSelector: {
-              matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["devicestreams-system"] }],
+              matchExpressions: [
+                { key: "kubernetes.io/metadata.name", operator: "In", values: ["devicestreams-system"] },
+              ],
             },
             podSelector: {
               matchLabels: { "app.kubernetes.io/name": "devicestreams", "app.kubernetes.io/component": "operator" },

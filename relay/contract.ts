@@ -25,7 +25,8 @@ export const relayOptionSpecs = {
   },
   "access-review-ca": {
     kind: "file",
-    description: "CA bundle (PEM) the hub's certificate chains to; the relay presents `--tls-cert` as its client certificate",
+    description:
+      "CA bundle (PEM) the hub's certificate chains to; the relay presents `--tls-cert` as its client certificate",
   },
   "access-review-ttl": {
     kind: "duration",

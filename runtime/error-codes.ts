@@ -88,7 +88,8 @@ export const errorCodes = {
   },
   DS_USER_UNAUTHENTICATED: {
     area: "tunnel",
-    cause: "the Kubernetes API server did not accept the user's token (expired, revoked, or its ServiceAccount deleted)",
+    cause:
+      "the Kubernetes API server did not accept the user's token (expired, revoked, or its ServiceAccount deleted)",
     action: "log in again (refresh the kubeconfig's credentials) and connect again",
   },
   DS_USER_FORBIDDEN: {
@@ -99,7 +100,8 @@ export const errorCodes = {
   },
   DS_USER_TOKEN_UNSUPPORTED: {
     area: "tunnel",
-    cause: "a Kubernetes token was presented to a relay that cannot review it (a static relay, without `--access-review-address`)",
+    cause:
+      "a Kubernetes token was presented to a relay that cannot review it (a static relay, without `--access-review-address`)",
     action: "present the stream's source token (`devicestreams connect --token-file`)",
   },
   DS_ACCESS_REVIEW_UNAVAILABLE: {

@@ -36,7 +36,11 @@ describe("relay certificate identity", () => {
       usage: "both",
       validityMs: 60_000,
     });
-    assert.deepEqual(await relayFromCertificate(der(relay.certPem), ca.certPem), { namespace: "ns", name: "s", uid: "u-1" });
+    assert.deepEqual(await relayFromCertificate(der(relay.certPem), ca.certPem), {
+      namespace: "ns",
+      name: "s",
+      uid: "u-1",
+    });
     await assert.rejects(relayFromCertificate(der(relay.certPem), other.certPem), /not signed by the operator's CA/);
     const device = await issueCertificate(ca, {
       commonName: "ns/dev",

@@ -165,7 +165,8 @@ export class AccessReviews {
     };
     const path = objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!, "status");
     this.d.client.apply(path, body, accessFieldManager).catch((err: Error) => {
-      if (!isNotFound(err)) this.d.log.warn("could not record the stream's last connection", { path, error: err.message });
+      if (!isNotFound(err))
+        this.d.log.warn("could not record the stream's last connection", { path, error: err.message });
     });
   }
 }

@@ -23,6 +23,11 @@ import type { Logger } from "../../runtime/log.ts";
 import { LogSampler } from "../../runtime/log-sampler.ts";
 import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
 import {
+  type AccessReviewRequest,
+  type AccessReviewResponse,
+  relayAccessService,
+} from "../../transport/access-review-service.ts";
+import {
   type AgentControl,
   type EnrollRequest,
   type EnrollResponse,
@@ -30,11 +35,6 @@ import {
   hubService,
 } from "../../transport/hub-service.ts";
 import type { EventRecorder } from "../events.ts";
-import {
-  type AccessReviewRequest,
-  type AccessReviewResponse,
-  relayAccessService,
-} from "../../transport/access-review-service.ts";
 import { AccessReviews } from "./access-review.ts";
 import { type EnrollRateLimit, EnrollService } from "./enroll-service.ts";
 import { HubError } from "./enrollment.ts";
