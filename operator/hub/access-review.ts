@@ -75,7 +75,7 @@ export class AccessReviews {
       );
       who = tr.status ?? {};
     } catch (err) {
-      throw unavailable("TokenReview", err);
+      throw unavailable("complete the TokenReview", err);
     }
     const user = who.user?.username;
     if (!who.authenticated || !user) {
@@ -109,7 +109,7 @@ export class AccessReviews {
       );
       allowed = sar.status?.allowed === true;
     } catch (err) {
-      throw unavailable("SubjectAccessReview", err);
+      throw unavailable("complete the SubjectAccessReview", err);
     }
     if (!allowed) {
       // Names the user and the missing permission, never the user's groups.
@@ -134,7 +134,7 @@ export class AccessReviews {
           objectPath({ ...deviceStreamResource }, relay.namespace, relay.name),
         );
       } catch (err) {
-        if (!isNotFound(err)) throw unavailable("reading the DeviceStream", err);
+        if (!isNotFound(err)) throw unavailable("read the DeviceStream", err);
         ds = undefined;
       }
     }
@@ -189,7 +189,7 @@ function unavailable(what: string, err: unknown): HubError {
   return new HubError(
     grpcStatus.UNAVAILABLE,
     "DS_ACCESS_REVIEW_UNAVAILABLE",
-    `the operator could not complete the ${what} with the Kubernetes API server; retry in a moment`,
+    `the operator could not ${what} with the Kubernetes API server; retry in a moment`,
     err,
   );
 }
