@@ -4,6 +4,8 @@ export const fieldManager = "devicestreams-operator";
 export const hubFieldManager = "devicestreams-hub";
 /** Records status.device when a stream is bound to an enrolled Device (reconcile/device-binding.ts). */
 export const bindingFieldManager = "devicestreams-operator-binding";
+/** Records who connected last (status.lastConnection), apart from the hub's and the reconciler's fields. */
+export const accessFieldManager = "devicestreams-access";
 export const finalizer = "devicestreams.io/cleanup";
 export const reportingController = "devicestreams.io/operator";
 

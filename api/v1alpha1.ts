@@ -83,6 +83,8 @@ export interface DeviceStreamSpec {
   /** Go-style durations (for example 30s, 15m, 1h30m). */
   timeouts: StreamTimeouts;
   limits: StreamLimits;
+  /** Who may connect, besides users granted `connect` on this DeviceStream by RBAC. */
+  access?: AccessSpec;
   relay: RelaySpec;
 }
 
@@ -103,6 +105,12 @@ export interface StreamLimits {
   bytesPerDay?: number;
   /** Bytes per second each way; unset means unlimited. */
   bandwidthBytesPerSecond?: number;
+}
+
+/** Who may connect, besides users granted `connect` on this DeviceStream by RBAC. */
+export interface AccessSpec {
+  /** Whether the relay also accepts the stream's source token (the `source-token` key of its credentials Secret) in place of the user's own Kubernetes credentials. Off by default: then only users whom RBAC grants the verb `connect` on devicestreams/<name> may connect, and reading the Secret grants nothing. Set it for clients whose kubeconfig has no bearer token (client certificates) or that dial the relay without Kubernetes credentials. */
+  sourceToken?: boolean;
 }
 
 export interface RelaySpec {
@@ -143,6 +151,8 @@ export interface DeviceStreamStatus {
   /** Last traffic seen (set by the hub); drives the idle timeout. RFC 3339 time. */
   lastActivityAt?: string;
   activeConnections?: number;
+  /** The last user the relay let connect, as the API server authenticated them, and when (set by the operator when it allows a user's connection; at most every few seconds per user). */
+  lastConnection?: LastConnection;
   /** Payload bytes the stream carried each way, summed over every relay process it had (set by the operator). */
   bytes?: ByteCounts;
   /** The running relay process's own byte counters when last read (set by the operator): a relay that restarts counts from zero under a new incarnation, and bytes adds its counts on top of these. */
@@ -162,12 +172,21 @@ export interface RelayStatus {
   tlsServerName?: string;
   /** Secret holding ca.crt and the per-role tokens. */
   credentialsSecret?: string;
+  /** PEM CA bundle the relay's certificate chains to (public; clients verify the relay with it). */
+  caBundle?: string;
 }
 
 /** The Device the stream is bound to: recorded when its relay is made if the Device is enrolled then, else by the hub when the device accepts it. Its relay admits only that Device's certificate, and the stream ends when that Device is disabled, deleted, created again (another UID) or enrolls another key. */
 export interface AcceptingDevice {
   uid?: string;
   publicKeySHA256?: string;
+}
+
+/** The last user the relay let connect, as the API server authenticated them, and when (set by the operator when it allows a user's connection; at most every few seconds per user). */
+export interface LastConnection {
+  user?: string;
+  /** RFC 3339 time. */
+  time?: string;
 }
 
 /** Payload bytes the stream carried each way, summed over every relay process it had (set by the operator). */

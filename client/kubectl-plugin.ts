@@ -1,7 +1,7 @@
 // `kubectl devicestream …` (the npm bin `kubectl-devicestream`): open, use, list and close
 // DeviceStreams with the user's own kubeconfig. The data path is the same as `devicestreams
 // connect` (local-port.ts, stdio.ts); only where the relay and its credentials come from differs:
-// the cluster, guarded by RBAC.
+// the cluster, guarded by RBAC (the verb `connect` on the stream, checked by the relay).
 import { KubeConfig } from "@kubernetes/client-node";
 import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
 import { collectionPath, KubeClient, objectPath } from "../kube/client.ts";
@@ -18,7 +18,14 @@ import { explainKubeError } from "./kube-errors.ts";
 import { forwardLocalPort } from "./local-port.ts";
 import { openStream } from "./open-stream.ts";
 import { tunnelStdio } from "./stdio.ts";
-import { getStream, readyCondition, relayRoutes, streamAccess, waitForRelay } from "./stream-lookup.ts";
+import {
+  getStream,
+  readyCondition,
+  relayRoutes,
+  type StreamAccess,
+  streamAccess,
+  waitForRelay,
+} from "./stream-lookup.ts";
 
 export const pluginOptionSpecs = {
   kubeconfig: { kind: "file", description: "as kubectl's: else `$KUBECONFIG`, else `~/.kube/config`, else in-cluster" },
@@ -163,6 +170,21 @@ async function usable(kube: KubeClient, kc: KubeConfig, ns: string, name: string
   return streamAccess(kube, ds, { relayAddress: v["relay-address"], via: v.via, kubeConfig: kc, log, proxy });
 }
 
+/**
+ * Explains, once, a refusal of the source token that the plugin fell back to: the user did not
+ * choose it, their kubeconfig (client certificates) left no other credential.
+ */
+function sourceTokenHint(access: StreamAccess): (err: Error) => void {
+  let said = false;
+  return (err) => {
+    if (said || !access.usesSourceToken || (err as { code?: string }).code !== "DS_SOURCE_TOKEN_DISABLED") return;
+    said = true;
+    stderr(
+      `kubectl devicestream: your kubeconfig yields no bearer token (it authenticates with a client certificate), so the stream's source token was used, and DeviceStream "${access.stream.metadata.name}" accepts only users' own credentials (spec.access.sourceToken is false); use a kubeconfig with a token (an exec or OIDC plugin, a ServiceAccount token), or create the stream with spec.access.sourceToken: true`,
+    );
+  };
+}
+
 export async function runKubectlPlugin(argv: string[]): Promise<number> {
   const { help: helpAsked, values: v, positionals } = parse(argv);
   const [command, arg] = positionals;
@@ -213,7 +235,8 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         const { host, port } = splitHostPort(need(v.local, "-L [host:]PORT"));
         const log = createLogger("connect");
         const access = await usable(kube, kc, ns, name, v, log);
-        const forward = await forwardLocalPort(access.relay, access.token, host, port, log);
+        const hint = sourceTokenHint(access);
+        const forward = await forwardLocalPort(access.relay, access.credential, host, port, log, hint);
         process.stdout.write(
           `listening on ${host}:${forward.port} → DeviceStream ${ns}/${name} (relay ${access.address} via ${access.via}); Ctrl-C to stop\n`,
         );
@@ -229,9 +252,10 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         const name = need(arg, "STREAM");
         const access = await usable(kube, kc, ns, name, v, createLogger("ssh-proxy"));
         kube.close();
-        const err = await tunnelStdio(access.relay, access.token);
+        const err = await tunnelStdio(access.relay, access.credential);
         await access.close();
         if (!err) return 0;
+        sourceTokenHint(access)(err);
         // Say what the stream itself reports: often the reason (device gone, stream ended).
         let context = "";
         try {
@@ -255,14 +279,17 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
           process.stdout.write(`No DeviceStreams in namespace ${ns}.\n`);
           return 0;
         }
-        const rows = [["NAME", "DEVICE", "SERVICE", "PHASE", "REASON", "AGE"]];
+        const rows = [["NAME", "DEVICE", "SERVICE", "PHASE", "REASON", "LAST USER", "LAST CONNECTION", "AGE"]];
         for (const ds of list.items) {
+          const last = ds.status?.lastConnection;
           rows.push([
             ds.metadata.name!,
             ds.spec.device,
             ds.spec.service,
             ds.status?.phase ?? "Pending",
             readyCondition(ds)?.reason ?? "",
+            last?.user ?? "<none>",
+            last?.time ? `${age(last.time)} ago` : "<none>",
             age(ds.metadata.creationTimestamp),
           ]);
         }

@@ -5,7 +5,7 @@ import { describeError } from "../runtime/errors.ts";
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { relayFromFlags } from "../transport/call-error.ts";
-import type { RelayClient } from "../transport/relay-client.ts";
+import type { RelayClient, SourceCredential } from "../transport/relay-client.ts";
 import { bridge } from "../transport/tcp-bridge.ts";
 
 export interface LocalPortForward {
@@ -16,10 +16,12 @@ export interface LocalPortForward {
 
 export async function forwardLocalPort(
   relay: RelayClient,
-  token: string,
+  credential: SourceCredential,
   host: string,
   port: number,
   log: Logger,
+  /** Called with each connection's error, besides the log line (the plugin explains some once). */
+  onError?: (err: Error) => void,
 ): Promise<LocalPortForward> {
   const sockets = new Set<Socket>();
   let next = 1;
@@ -27,13 +29,15 @@ export async function forwardLocalPort(
     const n = next++;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    bridge(socket, relay.connect(token), {
+    bridge(socket, relay.connect(credential), {
       maxFrameBytes,
       side: "client",
       relay: relayFromFlags,
       onEnd: (end) => {
-        if (end.error) log.warn("connection ended with an error", { connection: n, reason: describeError(end.error) });
-        else log.debug("connection closed", { connection: n, sent: end.bytesOut, received: end.bytesIn });
+        if (end.error) {
+          log.warn("connection ended with an error", { connection: n, reason: describeError(end.error) });
+          onError?.(end.error);
+        } else log.debug("connection closed", { connection: n, sent: end.bytesOut, received: end.bytesIn });
       },
     });
   });

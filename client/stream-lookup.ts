@@ -1,7 +1,9 @@
-// From a DeviceStream's name to a RelayClient and the source token, using only what the cluster
-// says: status.relay (endpoint, TLS name, credentials Secret) and that Secret (source-token,
-// ca.crt). Reading the Secret is what RBAC guards: whoever may `get` it may connect.
+// From a DeviceStream's name to a RelayClient and a credential, using only what the cluster says:
+// status.relay (endpoint, TLS name, CA bundle). The credential is the user's own Kubernetes token,
+// which the relay has the operator review (RBAC verb `connect` on the stream); a kubeconfig with
+// no token (client certificates) falls back to the Secret's source token, if the stream allows it.
 import { lookup } from "node:dns/promises";
+import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { conditionTypes, relayName } from "../api/constants.ts";
 import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
@@ -12,7 +14,7 @@ import { DeviceStreamsError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
 import type { Logger } from "../runtime/log.ts";
 import { type ProxySettings, preflightProxy } from "../transport/proxy.ts";
-import { RelayClient } from "../transport/relay-client.ts";
+import { RelayClient, type SourceCredential } from "../transport/relay-client.ts";
 import { forwardViaApiServer } from "./apiserver-forward.ts";
 import { explainKubeError } from "./kube-errors.ts";
 
@@ -22,7 +24,9 @@ export interface StreamAccess {
   /** The address dialled, and how it was chosen. */
   address: string;
   via: string;
-  token: string;
+  /** The user's Kubernetes token, or (kubeconfig without one) the stream's source token. */
+  credential: SourceCredential;
+  usesSourceToken: boolean;
   /** Closes the relay client and, when the API server carries it, the port-forward. */
   close(): Promise<void>;
 }
@@ -38,8 +42,10 @@ export type RelayRoute = (typeof relayRoutes)[number];
 export interface AccessOptions {
   relayAddress?: string;
   via?: RelayRoute;
-  /** For the port-forward: the user's own kubeconfig. */
+  /** For the port-forward, and whose credentials to present: the user's own kubeconfig. */
   kubeConfig?: KubeConfig;
+  /** Present this kubeconfig's credentials instead of kubeConfig's (tests that route by Pod IP). */
+  user?: KubeConfig;
   log?: Logger;
   keepalive?: { timeMs: number; timeoutMs: number };
   /** The HTTP proxy for a relay dialled directly (not for the API server's port-forward, which is local). */
@@ -171,7 +177,27 @@ async function relayRoute(kube: KubeClient, ds: DeviceStream, o: AccessOptions):
   return apiServerRoute(ds, port, o);
 }
 
-export async function streamAccess(kube: KubeClient, ds: DeviceStream, o: AccessOptions = {}): Promise<StreamAccess> {
+/**
+ * The user's own bearer token as the kubeconfig yields it (a token, a token file, an exec or OIDC
+ * plugin: @kubernetes/client-node runs them); undefined for client certificates and basic auth.
+ */
+export async function kubernetesToken(kc: KubeConfig): Promise<string | undefined> {
+  const opts: RequestOptions = {};
+  try {
+    await kc.applyToHTTPSOptions(opts);
+  } catch (err) {
+    throw new DeviceStreamsError(
+      "DS_KUBECONFIG",
+      `cannot get credentials from the kubeconfig (${(err as Error).message}); check that \`kubectl get devicestreams\` works`,
+      { cause: err },
+    );
+  }
+  const header = (opts.headers as Record<string, unknown> | undefined)?.Authorization;
+  return typeof header === "string" && header.startsWith("Bearer ") ? header.slice(7) : undefined;
+}
+
+/** The stream's source token and CA from its Secret: for kubeconfigs without a bearer token. */
+async function readCredentialsSecret(kube: KubeClient, ds: DeviceStream): Promise<{ ca: string; token: string }> {
   const ns = ds.metadata.namespace!;
   const secretName = ds.status!.relay!.credentialsSecret!;
   let secret: Secret;
@@ -180,7 +206,7 @@ export async function streamAccess(kube: KubeClient, ds: DeviceStream, o: Access
   } catch (err) {
     throw explainKubeError(
       err,
-      `read the stream's credentials, Secret "${secretName}"`,
+      `read the stream's source token, Secret "${secretName}" (your kubeconfig has no bearer token to connect with, so the plugin falls back to the source token)`,
       () =>
         new DeviceStreamsError(
           "DS_STREAM_NOT_READY",
@@ -193,13 +219,36 @@ export async function streamAccess(kube: KubeClient, ds: DeviceStream, o: Access
     if (!v) throw new DeviceStreamsError("DS_STREAM_CREDENTIALS", `Secret "${secretName}" lacks ${key}`);
     return Buffer.from(v, "base64").toString("utf8");
   };
+  return { ca: value("ca.crt"), token: value("source-token").trim() };
+}
+
+export async function streamAccess(kube: KubeClient, ds: DeviceStream, o: AccessOptions = {}): Promise<StreamAccess> {
+  // The user's own token when the kubeconfig yields one: the relay has the operator check that the
+  // user may `connect` to this stream. Without one (client certificates), the Secret's source token.
+  const kc = o.user ?? o.kubeConfig;
+  const userToken = kc ? await kubernetesToken(kc) : undefined;
+  let credential: SourceCredential;
+  let ca = ds.status?.relay?.caBundle;
+  if (kc && userToken !== undefined) {
+    credential = { kubernetesToken: async () => (await kubernetesToken(kc)) ?? userToken };
+  } else {
+    const secret = await readCredentialsSecret(kube, ds);
+    credential = secret.token;
+    ca ??= secret.ca;
+  }
+  if (!ca) {
+    throw new DeviceStreamsError(
+      "DS_STREAM_CREDENTIALS",
+      `DeviceStream "${ds.metadata.name}" publishes no relay CA (status.relay.caBundle); its operator may predate it: upgrade the operator`,
+    );
+  }
   const route = await relayRoute(kube, ds, o);
   const throughApiServer = route.close !== undefined;
   if (o.proxy && !throughApiServer && o.log) await preflightProxy(o.proxy, route.address, o.log);
   const relay = new RelayClient({
     proxy: throughApiServer ? undefined : o.proxy,
     address: route.address,
-    tls: { caPem: value("ca.crt") },
+    tls: { caPem: ca },
     keepalive: o.keepalive ?? { timeMs: 10_000, timeoutMs: 5_000 },
     serverName: ds.status!.relay!.tlsServerName,
   });
@@ -208,7 +257,8 @@ export async function streamAccess(kube: KubeClient, ds: DeviceStream, o: Access
     relay,
     address: route.address,
     via: route.via,
-    token: value("source-token").trim(),
+    credential,
+    usesSourceToken: userToken === undefined,
     close: async () => {
       relay.close();
       await route.close?.();

@@ -22,7 +22,7 @@ import { hubTokenKey } from "./hub/token-key.ts";
 import { LeaderElector } from "./leader-election.ts";
 import { type Component, Manager } from "./manager.ts";
 import { type OperatorMetrics, operatorMetrics } from "./metrics.ts";
-import { type OperatorOptions, parseOperatorOptions } from "./options.ts";
+import { type OperatorOptions, parseOperatorOptions, relayAccessReviewAddress } from "./options.ts";
 import type { ReconcileContext } from "./reconcile/context.ts";
 import { deviceController, streamController } from "./reconcile/controllers.ts";
 import { RelayFailures } from "./reconcile/relay-failure.ts";
@@ -113,6 +113,10 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       imagePullPolicy: options.relayImagePullPolicy,
       clusterDomain: options.clusterDomain,
       bindDevices: options.hubListen !== "",
+      // Read when a relay Pod is built: a hub on port 0 (tests) knows its port only once it serves.
+      get accessReviewAddress() {
+        return relayAccessReviewAddress(options, hub?.port);
+      },
       ...(options.gatewayRelayDomain ? { gatewayDomain: options.gatewayRelayDomain } : {}),
       ...(options.gatewayAddress ? { gatewayAddress: options.gatewayAddress } : {}),
       version,
@@ -124,6 +128,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
             networkPolicy: {
               operatorNamespace: options.namespace,
               metricsNamespaces: options.relayMetricsNamespaces,
+              hubPort: Number(/:(\d+)$/.exec(options.hubListen)?.[1]) || undefined,
             },
           }
         : {}),

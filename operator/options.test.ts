@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseOperatorOptions } from "./options.ts";
+import { parseOperatorOptions, relayAccessReviewAddress } from "./options.ts";
 
 describe("operator options", () => {
   it("has generous defaults and a printable effective set", () => {
@@ -15,6 +15,18 @@ describe("operator options", () => {
     assert.deepEqual(options.relayMax, { cpu: "1", memory: "512Mi" });
     assert.equal(printable.namespace, "ops");
     assert.ok(printable.identity, "the generated identity is printed");
+  });
+
+  it("tells relays the hub Service's name, the hub's own address when it binds one, or none without a hub", () => {
+    const address = (argv: string[], bound?: number) =>
+      relayAccessReviewAddress(parseOperatorOptions(["--namespace=ops", ...argv])!.options, bound);
+    assert.equal(address([]), "devicestreams-hub.ops.svc:8444");
+    assert.equal(address(["--hub-listen=127.0.0.1:9444"]), "127.0.0.1:9444");
+    assert.equal(address(["--hub-listen=127.0.0.1:0"]), undefined, "not before the hub has its port");
+    assert.equal(address(["--hub-listen=127.0.0.1:0"], 40123), "127.0.0.1:40123");
+    assert.equal(address(["--hub-listen="]), undefined);
+    assert.equal(address(["--relay-access-review-address=hub.example:443"]), "hub.example:443");
+    assert.throws(() => address(["--relay-access-review-address=nope"]), /host:port/);
   });
 
   it("reads the flags as the chart writes them", () => {

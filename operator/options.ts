@@ -173,6 +173,11 @@ export const operatorOptionSpecs = {
       "names in the hub's serving certificate; empty: `devicestreams-hub`, `devicestreams-hub.<namespace>.svc`, `localhost`",
   },
   "hub-ip-addresses": { kind: "list", description: "IPs in the hub's serving certificate", default: "127.0.0.1" },
+  "relay-access-review-address": {
+    kind: "string",
+    description:
+      "host:port at which relays reach the hub to have users' Kubernetes tokens reviewed; empty: `devicestreams-hub.<namespace>.svc` and the port of `--hub-listen` (its host when it names one)",
+  },
   "device-cert-validity": {
     kind: "duration",
     description: "lifetime of device certificates (agents renew at 2/3)",
@@ -262,6 +267,8 @@ export interface OperatorOptions {
   resyncPeriodMs: number;
   /** Empty: no hub on this replica. */
   hubListen: string;
+  /** Empty: derived from hubListen (relayAccessReviewAddress). */
+  relayAccessReviewAddress: string;
   hubDnsNames: string[];
   hubIpAddresses: string[];
   deviceCertValidityMs: number;
@@ -306,6 +313,23 @@ function hostPort(flag: string, value: string | undefined): string {
     );
   }
   return value;
+}
+
+/**
+ * Where relays ask the hub about users: the flag, else the hub Service's name with the hub's port,
+ * else (a hub bound to one address, as in tests) that address. `boundPort` stands in for port 0.
+ * Undefined without a hub: relays then accept only the source token.
+ */
+export function relayAccessReviewAddress(o: OperatorOptions, boundPort?: number): string | undefined {
+  if (o.relayAccessReviewAddress) return o.relayAccessReviewAddress;
+  if (!o.hubListen) return undefined;
+  const m = /^(.*):(\d+)$/.exec(o.hubListen);
+  if (!m) return undefined;
+  const port = Number(m[2]) || boundPort;
+  if (!port) return undefined;
+  const host = m[1]!;
+  const anyAddress = host === "0.0.0.0" || host === "[::]" || host === "::" || host === "";
+  return `${anyAddress ? `devicestreams-hub.${o.namespace}.svc` : host}:${port}`;
 }
 
 export interface GatewayParent {
@@ -401,6 +425,7 @@ export function parseOperatorOptions(
     workers: o.workers,
     resyncPeriodMs: o["resync-period"],
     hubListen: o["hub-listen"] ?? "",
+    relayAccessReviewAddress: hostPort("relay-access-review-address", o["relay-access-review-address"]),
     hubDnsNames: o["hub-dns-names"].length
       ? o["hub-dns-names"]
       : ["devicestreams-hub", `devicestreams-hub.${namespace}.svc`, "localhost"],

@@ -51,4 +51,35 @@ describe("relay NetworkPolicy", () => {
       ],
     });
   });
+
+  it("with a hub to ask about users: egress to the operator's Pods on the hub port, and DNS, nothing else", () => {
+    const np = buildNetworkPolicy(ds, settings, {
+      operatorNamespace: "devicestreams-system",
+      metricsNamespaces: [],
+      hubPort: 8444,
+    }) as unknown as { spec: { egress: Array<{ ports: unknown; to?: unknown }> } };
+    assert.deepEqual(np.spec.egress, [
+      {
+        ports: [{ port: 8444, protocol: "TCP" }],
+        to: [
+          {
+            namespaceSelector: {
+              matchExpressions: [
+                { key: "kubernetes.io/metadata.name", operator: "In", values: ["devicestreams-system"] },
+              ],
+            },
+            podSelector: {
+              matchLabels: { "app.kubernetes.io/name": "devicestreams", "app.kubernetes.io/component": "operator" },
+            },
+          },
+        ],
+      },
+      {
+        ports: [
+          { port: 53, protocol: "UDP" },
+          { port: 53, protocol: "TCP" },
+        ],
+      },
+    ]);
+  });
 });

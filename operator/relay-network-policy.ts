@@ -3,7 +3,8 @@
 // leaves every other namespace's relays open (metrics and usage to any Pod, egress anywhere).
 // gRPC is open to whoever the stream's exposure reaches (the relay authenticates both sides
 // itself); metrics and /usage only to the operator's Pods (the leader polls /usage) and to Pods in
-// the namespaces named for scrapers; no egress, because a relay only ever accepts.
+// the namespaces named for scrapers. Egress only to the operator's hub (and DNS to find it),
+// where the relay asks whether a user may connect; without a hub, no egress at all.
 import { labels, relayName, relayPorts } from "../api/constants.ts";
 import type { DeviceStream } from "../api/v1alpha1.ts";
 import type { KubeObject } from "../kube/types.ts";
@@ -14,6 +15,8 @@ export interface RelayNetworkPolicySettings {
   operatorNamespace: string;
   /** More namespaces whose Pods may scrape relay metrics (Prometheus). */
   metricsNamespaces: string[];
+  /** The hub's container port, when relays ask it about users (--relay-access-review-address). */
+  hubPort?: number;
 }
 
 export const networkPolicyResource = {
@@ -49,7 +52,23 @@ export function buildNetworkPolicy(ds: DeviceStream, s: RelaySettings, np: Relay
           ],
         },
       ],
-      egress: [],
+      egress: np.hubPort
+        ? [
+            {
+              ports: [{ port: np.hubPort, protocol: "TCP" }],
+              to: [
+                { namespaceSelector: byName([np.operatorNamespace]), podSelector: { matchLabels: operatorPodLabels } },
+              ],
+            },
+            // The hub Service's name: cluster DNS, wherever the cluster runs it.
+            {
+              ports: [
+                { port: 53, protocol: "UDP" },
+                { port: 53, protocol: "TCP" },
+              ],
+            },
+          ]
+        : [],
     },
   } as KubeObject;
 }

@@ -142,4 +142,34 @@ describe("relay objects", () => {
     assert.match(cert.subjectAltName!, /DNS:st\.ns\.relay\.example\.com/);
     assert.match(cert.subjectAltName!, /DNS:st-relay\.ns\.svc\b/);
   });
+
+  it("makes the relay certificate its identity towards the hub, and says whether the source token is accepted", async () => {
+    const ca = await createCertificateAuthority("test CA");
+    const get = (s: { data?: Record<string, string> }, k: string) => Buffer.from(s.data![k]!, "base64").toString();
+    const off = await buildSecret(stream(), ca, settings);
+    const cert = new X509Certificate(get(off, "tls.crt"));
+    assert.match(cert.subjectAltName!, /URI:devicestreams:\/\/relay\/ns\/st\/aaaa-bbbb-cccc/);
+    assert.ok(cert.checkIssued(new X509Certificate(ca.certPem)));
+    // serverAuth for clients, clientAuth for the hub.
+    assert.deepEqual(cert.keyUsage?.sort(), ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]);
+    assert.equal(JSON.parse(get(off, "relay.json")).acceptSourceToken, false);
+    const ds = stream();
+    ds.spec.access = { sourceToken: true };
+    assert.equal(JSON.parse(get(await buildSecret(ds, ca, settings), "relay.json")).acceptSourceToken, true);
+  });
+
+  it("points the relay at the hub for access reviews, with the CA mounted to trust it", () => {
+    const spec = buildPod(stream(), { ...settings, accessReviewAddress: "devicestreams-hub.ops.svc:8444" }).spec as {
+      containers: Array<{ args: string[] }>;
+      volumes: Array<{ secret: { items: Array<{ key: string }> } }>;
+    };
+    const args = spec.containers[0]!.args;
+    assert.ok(args.includes("--access-review-address=devicestreams-hub.ops.svc:8444"));
+    assert.ok(args.includes("--access-review-ca=/etc/devicestreams/relay/ca.crt"));
+    assert.deepEqual(
+      spec.volumes[0]!.secret.items.map((i) => i.key),
+      ["relay.json", "tls.crt", "tls.key", "ca.crt"],
+      "never the tokens",
+    );
+  });
 });

@@ -15,6 +15,7 @@ import type { DeviceStream } from "../api/v1alpha1.ts";
 import type { KubeObject, OwnerReference, Pod, Secret, Service } from "../kube/types.ts";
 import { type BoundDevice, relayArgs, type StreamConfig, streamConfigFile } from "../relay/contract.ts";
 import { issueCertificate, type KeyPairPem } from "../runtime/pki.ts";
+import { relayUri } from "../runtime/relay-identity.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
 import { type GatewaySettings, gatewayServerName } from "./gateway-name.ts";
 import { destinationToken } from "./hub/enrollment-token.ts";
@@ -32,6 +33,8 @@ export interface RelaySettings extends RelayPolicy, GatewaySettings {
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   clusterDomain: string;
   version: string;
+  /** The hub's address as relays dial it, to have users' tokens reviewed; unset: source token only. */
+  accessReviewAddress?: string;
 }
 
 export function ownerReference(ds: DeviceStream): OwnerReference {
@@ -88,11 +91,13 @@ export async function buildSecret(
   const dnsNames = serviceDnsNames(ds, s.clusterDomain);
   // The name the gateway routes by (gateway/routes.ts): a client through the gateway checks it.
   if (s.gatewayDomain) dnsNames.push(gatewayServerName(ds, s.gatewayDomain));
-  // Valid a little past the stream's end so that its last minutes are not cut by clock skew.
+  // Valid a little past the stream's end so that its last minutes are not cut by clock skew. Also
+  // the relay's client certificate towards the hub, whose URI names the one stream it may ask about.
   const cert = await issueCertificate(ca, {
     commonName: dnsNames[0]!,
     dnsNames,
-    usage: "server",
+    uris: [relayUri({ namespace: ds.metadata.namespace!, name: ds.metadata.name!, uid: ds.metadata.uid! })],
+    usage: "both",
     validityMs: Math.max(expires - Date.now(), 0) + 3600_000,
   });
   const relayJson: StreamConfig = {
@@ -105,6 +110,8 @@ export async function buildSecret(
       ...(destination ? [{ role: "destination" as const, sha256: tokenSha256(destination) }] : []),
     ],
     ...(device ? { device: withoutUnset(device) } : {}),
+    // Users connect with their own Kubernetes credentials; the Secret's token only when allowed.
+    acceptSourceToken: ds.spec.access?.sourceToken === true,
   };
   const b64 = (v: string) => Buffer.from(v).toString("base64");
   return {
@@ -206,6 +213,9 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
             "max-lifetime": spec.timeouts.maxLifetime,
             "max-connections": spec.limits.maxConnections,
             "bandwidth-limit": bandwidthFlag(spec.limits.bandwidthBytesPerSecond),
+            ...(s.accessReviewAddress
+              ? { "access-review-address": s.accessReviewAddress, "access-review-ca": file("ca.crt") }
+              : {}),
           }),
           ports: [
             { name: "grpc", containerPort: relayPorts.grpc, protocol: "TCP" },
@@ -228,11 +238,9 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
           secret: {
             secretName: credentialsSecretName(ds.metadata.name!, ds.metadata.uid!),
             defaultMode: 0o440,
-            // The tokens stay out of the relay: it needs only their digests.
-            items: ["relay.json", "tls.crt", "tls.key", ...(s.bindDevices ? ["ca.crt"] : [])].map((key) => ({
-              key,
-              path: key,
-            })),
+            // The tokens stay out of the relay: it needs only their digests (and the CA, to trust the
+            // hub it asks about users and to check device certificates).
+            items: ["relay.json", "tls.crt", "tls.key", "ca.crt"].map((key) => ({ key, path: key })),
           },
         },
       ],

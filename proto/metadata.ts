@@ -2,6 +2,12 @@
 export const metadataKeys = {
   /** `Bearer <token>`: the per-stream credential of the caller's role. */
   authorization: "authorization",
+  /**
+   * On Connect, instead of `authorization`: the user's own Kubernetes bearer token (bare, no
+   * `Bearer `), which the relay has the operator review. A key of its own, so that the relay
+   * never has to guess which kind of credential a token is.
+   */
+  kubernetesToken: "x-devicestreams-kubernetes-token",
   /** On Accept: which tunnelled connection this call carries (decimal). */
   connectionId: "x-devicestreams-connection-id",
   /** On Attach: the agent's version, for status and debugging. */

@@ -25,6 +25,8 @@ describe("relay: relay.json changes", () => {
     assert.equal(fixedFieldChanged(base, next), undefined);
     assert.deepEqual(changedFields(base, next), ["expiresAt", "limits.maxConnections"]);
     assert.deepEqual(changedFields(next, base), ["expiresAt", "limits.maxConnections"]);
+    // Whether the source token is accepted applies at once too (authenticate reads the current config).
+    assert.deepEqual(changedFields(base, { ...base, acceptSourceToken: false }), ["acceptSourceToken"]);
   });
 
   it("relay.json's limits override the flags; without them the flags hold again", () => {

@@ -13,7 +13,7 @@ export const relayOptionSpecs = {
   config: {
     kind: "file",
     description:
-      "`relay.json`: stream, service, SHA-256 of each role's token, optional `expiresAt` and `limits`; re-read when it changes",
+      "`relay.json`: stream, service, SHA-256 of each role's token, optional `expiresAt`, `acceptSourceToken` and `limits`; re-read when it changes",
     required: true,
   },
   "tls-cert": { kind: "file", description: "serving certificate (PEM)", required: true },
@@ -22,6 +22,21 @@ export const relayOptionSpecs = {
     kind: "file",
     description:
       "CA bundle (PEM) that device certificates chain to; needed when `relay.json` binds the stream to a `device`",
+  },
+  "access-review-address": {
+    kind: "address",
+    description:
+      "the operator's hub (host:port), which the relay asks whether a user's Kubernetes token may `connect` to the stream; unset: only the source token is accepted (static streams)",
+  },
+  "access-review-ca": {
+    kind: "file",
+    description:
+      "CA bundle (PEM) the hub's certificate chains to; the relay presents `--tls-cert` as its client certificate",
+  },
+  "access-review-ttl": {
+    kind: "duration",
+    description: "how long one answer of the hub about one token is reused (at most 10s)",
+    default: "10s",
   },
   "max-connections": { kind: "integer", min: 1, description: "concurrent tunnelled connections", default: "1000" },
   "bandwidth-limit": {
@@ -105,6 +120,11 @@ export interface StreamConfig {
   credentials: Array<{ role: Role; sha256: string }>;
   /** The Device the stream is bound to: its agent's TLS client certificate must name it. */
   device?: BoundDevice;
+  /**
+   * Whether the source credential is accepted (the stream's `spec.access.sourceToken`). Absent:
+   * accepted, as in relay.json files written before users were reviewed and in static streams.
+   */
+  acceptSourceToken?: boolean;
   /** Overrides the relay's flags of the same meaning, and can change while the relay runs. */
   limits?: StreamConfigLimits;
 }

@@ -1,13 +1,15 @@
-// `devicestreams relay`: serves one DeviceStream. Both sides dial in; the relay dials nobody.
+// `devicestreams relay`: serves one DeviceStream. Both sides dial in; the relay dials only the
+// operator's hub, to ask whether a user may connect (--access-review-address).
 
 import { DeviceStreamsError } from "../runtime/errors.ts";
-import { maxFrameBytes } from "../runtime/grpc-options.ts";
+import { type KeepaliveOptions, maxFrameBytes } from "../runtime/grpc-options.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
 import { setLongTimeout } from "../runtime/long-timeout.ts";
-import { parseOptions, printable } from "../runtime/options.ts";
+import { type OptionValues, parseOptions, printable } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
+import { AccessReviewClient } from "../transport/access-review-service.ts";
 import { changedFields, effectiveLimits, fixedFieldChanged, watchConfigFile } from "./config-reload.ts";
 import { relayOptionSpecs } from "./contract.ts";
 import { relayMetrics } from "./metrics.ts";
@@ -15,6 +17,7 @@ import { Pairing } from "./pairing.ts";
 import { startRelayServer } from "./server.ts";
 import { loadStreamConfig, parseStreamConfig, type StreamConfig } from "./stream-config.ts";
 import { UsageTracker } from "./usage.ts";
+import { maxAccessTtlMs, UserAccess } from "./user-access.ts";
 
 export interface RunningRelay {
   port: number;
@@ -53,6 +56,14 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   const registry = createRegistry("relay");
   const metrics = relayMetrics(registry);
   const pairing = new Pairing(config, limits, metrics, log);
+  const reviewer = accessReviewClient(o, tls, keepalive);
+  const users = new UserAccess({
+    reviewer,
+    ttlMs: o["access-review-ttl"],
+    stream: () => config.stream,
+    metrics,
+    log,
+  });
   const server = await startRelayServer({
     listen: o.listen,
     tls,
@@ -65,6 +76,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
       unauthenticatedTimeoutMs: o["unauthenticated-timeout"],
     },
     config: () => config,
+    users,
     pairing,
     metrics,
     log,
@@ -147,6 +159,7 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
       while (pairing.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       pairing.end("shutdown", "DS_RELAY_SHUTDOWN", "the relay shut down; connect again to reach the new relay");
       server.forceClose();
+      reviewer?.close();
       await endpoints.close();
       log.info("stopped");
     })());
@@ -156,4 +169,24 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
     () => stop(0),
   );
   return { port: server.port, metricsPort: endpoints.port, stop: () => stop(0) };
+}
+
+/** The hub client for access reviews, with the relay's certificate as its identity; none in static mode. */
+function accessReviewClient(
+  o: OptionValues<typeof relayOptionSpecs>,
+  tls: { certPem: Buffer; keyPem: Buffer },
+  keepalive: KeepaliveOptions,
+): AccessReviewClient | undefined {
+  if (o["access-review-ttl"] > maxAccessTtlMs) {
+    throw new DeviceStreamsError("DS_USAGE", "--access-review-ttl must be at most 10s: revoked access must end soon");
+  }
+  const address = o["access-review-address"];
+  if (!address) return undefined;
+  const ca = o["access-review-ca"];
+  if (!ca) throw new DeviceStreamsError("DS_USAGE", "--access-review-address needs --access-review-ca (the hub's CA)");
+  return new AccessReviewClient({
+    address,
+    tls: { caPem: readPem(ca, "hub CA"), certPem: tls.certPem, keyPem: tls.keyPem },
+    keepalive,
+  });
 }

@@ -1,5 +1,5 @@
-// Relay metrics. Labels are bounded enums; stream and device names never become label values
-// (one relay serves one stream, so the stream is the target's identity in Prometheus).
+// Relay metrics. Labels are bounded: enums, and user names capped at 50. Stream and device names never
+// become label values (one relay serves one stream, so the stream is the target's identity in Prometheus).
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 export function relayMetrics(registry: Registry) {
@@ -31,6 +31,12 @@ export function relayMetrics(registry: Registry) {
       name: "devicestreams_relay_auth_failures_total",
       help: "Calls refused for their credential, by role and reason.",
       labelNames: ["role", "reason"],
+      registers,
+    }),
+    userConnections: new Counter({
+      name: "devicestreams_relay_user_connections_total",
+      help: "Connect calls admitted with a user's own Kubernetes credentials, by user (the first 50 users by name, later ones as `other`).",
+      labelNames: ["user"],
       registers,
     }),
     tlsHandshakeFailures: new Counter({

@@ -182,7 +182,8 @@ export class Pairing {
     return true;
   }
 
-  connect(source: FrameCall): void {
+  /** `user`: who the operator said this is, when the caller presented Kubernetes credentials. */
+  connect(source: FrameCall, user?: string): void {
     if (this.phase.name !== "open") {
       this.refuse(source, this.phase.name === "ended" ? "expired" : "draining", this.phase.refusal);
       return;
@@ -196,7 +197,7 @@ export class Pairing {
       return;
     }
     if (this.agent) {
-      this.dial(source);
+      this.dial(source, user);
       return;
     }
     if (this.refusal) {
@@ -211,7 +212,7 @@ export class Pairing {
       this.waiting.delete(wake);
       source.off("cancelled", cancelled);
       if (attachedNow && this.agent) {
-        this.dial(source);
+        this.dial(source, user);
         return;
       }
       if (this.refusal) {
@@ -234,8 +235,10 @@ export class Pairing {
     source.once("cancelled", cancelled);
   }
 
-  private dial(source: FrameCall): void {
+  private dial(source: FrameCall, user?: string): void {
     const id = this.nextId++;
+    // Who opened each connection, for the audit trail (the operator records the stream's last user).
+    if (user !== undefined) this.log.info("connection opened", { connection: id, user });
     const timer = setTimeout(
       () =>
         this.failPending(id, "dial_timeout", {

@@ -16,6 +16,7 @@ import { CertificateRejections, DeviceAuthenticator } from "./device-auth.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import type { Pairing } from "./pairing.ts";
 import { authenticate, expiry, type StreamConfig } from "./stream-config.ts";
+import { presentsKubernetesToken, UserAccess } from "./user-access.ts";
 
 type AnyCall = ServerDuplexStream<unknown, unknown>;
 
@@ -28,6 +29,8 @@ export interface RelayServerOptions {
   /** Who may hold a connection to the gRPC port, and for how long before authenticating. */
   limits: ConnectionLimits;
   config: () => StreamConfig;
+  /** Connect calls that present a Kubernetes token instead of the source token (default: refused, as static). */
+  users?: UserAccess;
   pairing: Pairing;
   metrics: RelayMetrics;
   log: Logger;
@@ -43,6 +46,8 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
   // Anyone who reaches the port can be refused, as often as they like: the metric counts every
   // refusal, the log gets a sample (one line per role and reason per 10 s).
   const refusals = new LogSampler({ intervalMs: 10_000 });
+  const users =
+    o.users ?? new UserAccess({ ttlMs: 0, stream: () => o.config().stream, metrics: o.metrics, log: o.log });
   const refuse = (call: AnyCall, role: Role, result: { code: ErrorCode; message: string }) => {
     o.metrics.authFailures.inc({ role, reason: result.code });
     const suppressed = refusals.take(`${role}/${result.code}`);
@@ -94,7 +99,15 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
         if (identity) o.pairing.attach(call, identity);
       }),
     connect: (call: ServerDuplexStream<Buffer, Buffer>) => {
-      if (admit(call as AnyCall, "source")) o.pairing.connect(call);
+      if (!presentsKubernetesToken(call.metadata)) {
+        if (admit(call as AnyCall, "source")) o.pairing.connect(call);
+        return;
+      }
+      void users.admit(call).then((user) => {
+        if (user === undefined || call.cancelled) return;
+        gate.authenticated(call.getPeer());
+        o.pairing.connect(call, user);
+      });
     },
     accept: (call: ServerDuplexStream<Buffer, Buffer>) => void acceptCall(call),
   });

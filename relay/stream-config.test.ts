@@ -48,6 +48,21 @@ describe("relay authentication", () => {
     assert.doesNotMatch(r.message, /secret/);
   });
 
+  it("refuses the right source token of a stream that accepts only users' own credentials, naming the field", () => {
+    const usersOnly = { ...config, acceptSourceToken: false };
+    const r = authenticate(usersOnly, "source", bearer(source));
+    assert.equal(r.ok === false && r.code, "DS_SOURCE_TOKEN_DISABLED");
+    assert.match(r.ok === false ? r.message : "", /spec\.access\.sourceToken: true/);
+    // Only a holder of the stream's token learns that; a wrong token gets the generic answer.
+    assert.equal(
+      (authenticate(usersOnly, "source", bearer(newToken("source"))) as { code: string }).code,
+      "DS_AUTH_INVALID",
+    );
+    // The device's side is not affected; and relay.json files without the field keep accepting it.
+    assert.deepEqual(authenticate(usersOnly, "destination", bearer(destination)), { ok: true });
+    assert.deepEqual(authenticate({ ...config, acceptSourceToken: true }, "source", bearer(source)), { ok: true });
+  });
+
   it("asks for a credential when none was presented", () => {
     const r = refusal("source");
     assert.equal(r.code, "DS_AUTH_MISSING");
@@ -98,6 +113,7 @@ describe("relay authentication", () => {
       ['{"credentials":[null,7]}', /credentials needs a source entry/],
       [`{"credentials":[{"role":"source","sha256":["${sha}"]}]}`, /credentials needs a source entry/],
       ['{"expiresAt":123}', /expiresAt is not a time/],
+      ['{"acceptSourceToken":"no"}', /acceptSourceToken must be true or false/],
     ] as const) {
       assert.throws(
         () => parseStreamConfig(text, "relay.json"),

@@ -42,6 +42,9 @@ export function parseStreamConfig(text: string, source: string): StreamConfig {
       problems.push(`credentials needs a ${role} entry with a sha256`);
     }
   }
+  if (c.acceptSourceToken !== undefined && typeof c.acceptSourceToken !== "boolean") {
+    problems.push("acceptSourceToken must be true or false");
+  }
   if (c.limits !== undefined) {
     if (typeof c.limits !== "object" || c.limits === null) problems.push("limits must be an object");
     else {
@@ -116,6 +119,13 @@ export function authenticate(config: StreamConfig, role: Role, metadata: Metadat
       ok: false,
       code: "DS_AUTH_INVALID",
       message: `the ${role} credential is not valid for this relay; ${hint}`,
+    };
+  }
+  if (role === "source" && config.acceptSourceToken === false) {
+    return {
+      ok: false,
+      code: "DS_SOURCE_TOKEN_DISABLED",
+      message: `stream ${config.stream} does not accept its source token: connect with your own Kubernetes credentials (a kubeconfig that yields a bearer token, granted the verb connect on devicestreams/${config.stream.split("/").pop()}), or have the stream created with spec.access.sourceToken: true`,
     };
   }
   return expiry(config, now);

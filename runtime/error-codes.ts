@@ -79,6 +79,43 @@ export const errorCodes = {
     cause: "the stream's credentials expired",
     action: "open a new stream",
   },
+  DS_SOURCE_TOKEN_DISABLED: {
+    area: "tunnel",
+    cause:
+      "the source token was presented, but the stream accepts only users' own Kubernetes credentials (`spec.access.sourceToken` is false, the default)",
+    action:
+      "use a kubeconfig that yields a bearer token (token, exec or OIDC) with `connect` on the stream, or create the stream with `spec.access.sourceToken: true`",
+  },
+  DS_USER_UNAUTHENTICATED: {
+    area: "tunnel",
+    cause:
+      "the Kubernetes API server did not accept the user's token (expired, revoked, or its ServiceAccount deleted)",
+    action: "log in again (refresh the kubeconfig's credentials) and connect again",
+  },
+  DS_USER_FORBIDDEN: {
+    area: "tunnel",
+    cause: "RBAC does not grant the user the verb `connect` on `devicestreams/<name>` in the stream's namespace",
+    action:
+      "ask your cluster admin to bind the `devicestreams-user` ClusterRole ([client/rbac.yaml](kubectl-plugin.md#rbac)) in that namespace",
+  },
+  DS_USER_TOKEN_UNSUPPORTED: {
+    area: "tunnel",
+    cause:
+      "a Kubernetes token was presented to a relay that cannot review it (a static relay, without `--access-review-address`)",
+    action: "present the stream's source token (`devicestreams connect --token-file`)",
+  },
+  DS_ACCESS_REVIEW_UNAVAILABLE: {
+    area: "tunnel",
+    cause:
+      "the relay could not ask the operator whether the user may connect (the hub or the API server did not answer); this says nothing about the user's permissions",
+    action: "retry in a moment; if it lasts, check the operator's log and that the relay reaches the hub",
+  },
+  DS_ACCESS_REVIEW_REFUSED: {
+    area: "hub",
+    cause:
+      "the hub refused an access review: the caller presented no relay certificate of the operator's CA (a device certificate, none, or another CA's), or its stream no longer exists",
+    action: "nothing for a relay the operator made (its stream ended); anything else is not a relay",
+  },
   DS_DEVICE_NOT_ATTACHED: {
     area: "tunnel",
     cause: "no agent is attached to the relay",

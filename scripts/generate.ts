@@ -37,6 +37,7 @@ function protoOutputs(): Output[] {
         js,
         "proto/devicestreams/v1alpha1/relay.proto",
         "proto/devicestreams/v1alpha1/hub.proto",
+        "proto/devicestreams/v1alpha1/access.proto",
       ],
       { cwd: root, stdio: "inherit" },
     );

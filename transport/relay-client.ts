@@ -1,7 +1,7 @@
 // The relay's client stub, used by both edges: the client opens Connect calls, the agent Attach
 // and Accept calls. One channel per relay, so every tunnelled connection is an HTTP/2 stream on
 // one TLS connection, each with its own flow-control window.
-import { Client, Metadata } from "@grpc/grpc-js";
+import { Client, credentials, Metadata } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
 import { channelOptions, type KeepaliveOptions } from "../runtime/grpc-options.ts";
 import { type ClientTls, channelCredentials } from "../runtime/tls.ts";
@@ -20,6 +20,9 @@ export interface RelayClientOptions {
   proxy?: ProxySettings;
 }
 
+/** The source side's credential: the stream's source token, or a user's Kubernetes token (fetched per call). */
+export type SourceCredential = string | { kubernetesToken: () => Promise<string> };
+
 export class RelayClient {
   private readonly client: Client;
 
@@ -36,14 +39,31 @@ export class RelayClient {
     return md;
   }
 
-  connect(token: string): FrameCall {
+  /** A tunnelled connection, as the source: with the stream's source token, or a user's own Kubernetes token. */
+  connect(credential: SourceCredential): FrameCall {
     const m = relayService.connect;
-    return this.client.makeBidiStreamRequest(
-      m.path,
-      m.requestSerialize,
-      m.responseDeserialize,
-      RelayClient.auth(token),
-    );
+    if (typeof credential === "string") {
+      return this.client.makeBidiStreamRequest(
+        m.path,
+        m.requestSerialize,
+        m.responseDeserialize,
+        RelayClient.auth(credential),
+      );
+    }
+    // Asked for per call: an exec or OIDC plugin's token expires and is renewed while the plugin runs.
+    const perCall = credentials.createFromMetadataGenerator((_params, done) => {
+      credential.kubernetesToken().then(
+        (token) => {
+          const md = new Metadata();
+          md.set(metadataKeys.kubernetesToken, token);
+          done(null, md);
+        },
+        (err: Error) => done(err),
+      );
+    });
+    return this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new Metadata(), {
+      credentials: perCall,
+    });
   }
 
   accept(token: string, connectionId: number): FrameCall {

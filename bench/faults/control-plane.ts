@@ -66,7 +66,9 @@ export async function runControlPlaneFaults(
         apiVersion: "devicestreams.io/v1alpha1",
         kind: "DeviceStream",
         metadata: { name: "faults" },
-        spec: { device: "edge-1", service: "echo" },
+        // The source token, not a user's: a new connection during an API server outage would need
+        // a TokenReview, and these faults measure the data plane, which must not depend on it.
+        spec: { device: "edge-1", service: "echo", access: { sourceToken: true } },
       },
       "faults",
     );
@@ -79,7 +81,7 @@ export async function runControlPlaneFaults(
       120_000,
     );
     access = await streamAccess(admin, ds as DeviceStream, { keepalive: clientKeepalive });
-    forward = await forwardLocalPort(access.relay, access.token, "127.0.0.1", 0, log);
+    forward = await forwardLocalPort(access.relay, access.credential, "127.0.0.1", 0, log);
     const port = forward.port;
     const s = sys;
     const rep = (inject: () => Promise<void> | void, bytes = o.bytes()) =>

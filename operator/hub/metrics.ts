@@ -34,6 +34,12 @@ export function hubMetrics(registry: Registry) {
       labelNames: ["reason"],
       registers,
     }),
+    accessReviews: new Counter({
+      name: "devicestreams_hub_access_reviews_total",
+      help: "Relays' questions whether a user may connect, by answer: allowed, or the DS_* code of the refusal or failure.",
+      labelNames: ["result"],
+      registers,
+    }),
     offers: new Counter({
       name: "devicestreams_hub_stream_offers_total",
       help: "Stream offers by result (offered, accepted, refused).",

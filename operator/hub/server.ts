@@ -1,6 +1,7 @@
 // The hub: a gRPC server on every operator replica (not only the leader). Enroll is open to any
 // TLS client (the enrolment token is the credential); Session needs a device certificate from
-// the operator CA, and the live Device it names (same UID, not disabled, same key).
+// the operator CA, and the live Device it names (same UID, not disabled, same key); RelayAccess
+// needs a relay certificate and answers only about the stream it names (access-review.ts).
 import {
   experimental,
   status as grpcStatus,
@@ -23,6 +24,11 @@ import type { Logger } from "../../runtime/log.ts";
 import { LogSampler } from "../../runtime/log-sampler.ts";
 import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
 import {
+  type AccessReviewRequest,
+  type AccessReviewResponse,
+  relayAccessService,
+} from "../../transport/access-review-service.ts";
+import {
   type AgentControl,
   type EnrollRequest,
   type EnrollResponse,
@@ -30,8 +36,9 @@ import {
   hubService,
 } from "../../transport/hub-service.ts";
 import type { EventRecorder } from "../events.ts";
+import { AccessReviews } from "./access-review.ts";
 import { type EnrollRateLimit, EnrollService } from "./enroll-service.ts";
-import type { HubError } from "./enrollment.ts";
+import { HubError } from "./enrollment.ts";
 import { hubMetrics } from "./metrics.ts";
 import { HubReports } from "./reports.ts";
 import { AgentSession } from "./sessions.ts";
@@ -86,6 +93,7 @@ export class Hub {
   private readonly metrics;
   private readonly key: Buffer;
   private readonly enrollment: EnrollService;
+  private readonly accessReviews: AccessReviews;
   private timer: NodeJS.Timeout | undefined;
   private gate: ConnectionGate | undefined;
   private readonly refusalLog = new LogSampler({ intervalMs: 10_000 });
@@ -110,6 +118,13 @@ export class Hub {
       o.enrollRateLimit ?? { perMinute: 5, burst: 5 },
       this.metrics,
     );
+    this.accessReviews = new AccessReviews({
+      client: d.client,
+      streams: d.streams,
+      events: d.events,
+      ca: d.ca,
+      log: d.log,
+    });
   }
 
   async start(): Promise<number> {
@@ -127,6 +142,12 @@ export class Hub {
       enroll: (call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) =>
         void this.enroll(call, cb),
       session: (call: ServerDuplexStream<AgentControl, HubControl>) => void this.session(call),
+    });
+    this.server.addService(relayAccessService, {
+      review: (
+        call: ServerUnaryCall<AccessReviewRequest, AccessReviewResponse>,
+        cb: sendUnaryData<AccessReviewResponse>,
+      ) => void this.review(call, cb),
     });
     // Refusals are counted, and logged one line per reason per 10 s: a flood must not flood the log.
     const refusals = new LogSampler({ intervalMs: 10_000 });
@@ -182,6 +203,34 @@ export class Hub {
       cb(null, response);
     } catch (err) {
       const e = err as HubError;
+      cb({ code: e.grpcCode, details: e.details });
+    }
+  }
+
+  /** A relay asks whether a user's token may connect to its stream (access-review.ts). */
+  private async review(
+    call: ServerUnaryCall<AccessReviewRequest, AccessReviewResponse>,
+    cb: sendUnaryData<AccessReviewResponse>,
+  ): Promise<void> {
+    try {
+      const relay = await this.accessReviews.relay(call.getAuthContext().sslPeerCertificate?.raw);
+      // A relay the operator made: its connection may stay for its next reviews.
+      this.gate?.authenticated(call.getPeer());
+      const answer = await this.accessReviews.review(relay, call.request.token ?? "");
+      this.metrics.accessReviews.inc({ result: answer.allowed ? "allowed" : (answer.code ?? "denied") });
+      cb(null, answer);
+    } catch (err) {
+      const e = err instanceof HubError ? err : new HubError(grpcStatus.INTERNAL, "DS_HUB_INTERNAL", String(err), err);
+      this.metrics.accessReviews.inc({ result: e.code });
+      const suppressed = this.refusalLog.take(`review ${e.code}`);
+      if (suppressed !== undefined) {
+        this.d.log.warn("access review refused", {
+          reason: e.code,
+          detail: e.message,
+          cause: e.cause instanceof Error ? e.cause.message : undefined,
+          suppressed: suppressed || undefined,
+        });
+      }
       cb({ code: e.grpcCode, details: e.details });
     }
   }

@@ -22,6 +22,8 @@ export interface Observed {
   podConflict?: boolean;
   service?: Service;
   clusterDomain: string;
+  /** The operator CA (PEM) that relay certificates chain to: published so users need not read Secrets. */
+  caBundle?: string;
   /** Set by the usage poller when the stream passed limits.bytesPerDay: why it must end. */
   bytesPerDayExceeded?: string;
   /** Why the stream's Device no longer stands behind it (device-revocation.ts), if it does not. */
@@ -219,6 +221,7 @@ function relayStatus(o: Observed): NonNullable<DeviceStreamStatus["relay"]> {
     tlsServerName: host,
     credentialsSecret: credentialsSecretName(ds.metadata.name!, ds.metadata.uid!),
   };
+  if (o.caBundle) out.caBundle = o.caBundle;
   const nodePort = o.service?.spec?.ports?.find((p) => p.name === "grpc")?.nodePort;
   if (nodePort) out.nodePort = nodePort;
   const ingress = o.service?.status?.loadBalancer?.ingress?.[0];

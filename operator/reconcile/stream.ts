@@ -69,6 +69,7 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     service,
     podConflict: false,
     clusterDomain: ctx.relay.clusterDomain,
+    caBundle: ctx.ca().certPem,
     bytesPerDayExceeded: ctx.usage?.exceeded(key),
     revoked: deviceRevocation(ds, ctx.devices.get(namespace, ds.spec.device)),
     // A relay that already runs keeps running when the configuration is tightened (as with the caps).

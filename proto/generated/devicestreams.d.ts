@@ -2334,5 +2334,213 @@ export namespace devicestreams {
             /** Shape of a RenewResponse. */
             type $Shape = devicestreams.v1alpha1.RenewResponse.$Properties;
         }
+
+        /** Represents a RelayAccess */
+        class RelayAccess extends $protobuf.rpc.Service {
+
+            /**
+             * Constructs a new RelayAccess service.
+             * @param rpcImpl RPC implementation
+             * @param [requestDelimited=false] Whether requests are length-delimited
+             * @param [responseDelimited=false] Whether responses are length-delimited
+             */
+            constructor(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean);
+
+            /**
+             * Creates new RelayAccess service using the specified rpc implementation.
+             * @param rpcImpl RPC implementation
+             * @param [requestDelimited=false] Whether requests are length-delimited
+             * @param [responseDelimited=false] Whether responses are length-delimited
+             * @returns RPC service. Useful where requests and/or responses are streamed.
+             */
+            static create(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean): RelayAccess;
+
+            /** Calls Review. */
+            review: devicestreams.v1alpha1.RelayAccess.Review;
+        }
+
+        namespace RelayAccess {
+
+            /**
+             * Callback as used by {@link devicestreams.v1alpha1.RelayAccess#review}.
+             * @param error Error, if any
+             * @param [response] AccessReviewResponse
+             */
+            type ReviewCallback = (error: (Error|null), response?: devicestreams.v1alpha1.AccessReviewResponse) => void;
+
+            /** Calls Review. */
+            type Review = {
+              (request: devicestreams.v1alpha1.IAccessReviewRequest, callback: devicestreams.v1alpha1.RelayAccess.ReviewCallback): void;
+              (request: devicestreams.v1alpha1.IAccessReviewRequest): Promise<devicestreams.v1alpha1.AccessReviewResponse>;
+              readonly name: "Review";
+              readonly path: "/devicestreams.v1alpha1.RelayAccess/Review";
+              readonly requestType: "AccessReviewRequest";
+              readonly responseType: "AccessReviewResponse";
+              readonly requestStream: undefined;
+              readonly responseStream: undefined;
+            };
+        }
+
+        /**
+         * Properties of an AccessReviewRequest.
+         * @deprecated Use devicestreams.v1alpha1.AccessReviewRequest.$Properties instead.
+         */
+        interface IAccessReviewRequest extends devicestreams.v1alpha1.AccessReviewRequest.$Properties {
+        }
+
+        /** Represents an AccessReviewRequest. */
+        class AccessReviewRequest {
+
+            /**
+             * Constructs a new AccessReviewRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.AccessReviewRequest.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** AccessReviewRequest token. */
+            token: string;
+
+            /**
+             * Creates a new AccessReviewRequest instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns AccessReviewRequest instance
+             */
+            static create(properties: devicestreams.v1alpha1.AccessReviewRequest.$Shape): devicestreams.v1alpha1.AccessReviewRequest & devicestreams.v1alpha1.AccessReviewRequest.$Shape;
+            static create(properties?: devicestreams.v1alpha1.AccessReviewRequest.$Properties): devicestreams.v1alpha1.AccessReviewRequest;
+
+            /**
+             * Encodes the specified AccessReviewRequest message. Does not implicitly {@link devicestreams.v1alpha1.AccessReviewRequest.verify|verify} messages.
+             * @param message AccessReviewRequest message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.AccessReviewRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an AccessReviewRequest message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.AccessReviewRequest & devicestreams.v1alpha1.AccessReviewRequest.$Shape} AccessReviewRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.AccessReviewRequest & devicestreams.v1alpha1.AccessReviewRequest.$Shape;
+
+            /**
+             * Gets the type url for AccessReviewRequest
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace AccessReviewRequest {
+
+            /** Properties of an AccessReviewRequest. */
+            interface $Properties {
+
+                /** AccessReviewRequest token */
+                token?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an AccessReviewRequest. */
+            type $Shape = devicestreams.v1alpha1.AccessReviewRequest.$Properties;
+        }
+
+        /**
+         * Properties of an AccessReviewResponse.
+         * @deprecated Use devicestreams.v1alpha1.AccessReviewResponse.$Properties instead.
+         */
+        interface IAccessReviewResponse extends devicestreams.v1alpha1.AccessReviewResponse.$Properties {
+        }
+
+        /** Represents an AccessReviewResponse. */
+        class AccessReviewResponse {
+
+            /**
+             * Constructs a new AccessReviewResponse.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: devicestreams.v1alpha1.AccessReviewResponse.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** AccessReviewResponse allowed. */
+            allowed: boolean;
+
+            /** AccessReviewResponse user. */
+            user: string;
+
+            /** AccessReviewResponse code. */
+            code: string;
+
+            /** AccessReviewResponse message. */
+            message: string;
+
+            /**
+             * Creates a new AccessReviewResponse instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns AccessReviewResponse instance
+             */
+            static create(properties: devicestreams.v1alpha1.AccessReviewResponse.$Shape): devicestreams.v1alpha1.AccessReviewResponse & devicestreams.v1alpha1.AccessReviewResponse.$Shape;
+            static create(properties?: devicestreams.v1alpha1.AccessReviewResponse.$Properties): devicestreams.v1alpha1.AccessReviewResponse;
+
+            /**
+             * Encodes the specified AccessReviewResponse message. Does not implicitly {@link devicestreams.v1alpha1.AccessReviewResponse.verify|verify} messages.
+             * @param message AccessReviewResponse message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: devicestreams.v1alpha1.AccessReviewResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an AccessReviewResponse message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.AccessReviewResponse & devicestreams.v1alpha1.AccessReviewResponse.$Shape} AccessReviewResponse
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): devicestreams.v1alpha1.AccessReviewResponse & devicestreams.v1alpha1.AccessReviewResponse.$Shape;
+
+            /**
+             * Gets the type url for AccessReviewResponse
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace AccessReviewResponse {
+
+            /** Properties of an AccessReviewResponse. */
+            interface $Properties {
+
+                /** AccessReviewResponse allowed */
+                allowed?: (boolean|null);
+
+                /** AccessReviewResponse user */
+                user?: (string|null);
+
+                /** AccessReviewResponse code */
+                code?: (string|null);
+
+                /** AccessReviewResponse message */
+                message?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an AccessReviewResponse. */
+            type $Shape = devicestreams.v1alpha1.AccessReviewResponse.$Properties;
+        }
     }
 }

@@ -5405,6 +5405,474 @@ export const devicestreams = $root.devicestreams = (() => {
             return RenewResponse;
         })();
 
+        v1alpha1.RelayAccess = (function() {
+
+            /**
+             * Constructs a new RelayAccess service.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents a RelayAccess
+             * @extends $protobuf.rpc.Service
+             * @constructor
+             * @param {$protobuf.RPCImpl} rpcImpl RPC implementation
+             * @param {boolean} [requestDelimited=false] Whether requests are length-delimited
+             * @param {boolean} [responseDelimited=false] Whether responses are length-delimited
+             */
+            const RelayAccess = function(rpcImpl, requestDelimited, responseDelimited) {
+                $protobuf.rpc.Service.call(this, rpcImpl, requestDelimited, responseDelimited);
+            };
+
+            $Object.defineProperty(RelayAccess.prototype = $Object.create($protobuf.rpc.Service.prototype), "constructor", { value: RelayAccess, writable: true, enumerable: false, configurable: true });
+
+            /**
+             * Creates new RelayAccess service using the specified rpc implementation.
+             * @function create
+             * @memberof devicestreams.v1alpha1.RelayAccess
+             * @static
+             * @param {$protobuf.RPCImpl} rpcImpl RPC implementation
+             * @param {boolean} [requestDelimited=false] Whether requests are length-delimited
+             * @param {boolean} [responseDelimited=false] Whether responses are length-delimited
+             * @returns {RelayAccess} RPC service. Useful where requests and/or responses are streamed.
+             */
+            RelayAccess.create = function(rpcImpl, requestDelimited, responseDelimited) {
+                return new this(rpcImpl, requestDelimited, responseDelimited);
+            };
+
+            /**
+             * Callback as used by {@link devicestreams.v1alpha1.RelayAccess#review}.
+             * @memberof devicestreams.v1alpha1.RelayAccess
+             * @typedef ReviewCallback
+             * @type {function}
+             * @param {Error|null} error Error, if any
+             * @param {devicestreams.v1alpha1.AccessReviewResponse} [response] AccessReviewResponse
+             */
+
+            /**
+             * Calls Review.
+             * @memberof devicestreams.v1alpha1.RelayAccess
+             * @typedef Review
+             * @type {{
+             *   (request: devicestreams.v1alpha1.IAccessReviewRequest, callback: devicestreams.v1alpha1.RelayAccess.ReviewCallback): void;
+             *   (request: devicestreams.v1alpha1.IAccessReviewRequest): Promise<devicestreams.v1alpha1.AccessReviewResponse>;
+             *   readonly name: "Review";
+             *   readonly path: "/devicestreams.v1alpha1.RelayAccess/Review";
+             *   readonly requestType: "AccessReviewRequest";
+             *   readonly responseType: "AccessReviewResponse";
+             *   readonly requestStream: undefined;
+             *   readonly responseStream: undefined;
+             * }}
+             */
+
+            /**
+             * Calls Review.
+             * @name devicestreams.v1alpha1.RelayAccess#review
+             * @type {devicestreams.v1alpha1.RelayAccess.Review}
+             */
+            $Object.defineProperties(RelayAccess.prototype.review = function(request, callback) {
+                return $protobuf.rpc.Service.prototype.rpcCall.call(this, RelayAccess.prototype.review, $root.devicestreams.v1alpha1.AccessReviewRequest, $root.devicestreams.v1alpha1.AccessReviewResponse, request, callback);
+            }, {
+                name: { value: "Review" },
+                path: { value: "/devicestreams.v1alpha1.RelayAccess/Review" },
+                requestType: { value: "AccessReviewRequest" },
+                responseType: { value: "AccessReviewResponse" },
+                requestStream: { value: $undefined },
+                responseStream: { value: $undefined }
+            });
+
+            return RelayAccess;
+        })();
+
+        v1alpha1.AccessReviewRequest = (function() {
+
+            /**
+             * Properties of an AccessReviewRequest.
+             * @typedef {Object} devicestreams.v1alpha1.AccessReviewRequest.$Properties
+             * @property {string|null} [token] AccessReviewRequest token
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an AccessReviewRequest.
+             * @memberof devicestreams.v1alpha1
+             * @interface IAccessReviewRequest
+             * @augments devicestreams.v1alpha1.AccessReviewRequest.$Properties
+             * @deprecated Use devicestreams.v1alpha1.AccessReviewRequest.$Properties instead.
+             */
+
+            /**
+             * Shape of an AccessReviewRequest.
+             * @typedef {devicestreams.v1alpha1.AccessReviewRequest.$Properties} devicestreams.v1alpha1.AccessReviewRequest.$Shape
+             */
+
+            /**
+             * Constructs a new AccessReviewRequest.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an AccessReviewRequest.
+             * @constructor
+             * @param {devicestreams.v1alpha1.AccessReviewRequest.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const AccessReviewRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * AccessReviewRequest token.
+             * @member {string} token
+             * @memberof devicestreams.v1alpha1.AccessReviewRequest
+             * @instance
+             */
+            AccessReviewRequest.prototype.token = "";
+
+            /**
+             * Creates a new AccessReviewRequest instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.AccessReviewRequest
+             * @static
+             * @param {devicestreams.v1alpha1.AccessReviewRequest.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.AccessReviewRequest} AccessReviewRequest instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.AccessReviewRequest.$Shape): devicestreams.v1alpha1.AccessReviewRequest & devicestreams.v1alpha1.AccessReviewRequest.$Shape;
+             *   (properties?: devicestreams.v1alpha1.AccessReviewRequest.$Properties): devicestreams.v1alpha1.AccessReviewRequest;
+             * }}
+             */
+            AccessReviewRequest.create = function(properties) {
+                return new AccessReviewRequest(properties);
+            };
+
+            /**
+             * Encodes the specified AccessReviewRequest message. Does not implicitly {@link devicestreams.v1alpha1.AccessReviewRequest.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.AccessReviewRequest
+             * @static
+             * @param {devicestreams.v1alpha1.AccessReviewRequest.$Properties} message AccessReviewRequest message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            AccessReviewRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.token != null && $Object.hasOwnProperty.call(message, "token") && message.token !== "")
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.token);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an AccessReviewRequest message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.AccessReviewRequest
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.AccessReviewRequest & devicestreams.v1alpha1.AccessReviewRequest.$Shape} AccessReviewRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            AccessReviewRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.AccessReviewRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.token = value;
+                            else
+                                delete message.token;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for AccessReviewRequest
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.AccessReviewRequest
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            AccessReviewRequest.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.AccessReviewRequest";
+            };
+
+            return AccessReviewRequest;
+        })();
+
+        v1alpha1.AccessReviewResponse = (function() {
+
+            /**
+             * Properties of an AccessReviewResponse.
+             * @typedef {Object} devicestreams.v1alpha1.AccessReviewResponse.$Properties
+             * @property {boolean|null} [allowed] AccessReviewResponse allowed
+             * @property {string|null} [user] AccessReviewResponse user
+             * @property {string|null} [code] AccessReviewResponse code
+             * @property {string|null} [message] AccessReviewResponse message
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of an AccessReviewResponse.
+             * @memberof devicestreams.v1alpha1
+             * @interface IAccessReviewResponse
+             * @augments devicestreams.v1alpha1.AccessReviewResponse.$Properties
+             * @deprecated Use devicestreams.v1alpha1.AccessReviewResponse.$Properties instead.
+             */
+
+            /**
+             * Shape of an AccessReviewResponse.
+             * @typedef {devicestreams.v1alpha1.AccessReviewResponse.$Properties} devicestreams.v1alpha1.AccessReviewResponse.$Shape
+             */
+
+            /**
+             * Constructs a new AccessReviewResponse.
+             * @memberof devicestreams.v1alpha1
+             * @classdesc Represents an AccessReviewResponse.
+             * @constructor
+             * @param {devicestreams.v1alpha1.AccessReviewResponse.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const AccessReviewResponse = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * AccessReviewResponse allowed.
+             * @member {boolean} allowed
+             * @memberof devicestreams.v1alpha1.AccessReviewResponse
+             * @instance
+             */
+            AccessReviewResponse.prototype.allowed = false;
+
+            /**
+             * AccessReviewResponse user.
+             * @member {string} user
+             * @memberof devicestreams.v1alpha1.AccessReviewResponse
+             * @instance
+             */
+            AccessReviewResponse.prototype.user = "";
+
+            /**
+             * AccessReviewResponse code.
+             * @member {string} code
+             * @memberof devicestreams.v1alpha1.AccessReviewResponse
+             * @instance
+             */
+            AccessReviewResponse.prototype.code = "";
+
+            /**
+             * AccessReviewResponse message.
+             * @member {string} message
+             * @memberof devicestreams.v1alpha1.AccessReviewResponse
+             * @instance
+             */
+            AccessReviewResponse.prototype.message = "";
+
+            /**
+             * Creates a new AccessReviewResponse instance using the specified properties.
+             * @function create
+             * @memberof devicestreams.v1alpha1.AccessReviewResponse
+             * @static
+             * @param {devicestreams.v1alpha1.AccessReviewResponse.$Properties=} [properties] Properties to set
+             * @returns {devicestreams.v1alpha1.AccessReviewResponse} AccessReviewResponse instance
+             * @type {{
+             *   (properties: devicestreams.v1alpha1.AccessReviewResponse.$Shape): devicestreams.v1alpha1.AccessReviewResponse & devicestreams.v1alpha1.AccessReviewResponse.$Shape;
+             *   (properties?: devicestreams.v1alpha1.AccessReviewResponse.$Properties): devicestreams.v1alpha1.AccessReviewResponse;
+             * }}
+             */
+            AccessReviewResponse.create = function(properties) {
+                return new AccessReviewResponse(properties);
+            };
+
+            /**
+             * Encodes the specified AccessReviewResponse message. Does not implicitly {@link devicestreams.v1alpha1.AccessReviewResponse.verify|verify} messages.
+             * @function encode
+             * @memberof devicestreams.v1alpha1.AccessReviewResponse
+             * @static
+             * @param {devicestreams.v1alpha1.AccessReviewResponse.$Properties} message AccessReviewResponse message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            AccessReviewResponse.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.allowed != null && $Object.hasOwnProperty.call(message, "allowed") && message.allowed !== false)
+                    writer.uint32(/* id 1, wireType 0 =*/8).bool(message.allowed);
+                if (message.user != null && $Object.hasOwnProperty.call(message, "user") && message.user !== "")
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.user);
+                if (message.code != null && $Object.hasOwnProperty.call(message, "code") && message.code !== "")
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.code);
+                if (message.message != null && $Object.hasOwnProperty.call(message, "message") && message.message !== "")
+                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.message);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes an AccessReviewResponse message from the specified reader or buffer.
+             * @function decode
+             * @memberof devicestreams.v1alpha1.AccessReviewResponse
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {devicestreams.v1alpha1.AccessReviewResponse & devicestreams.v1alpha1.AccessReviewResponse.$Shape} AccessReviewResponse
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            AccessReviewResponse.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.devicestreams.v1alpha1.AccessReviewResponse();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.allowed = value;
+                            else
+                                delete message.allowed;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.user = value;
+                            else
+                                delete message.user;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.code = value;
+                            else
+                                delete message.code;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.message = value;
+                            else
+                                delete message.message;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            /**
+             * Gets the type url for AccessReviewResponse
+             * @function getTypeUrl
+             * @memberof devicestreams.v1alpha1.AccessReviewResponse
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            AccessReviewResponse.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/devicestreams.v1alpha1.AccessReviewResponse";
+            };
+
+            return AccessReviewResponse;
+        })();
+
         return v1alpha1;
     })();
 

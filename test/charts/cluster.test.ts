@@ -147,6 +147,9 @@ describe("charts: on a real API server", function () {
     assert.equal(await can(["delete", "secrets", "-n", ns]), "yes");
     assert.equal(await can(["patch", "secrets", "-n", "factory-1"]), "no");
     assert.equal(await can(["delete", "secrets", "-n", "factory-1"]), "no");
+    // Relays ask the hub about users; the hub asks the API server who a token is and what it may do.
+    assert.equal(await can(["create", "tokenreviews.authentication.k8s.io"]), "yes");
+    assert.equal(await can(["create", "subjectaccessreviews.authorization.k8s.io"]), "yes");
   });
 
   it("server-side dry run: the cloud chart with non-default values (LoadBalancer hub, NetworkPolicies, dashboard elsewhere)", async () => {

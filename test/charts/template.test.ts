@@ -162,6 +162,8 @@ describe("charts: helm lint and helm template", function () {
         // The certificate names the hub Service however an agent in the cluster writes it.
         "--hub-dns-names=devicestreams-hub,devicestreams-hub.devicestreams-system,devicestreams-hub.devicestreams-system.svc," +
           "devicestreams-hub.devicestreams-system.svc.cluster.local,localhost",
+        // Relays reach the hub for access reviews through its Service.
+        "--relay-access-review-address=devicestreams-hub.devicestreams-system.svc:8444",
       ]) {
         assert.ok(c.args.includes(arg), `operator args lack ${arg}: ${c.args.join(" ")}`);
       }

@@ -119,8 +119,10 @@ describe("end to end: kubectl apply, relay Pod, static agent, ssh through kubect
     assert.equal(r.stdout, `${osType()}\n`);
     const list = await sys.kubectl(["devicestream", "list", "-n", ns], { kubeconfig: sys.userKubeconfig });
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /^NAME\s+DEVICE\s+SERVICE\s+PHASE\s+REASON\s+AGE\n/);
+    assert.match(list.stdout, /^NAME\s+DEVICE\s+SERVICE\s+PHASE\s+REASON\s+LAST USER\s+LAST CONNECTION\s+AGE\n/);
     assert.match(list.stdout, /\nweb-ssh\s+edge-1\s+ssh\s+\w+/);
+    // Attribution: the relay had the operator review alice's token, and the operator recorded her.
+    assert.match(list.stdout, /\nweb-ssh\s.*\balice@example\.com\s+\d+[smhd] ago\s/);
   });
 
   it("a 64 MiB random file goes up and comes back with the same SHA-256", async () => {

@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { relayName } from "../../api/constants.ts";
 import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import { forwardLocalPort } from "../../client/local-port.ts";
@@ -134,6 +135,8 @@ export async function firstByte(
   name: string,
   deadline: number,
   log: Logger = createLogger("e2e"),
+  /** Whose Kubernetes credentials to connect with; without, the source token (the stream must allow it). */
+  user?: KubeConfig,
 ): Promise<void> {
   await waitFor(
     `a byte through ${name}`,
@@ -141,8 +144,8 @@ export async function firstByte(
       const ds = await admin.get<DeviceStream>(objectPath(streams, ns, name));
       const ready = ds.status?.conditions?.some((c) => c.type === "RelayReady" && c.status === "True");
       if (!ready || !ds.status?.relay?.credentialsSecret) return false;
-      const access = await streamAccess(admin, ds);
-      const forward = await forwardLocalPort(access.relay, access.token, "127.0.0.1", 0, log);
+      const access = await streamAccess(admin, ds, { user });
+      const forward = await forwardLocalPort(access.relay, access.credential, "127.0.0.1", 0, log);
       try {
         return await receivesByte(forward.port);
       } finally {
@@ -183,7 +186,7 @@ export async function timeStreamOpen(
   const t0 = Date.now();
   const a = await sys.kubectl(["apply", "-f", file]);
   if (a.code !== 0) throw new Error(`kubectl apply -f ${file} exited with ${a.code}: ${a.stderr}`);
-  await firstByte(admin, ns, name, t0 + (o.timeoutMs ?? 60_000), o.log);
+  await firstByte(admin, ns, name, t0 + (o.timeoutMs ?? 60_000), o.log, sys.userKubeConfig());
   const totalMs = Date.now() - t0;
   const pod = sys.kubelet.pod(ns, relayName(name));
   const podStartMs = pod?.readyAt ? pod.readyAt - pod.seenAt : 0;

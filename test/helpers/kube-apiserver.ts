@@ -1,7 +1,8 @@
 // A real Kubernetes control plane for tests: etcd, kube-apiserver (RBAC enforced, x509 client-cert
-// authentication) and optionally kube-controller-manager for garbage collection and namespace
+// and static bearer-token authentication) and optionally kube-controller-manager for garbage collection and namespace
 // deletion. Everything listens on loopback ports picked at start and lives in one temp folder.
 // Flags follow envtest (sigs.k8s.io/controller-runtime pkg/internal/testing/controlplane).
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
@@ -31,6 +32,13 @@ export interface TestCluster {
    */
   impersonate(user: string, groups?: string[]): KubeConfig;
   /**
+   * A KubeConfig with a bearer token, as exec and OIDC plugins yield: `userToken(user)` for one of
+   * `tokenUsers` (the API server's static token file), or a ServiceAccount token from TokenRequest.
+   */
+  withToken(token: string, name?: string): KubeConfig;
+  /** The static token of one of `tokenUsers`. */
+  userToken(user: (typeof tokenUsers)[number]): string;
+  /**
    * What a kubelet needs to serve the API server's port-forward and exec: a serving certificate
    * for 127.0.0.1 that the API server trusts (--kubelet-certificate-authority), and the CA and
    * name of the client certificate the API server presents (--kubelet-client-certificate).
@@ -47,19 +55,24 @@ export interface TestClusterOptions {
   controllers?: string[];
 }
 
+/** Users that authenticate with a bearer token (--token-auth-file), as people behind OIDC do. */
+export const tokenUsers = ["alice@example.com", "bob@example.com", "carol@example.com"] as const;
+
 const defaultControllers = ["garbage-collector-controller", "namespace-controller", "serviceaccount-controller"];
 const startTimeoutMs = 90_000; // 2 slow cores, cold page cache
 
-function kubeconfigFor(server: string, caPem: string, user: string, cert: IssuedCert): string {
+function kubeconfigFor(server: string, caPem: string, user: string, cert: IssuedCert | { token: string }): string {
   const b64 = (s: string) => Buffer.from(s).toString("base64");
+  const credentials =
+    "token" in cert
+      ? { token: cert.token }
+      : { "client-certificate-data": b64(cert.certPem), "client-key-data": b64(cert.keyPem) };
   // JSON is YAML: kubectl and client-node read it as a kubeconfig.
   return JSON.stringify({
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name: "test", cluster: { server, "certificate-authority-data": b64(caPem) } }],
-    users: [
-      { name: user, user: { "client-certificate-data": b64(cert.certPem), "client-key-data": b64(cert.keyPem) } },
-    ],
+    users: [{ name: user, user: credentials }],
     contexts: [{ name: "test", context: { cluster: "test", user } }],
     "current-context": "test",
   });
@@ -202,7 +215,10 @@ async function start(
   await waitHealthy(etcd, `${etcdUrl}/health`, {});
 
   const server = `https://127.0.0.1:${apiPort}`;
+  const tokens = new Map(tokenUsers.map((u) => [u, randomBytes(24).toString("hex")]));
+  const tokenFile = file("tokens.csv", [...tokens].map(([u, t], i) => `${t},${u},token-user-${i}\n`).join(""));
   const apiArgs = [
+    `--token-auth-file=${tokenFile}`,
     `--etcd-servers=${etcdUrl}`,
     "--bind-address=127.0.0.1",
     "--advertise-address=127.0.0.1",
@@ -290,6 +306,14 @@ async function start(
       const kc = new KubeConfig();
       kc.loadFromString(kubeconfigFor(server, ca.certPem, user, cert));
       return kc;
+    },
+    withToken(token: string, name = "token-user") {
+      const kc = new KubeConfig();
+      kc.loadFromString(kubeconfigFor(server, ca.certPem, name, { token }));
+      return kc;
+    },
+    userToken(user) {
+      return tokens.get(user)!;
     },
     async stop() {
       if (stopped) return;

@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { KubeConfig } from "@kubernetes/client-node";
 import { loadAll } from "js-yaml";
 import { relayName } from "../../api/constants.ts";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
@@ -17,6 +18,7 @@ import { type ManagedProcess, startProcess, tailFile } from "./child-process.ts"
 import { type CommandOptions, type CommandResult, runCommand } from "./command.ts";
 import { freePort } from "./free-port.ts";
 import { type KubeletStandIn, startKubeletStandIn } from "./kubelet-standin.ts";
+import { startTcpBalancer, type TcpBalancer } from "./tcp-balancer.ts";
 import { waitFor } from "./wait.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -37,12 +39,14 @@ export class System {
   env!: OperatorEnv;
   kubelet!: KubeletStandIn;
   operators: OperatorReplica[] = [];
-  /** Kubeconfig of the plugin's user: only the Role in client/rbac.yaml. */
+  /** Kubeconfig of the plugin's user (a bearer token): only the ClusterRole in client/rbac.yaml, bound in the namespace. */
   userKubeconfig!: string;
   /** PATH with kubectl-devicestream and Node.js 24 first, as a user's shell would have after installing. */
   path!: string;
   private extraLogs: Array<{ name: string; path: string }> = [];
 
+  /** Every replica's hub behind one address, where relays ask about users. */
+  hubService: TcpBalancer | undefined;
   /** Flags every operator replica gets on top of the test defaults (caps, ...). */
   operatorArgs: string[] = [];
 
@@ -68,11 +72,21 @@ export class System {
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "devicestreams-user" },
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: pluginUser }],
     } as KubeObject);
-    s.userKubeconfig = s.writeKubeconfig("alice", pluginUser);
+    // A bearer token, as OIDC and exec plugins yield: the relay has the operator review it.
+    s.userKubeconfig = join(dataDir, "alice.kubeconfig");
+    const alice = s.env.cluster.withToken(s.env.cluster.userToken(pluginUser), "alice");
+    writeFileSync(s.userKubeconfig, alice.exportConfig(), { mode: 0o600 });
     const bin = join(dataDir, "bin");
     mkdirSync(bin);
     symlinkSync(join(root, "cli/kubectl-devicestream.ts"), join(bin, "kubectl-devicestream"));
     s.path = `${bin}:${dirname(process.execPath)}:${process.env.PATH}`;
+    // Relays ask the hub about users through one address in front of every replica, as through
+    // the hub Service: a relay made by a leader that later dies still gets its answers.
+    if (hubAvailable) {
+      s.hubService = await startTcpBalancer(() =>
+        s.operators.filter((r) => r?.process.running() && r.hubPort).map((r) => r.hubPort!),
+      );
+    }
     try {
       for (let i = 0; i < (o.replicas ?? 1); i++) await s.startOperator(i);
       await s.waitForLeader();
@@ -85,6 +99,14 @@ export class System {
     return s;
   }
 
+  /** The plugin user's kubeconfig, loaded (to connect as the plugin does, from test code). */
+  userKubeConfig(): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromFile(this.userKubeconfig);
+    return kc;
+  }
+
+  /** A kubeconfig with a client certificate (no bearer token): the plugin falls back to the source token. */
   writeKubeconfig(file: string, user: string, groups: string[] = ["system:authenticated"]): string {
     const path = join(this.env.cluster.dataDir, `${file}.kubeconfig`);
     writeFileSync(path, this.env.cluster.impersonate(user, groups).exportConfig(), { mode: 0o600 });
@@ -111,6 +133,7 @@ export class System {
         `--identity=${identity}`,
         "--relay-image=devicestreams:test",
         ...(hubPort ? [`--hub-listen=127.0.0.1:${hubPort}`] : []),
+        ...(this.hubService ? [`--relay-access-review-address=127.0.0.1:${this.hubService.port}`] : []),
         ...this.operatorArgs,
       ],
       join(this.env.cluster.dataDir, "logs", `operator-${i}.log`),
@@ -199,6 +222,7 @@ export class System {
   async stop(): Promise<void> {
     await Promise.all(this.operators.map((r) => r?.process.stop(5_000)));
     await this.kubelet?.stop();
+    await this.hubService?.close();
     await this.env?.stop();
   }
 }

@@ -45,6 +45,21 @@ describe("hub: enrolment tokens are for administrators only", function () {
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "devicestreams-user" },
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: pluginUser }],
     } as KubeObject);
+    // And `get` on the namespace's Secrets, as a source-token user (docs/kubectl-plugin.md) has:
+    // the most a tenant is given, so the check below covers every Secret there.
+    await env.apply({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: "stream-secrets", namespace: ns },
+      rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }],
+    } as KubeObject);
+    await env.apply({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "stream-secrets", namespace: ns },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "stream-secrets" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: pluginUser }],
+    } as KubeObject);
     user = new KubeClient(env.cluster.impersonate(pluginUser, ["system:authenticated"]));
   });
 
@@ -89,7 +104,7 @@ describe("hub: enrolment tokens are for administrators only", function () {
     );
     assert.ok(device.metadata.finalizers?.includes(enrollmentFinalizer));
 
-    // The plugin user may get any Secret in the tenant namespace (stream credentials): none holds the token.
+    // The user may get any Secret in the tenant namespace (stream credentials): none holds the token.
     const readable = await env.admin.list<KubeList<Secret>>(`/api/v1/namespaces/${ns}/secrets`);
     for (const s of readable.items) {
       await user.get(objectPath(core.secrets, ns, s.metadata.name!));

@@ -102,6 +102,8 @@ describe("hub: a stream carried through an offer, and its usage", function () {
       device: "uplink",
       service: "echo",
       limits: { maxConnections: 10, bytesPerDay: 3 * 1024 * 1024 },
+      // `devicestreams connect` presents the Secret's source token, not a user's Kubernetes token.
+      access: { sourceToken: true },
     });
     const { ip, dir } = await runRelayPod(ns, ds);
 
@@ -153,7 +155,7 @@ describe("hub: a stream carried through an offer, and its usage", function () {
     const setup = await agentFiles(env, ns, "uplink");
     const agent = startAgent(port, ns, "uplink", setup, [`echo=127.0.0.1:${echo.port}`]);
     procs.push(agent);
-    const ds = await env.createStream(ns, "tun", { device: "uplink", service: "echo" });
+    const ds = await env.createStream(ns, "tun", { device: "uplink", service: "echo", access: { sourceToken: true } });
     const { ip, dir, relay, restart } = await runRelayPod(ns, ds);
     const connected = await waitFor("the stream to be Connected", async () => {
       const s = await env.getStream(ns, "tun");

@@ -202,6 +202,8 @@ export class OperatorEnv {
       log: createLogger("operator"),
     });
     await waitFor("the operator to lead", () => operator.isLeader(), 30_000);
+    // Its hub binds port 0 here: relay Pods are told the port, so none may be built before it.
+    if (options.hubListen) await waitFor("the hub to serve", () => operator.hubPort(), 30_000);
     return operator;
   }
 

@@ -135,12 +135,16 @@ describe("operator: DeviceStream lifecycle", function () {
     assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
     assert.equal(c.readinessProbe.httpGet.path, "/readyz");
     assert.deepEqual(c.resources.requests, { cpu: "50m", memory: "64Mi" });
-    // Only what the relay needs is mounted: not the raw tokens (ca.crt checks device certificates).
+    // Only what the relay needs is mounted: not the raw tokens (the CA: to trust the hub it asks
+    // about users, and to check device certificates).
     assert.equal(spec.volumes[0]!.secret.secretName, secret.metadata.name);
     assert.deepEqual(
       spec.volumes[0]!.secret.items.map((i) => i.key),
       ["relay.json", "tls.crt", "tls.key", "ca.crt"],
     );
+    // The hub listens on port 0 here: relays are told the port it got.
+    assert.ok(c.args.includes(`--access-review-address=127.0.0.1:${op.hubPort()}`), `${c.args}`);
+    assert.ok(c.args.includes("--access-review-ca=/etc/devicestreams/relay/ca.crt"));
 
     assert.equal(service.spec!.type, "ClusterIP");
     assert.equal(service.spec!.clusterIP, "None", "headless: no ClusterIP spent per stream");
@@ -157,6 +161,7 @@ describe("operator: DeviceStream lifecycle", function () {
     assert.equal(secret.immutable, true);
     const relayJson = JSON.parse(decode(secret, "relay.json"));
     assert.equal(relayJson.version, 1);
+    assert.equal(relayJson.acceptSourceToken, false, "users' own credentials only, by default");
     assert.equal(relayJson.stream, `${ns}/ssh-1`);
     assert.equal(relayJson.service, "ssh");
     assert.equal(relayJson.expiresAt, new Date(Date.parse(ds.status!.expiresAt!)).toISOString());
@@ -173,14 +178,17 @@ describe("operator: DeviceStream lifecycle", function () {
     assert.ok(cert.verify(ca.publicKey), "relay certificate signed by the operator's CA");
     assert.match(cert.subjectAltName!, /DNS:ssh-1-relay\.create\.svc\b/);
     assert.match(cert.subjectAltName!, /DNS:ssh-1-relay\.create\.svc\.cluster\.local/);
+    assert.match(cert.subjectAltName!, new RegExp(`URI:devicestreams://relay/create/ssh-1/${uid}`));
     const caSecret = await env.admin.get<Secret>(objectPath(core.secrets, operatorNamespace, "devicestreams-ca"));
     assert.equal(decode(caSecret, "tls.crt").trim(), ca.toString().trim());
 
+    // caBundle: the relay CA for clients, who no longer read the Secret.
     assert.deepEqual(ds.status!.relay, {
       serviceName: "ssh-1-relay",
       endpoint: `ssh-1-relay.${ns}.svc:8443`,
       tlsServerName: `ssh-1-relay.${ns}.svc`,
       credentialsSecret: secret.metadata.name,
+      caBundle: decode(caSecret, "tls.crt"),
     });
     assert.equal((await eventWith(ns, "ssh-1", "RelayCreated")).regarding.uid, uid);
     const events = await eventsOf(ns, "ssh-1");
