@@ -4,14 +4,14 @@
 // is in another namespace that reaches the API server and the gateway and nothing else. Over it:
 // `kubectl apply` of a Device and a DeviceStream, enrolment through proxy and gateway, ssh through
 // `kubectl devicestream ssh-proxy` by the gateway and by the API server's port-forward, a 64 MiB
-// SHA-256 round trip.
+// SHA-256 round trip, and the record of who connected.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
-import { core, objectPath } from "../../kube/client.ts";
+import { collectionPath, core, objectPath } from "../../kube/client.ts";
 import type { Pod, Secret } from "../../kube/types.ts";
 import { commandLine, runCommand } from "../helpers/command.ts";
 import { ComponentProcess } from "../helpers/component-process.ts";
@@ -20,7 +20,7 @@ import { type Gateway, startGateway } from "../helpers/gateway.ts";
 import { type IsolatedNamespace, isolatedNamespace, netnsAvailable } from "../helpers/netns.ts";
 import { metric } from "../helpers/robustness.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
-import { hubAvailable, System } from "../helpers/system.ts";
+import { hubAvailable, pluginUser, System } from "../helpers/system.ts";
 import { sha256 } from "../helpers/tcp-targets.ts";
 import { startTinyproxy, type Tinyproxy } from "../helpers/tinyproxy.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -144,7 +144,7 @@ describeIfNetns("end to end as deployed: device behind a proxy, user on a laptop
     );
   });
 
-  it("kubectl apply, enrolment through proxy and gateway, ssh and 64 MiB by both routes", async () => {
+  it("kubectl apply, enrolment through proxy and gateway, ssh and 64 MiB by both routes, and who connected", async () => {
     const earlierConnects = proxy.connects().length;
     await apply("device.yaml", [
       "apiVersion: devicestreams.io/v1alpha1",
@@ -248,5 +248,18 @@ describeIfNetns("end to end as deployed: device behind a proxy, user on a laptop
     const down = await ssh(name, `cat ${remote}`);
     assert.equal(down.stdoutBytes, payload.length);
     assert.equal(down.stdoutSha256, sha256(payload));
+
+    // Who connected: the relay's log names the user of each connection, the stream the last one,
+    // and an Event the first time this user connected.
+    const relayLog = readFileSync(sys.kubelet.pod(ns, `${name}-relay`)!.logPath, "utf8");
+    assert.match(relayLog, new RegExp(`connection opened connection=\\d+ user=${pluginUser.replace(/\./g, "\\.")}`));
+    const last = await sys.env.admin.get<DeviceStream>(objectPath(streams, ns, name));
+    assert.equal(last.status?.lastConnection?.user, pluginUser);
+    const events = await sys.env.admin.list<{
+      items: Array<{ reason?: string; note?: string; regarding?: { name?: string } }>;
+    }>(collectionPath(core.events, ns));
+    const connected = events.items.filter((e) => e.reason === "UserConnected" && e.regarding?.name === name);
+    assert.equal(connected.length, 1, "one Event for the user, however many connections");
+    assert.ok(connected[0]!.note!.includes(pluginUser), connected[0]!.note);
   });
 });
