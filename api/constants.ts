@@ -28,6 +28,8 @@ export const annotations = {
    * it created the stream's Secret (it cannot read Secrets later to find out).
    */
   gatewayServerName: "devicestreams.io/gateway-server-name",
+  /** On a relay Pod: the stream's Device, which the PodMonitor copies into a `device` target label. */
+  device: "devicestreams.io/device",
 } as const;
 
 /** Writes the gatewayServerName annotation: a manager of its own, so the finalizer's apply leaves it alone. */
