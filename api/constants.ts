@@ -32,6 +32,9 @@ export const annotations = {
   device: "devicestreams.io/device",
 } as const;
 
+/** Writes a Device's status.recentStreams (operator/reconcile/history.ts): a manager of its own, beside the hub's. */
+export const historyFieldManager = "devicestreams-operator-history";
+
 /** Writes the gatewayServerName annotation: a manager of its own, so the finalizer's apply leaves it alone. */
 export const gatewayFieldManager = "devicestreams-operator-gateway";
 

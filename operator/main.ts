@@ -139,6 +139,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     enqueue: (key, afterMs) => streamReconciler.enqueue(key, afterMs),
     now: Date.now,
     log,
+    streamTtlAfterFinishedMs: options.streamTtlAfterFinishedMs,
   };
   const streamReconciler = streamController(ctx, caches, ca, settings);
   const usage = new UsagePoller({
