@@ -207,7 +207,9 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
     expositions.operator = await waitFor("a reconcile in the operator's metrics", async () => {
       const text = await scrape(operator!.metricsPort);
       const ready =
-        /^devicestreams_operator_reconcile_total\{/m.test(text) && /^devicestreams_operator_stream_phase\{/m.test(text);
+        /^devicestreams_operator_reconcile_total\{/m.test(text) &&
+        /^devicestreams_operator_stream_phase\{/m.test(text) &&
+        /certificate="hub_serving"/.test(text);
       return ready && text;
     });
 
@@ -245,6 +247,22 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
   it("the running operator serves its hub's metrics on the same /metrics", () => {
     assert.match(expositions.operator, /^# TYPE devicestreams_hub_sessions_active gauge/m);
     assert.match(expositions.operator, /^devicestreams_operator_leader 1/m);
+  });
+
+  it("the running operator exports when its CA and the hub's serving certificate expire, in seconds", () => {
+    const expiry = (certificate: string) => {
+      const re = new RegExp(
+        `^devicestreams_operator_certificate_expiry_timestamp_seconds\\{certificate="${certificate}"\\} (\\S+)$`,
+        "m",
+      );
+      const m = re.exec(expositions.operator);
+      assert.ok(m, `no expiry of the ${certificate} certificate`);
+      return (Number(m[1]) * 1000 - Date.now()) / (24 * 3600_000);
+    };
+    const caDays = expiry("ca");
+    assert.ok(caDays > 3600 && caDays < 3660, `the CA expires in ${caDays} days`);
+    const hubDays = expiry("hub_serving");
+    assert.ok(hubDays > 360 && hubDays < 366, `the hub's certificate expires in ${hubDays} days`);
   });
 
   for (const component of ["relay", "agent", "gateway", "operator"] as const) {
@@ -355,6 +373,10 @@ describe("metrics: promtool, build_info, bounded labels, README and dashboard", 
       'devicestreams_operator_reconcile_total{result="error"}',
       "devicestreams_relay_device_attached",
       "devicestreams_hub_sessions_active",
+      "devicestreams_operator_stream_phase",
+      "devicestreams_operator_stream_bytes_total",
+      "devicestreams_operator_stream_device_connected",
+      'devicestreams_relay_bytes_total{namespace=~"$namespace",devicestream=~"$devicestream",device=~"$device"}',
     ]) {
       assert.ok(all.includes(needed), `no dashboard query uses ${needed}`);
     }
