@@ -22,6 +22,7 @@ const nonDefaultCloud = {
   operator: {
     replicas: 3,
     maxStreams: 50,
+    streamTtlAfterFinished: "1h30m",
     extraArgs: ["--resync-period=5m"],
     leaderElection: { leaseDuration: "20s" },
     relay: { allowedExposures: ["ClusterIP", "LoadBalancer"], maxCpu: "2", maxMemory: "1Gi" },
@@ -209,6 +210,7 @@ describe("charts: helm lint and helm template", function () {
       const args: string[] = container(deploy, "operator").args;
       for (const a of [
         "--max-streams=50",
+        "--stream-ttl-after-finished=1h30m",
         "--resync-period=5m",
         "--lease-duration=20s",
         "--relay-exposures=ClusterIP,LoadBalancer",
