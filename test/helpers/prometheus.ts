@@ -4,7 +4,7 @@
 // and labelled by the chart's own relabelling. Debian builds Prometheus without Kubernetes service
 // discovery, so podsDiscovery() serves the Pods it lists over http_sd with the same
 // `__meta_kubernetes_pod_*` labels kubernetes_sd (role pod) gives them.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -33,6 +33,8 @@ export interface Prometheus {
   api<T>(path: string): Promise<T>;
   stop(): Promise<void>;
 }
+
+const prometheusBinary = "/usr/bin/prometheus";
 
 type Relabel = Record<string, unknown>;
 
@@ -158,6 +160,9 @@ export async function startPrometheus(o: {
   ruleFiles?: string[];
   intervalSeconds?: number;
 }): Promise<Prometheus> {
+  if (!existsSync(prometheusBinary)) {
+    throw new Error(`no ${prometheusBinary}: apt-get install prometheus (Debian's; .ci/run installs it)`);
+  }
   const dir = mkdtempSync(join(tmpdir(), "ds-prometheus-"));
   removeOnExit(dir);
   const interval = `${o.intervalSeconds ?? 1}s`;
@@ -170,7 +175,7 @@ export async function startPrometheus(o: {
   const port = await freePort();
   const proc = startProcess(
     "prometheus",
-    "/usr/bin/prometheus",
+    prometheusBinary,
     [
       `--config.file=${join(dir, "prometheus.yml")}`,
       `--storage.tsdb.path=${join(dir, "data")}`,
