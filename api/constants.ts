@@ -32,7 +32,12 @@ export const annotations = {
    * it created the stream's Secret (it cannot read Secrets later to find out).
    */
   gatewayServerName: "devicestreams.io/gateway-server-name",
+  /** On a relay Pod: the stream's Device, which the PodMonitor copies into a `device` target label. */
+  device: "devicestreams.io/device",
 } as const;
+
+/** Writes a Device's status.recentStreams (operator/reconcile/history.ts): a manager of its own, beside the hub's. */
+export const historyFieldManager = "devicestreams-operator-history";
 
 /** Writes the gatewayServerName annotation: a manager of its own, so the finalizer's apply leaves it alone. */
 export const gatewayFieldManager = "devicestreams-operator-gateway";

@@ -39,6 +39,8 @@ export interface DeviceStatus {
   enrollment?: EnrollmentStatus;
   /** Services the agent advertises from its allow-list. */
   services?: Array<AdvertisedService>;
+  /** The device's last DeviceStreams that are gone (deleted, or by their ttlSecondsAfterFinished), newest first, at most 10: who, when, bytes and how each ended. Set by the operator. */
+  recentStreams?: Array<StreamRecord>;
   conditions?: Array<Condition>;
 }
 
@@ -53,6 +55,30 @@ export interface EnrollmentStatus {
 export interface AdvertisedService {
   name: string;
   description?: string;
+}
+
+export interface StreamRecord {
+  name: string;
+  uid: string;
+  service?: string;
+  /** Who last connected through the stream, when the stream recorded it. */
+  user?: string;
+  /** RFC 3339 time. */
+  createdAt?: string;
+  /** When the device first attached. RFC 3339 time. */
+  connectedAt?: string;
+  /** When it ended, or was deleted if it had not ended. RFC 3339 time. */
+  endedAt?: string;
+  /** Its last phase (Expired or Failed once ended; another if deleted while live). */
+  phase?: string;
+  /** Why it ended (its Ready reason), or Deleted if it was deleted while live. */
+  reason?: string;
+  bytes?: ByteCounts;
+}
+
+export interface ByteCounts {
+  toDevice?: number;
+  fromDevice?: number;
 }
 
 export interface Condition {
@@ -85,6 +111,8 @@ export interface DeviceStreamSpec {
   limits: StreamLimits;
   /** Who may connect, besides users granted `connect` on this DeviceStream by RBAC. */
   access?: AccessSpec;
+  /** Seconds after the stream ended (phase Expired or Failed) before the operator deletes it; its record stays on the Device in status.recentStreams. 0 deletes it as soon as it ended. Unset: the operator's --stream-ttl-after-finished (24h by default). */
+  ttlSecondsAfterFinished?: number;
   relay: RelaySpec;
 }
 
@@ -187,12 +215,6 @@ export interface LastConnection {
   user?: string;
   /** RFC 3339 time. */
   time?: string;
-}
-
-/** Payload bytes the stream carried each way, summed over every relay process it had (set by the operator). */
-export interface ByteCounts {
-  toDevice?: number;
-  fromDevice?: number;
 }
 
 /** The running relay process's own byte counters when last read (set by the operator): a relay that restarts counts from zero under a new incarnation, and bytes adds its counts on top of these. */

@@ -82,6 +82,11 @@ export class OperatorCA {
     return this.ca;
   }
 
+  /** The CA if loaded yet (metrics read it whenever Prometheus scrapes). */
+  current(): KeyPairPem | undefined {
+    return this.ca;
+  }
+
   /** For code that runs only after `loaded` (reconciles, the hub). */
   get(): KeyPairPem {
     if (!this.ca) throw new Error("the relay CA is not loaded yet");

@@ -8,6 +8,7 @@ import { fieldManager } from "../api/constants.ts";
 import { collectionPath, KubeClient } from "../kube/client.ts";
 import { createRegistry, type EndpointsServer, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger, type Logger } from "../runtime/log.ts";
+import { certificateValidity } from "../runtime/pki.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { version } from "../runtime/version.ts";
 import { OperatorCA } from "./ca.ts";
@@ -26,6 +27,7 @@ import { type OperatorOptions, parseOperatorOptions, relayAccessReviewAddress } 
 import type { ReconcileContext } from "./reconcile/context.ts";
 import { deviceController, streamController } from "./reconcile/controllers.ts";
 import { RelayFailures } from "./reconcile/relay-failure.ts";
+import { streamMetrics } from "./stream-metrics.ts";
 import { UsagePoller } from "./usage/poller.ts";
 
 export interface RunningOperator {
@@ -143,6 +145,7 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     enqueue: (key, afterMs) => streamReconciler.enqueue(key, afterMs),
     now: Date.now,
     log,
+    streamTtlAfterFinishedMs: options.streamTtlAfterFinishedMs,
   };
   const streamReconciler = streamController(ctx, caches, ca, settings);
   const usage = new UsagePoller({
@@ -204,6 +207,18 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
       )
     : undefined;
   if (hub) manager.add(hub);
+  streamMetrics(registry, {
+    streams: () => caches.streams.list(),
+    device: (ns, name) => caches.devices.get(ns, name),
+    isLeader: () => manager.isLeader,
+    certificates: () => {
+      const out: Array<{ certificate: string; notAfter: Date }> = [];
+      const caPem = ca.current()?.certPem;
+      if (caPem) out.push({ certificate: "ca", notAfter: certificateValidity(caPem).notAfter });
+      if (hub?.servingNotAfter) out.push({ certificate: "hub_serving", notAfter: hub.servingNotAfter });
+      return out;
+    },
+  });
   manager.add(leaderGauge(metrics), streamReconciler, usage);
   if (hub) {
     const deviceCtx = {

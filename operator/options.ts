@@ -230,6 +230,12 @@ export const operatorOptionSpecs = {
     description: "how often the leader reads each ready relay's `/usage`",
     default: "5s",
   },
+  "stream-ttl-after-finished": {
+    kind: "duration",
+    description:
+      "delete a DeviceStream this long after it ended, unless its `spec.ttlSecondsAfterFinished` says otherwise; its record stays on the Device (`status.recentStreams`) (`0`: keep ended streams)",
+    default: "24h",
+  },
 } satisfies OptionSpecs;
 
 type Values = OptionValues<typeof operatorOptionSpecs>;
@@ -277,6 +283,8 @@ export interface OperatorOptions {
   hubEnrollRateLimit: { perMinute: number; burst: number };
   hubConnectionLimits: ConnectionLimits;
   usagePollIntervalMs: number;
+  /** Default time from a stream's end to its deletion; 0: ended streams are kept. */
+  streamTtlAfterFinishedMs: number;
 }
 
 const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -440,6 +448,7 @@ export function parseOperatorOptions(
       unauthenticatedTimeoutMs: o["hub-unauthenticated-timeout"],
     },
     usagePollIntervalMs: o["usage-poll-interval"],
+    streamTtlAfterFinishedMs: o["stream-ttl-after-finished"],
   };
   checkRelayResources(options);
   for (const flag of ["gateway-address", "gateway-api-parent"] as const) {

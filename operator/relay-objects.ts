@@ -179,7 +179,12 @@ export function buildPod(ds: DeviceStream, s: RelaySettings, now = Date.now()): 
   return withHash<Pod>({
     apiVersion: "v1",
     kind: "Pod",
-    metadata: ownedMetadata(ds, s, relayName(ds.metadata.name!)),
+    metadata: {
+      ...ownedMetadata(ds, s, relayName(ds.metadata.name!)),
+      // For the PodMonitor's relabelling (metrics by device); an annotation, as a Device name may
+      // be longer than a label value may.
+      annotations: { [annotations.device]: ds.spec.device },
+    },
     spec: {
       // A relay that exits cleanly is done; one that crashes restarts with the same credentials.
       restartPolicy: "OnFailure",

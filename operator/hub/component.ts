@@ -26,6 +26,11 @@ export class HubComponent implements Component {
     return this.hub?.port;
   }
 
+  /** notAfter of the hub's serving certificate once it serves. */
+  get servingNotAfter(): Date | undefined {
+    return this.hub?.servingNotAfter;
+  }
+
   start(signal: AbortSignal): void {
     this.starting ??= this.run(signal);
   }

@@ -22,7 +22,7 @@ import type { ErrorCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { LogSampler } from "../../runtime/log-sampler.ts";
-import { issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
+import { certificateValidity, issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
 import {
   type AccessReviewRequest,
   type AccessReviewResponse,
@@ -98,6 +98,8 @@ export class Hub {
   private gate: ConnectionGate | undefined;
   private readonly refusalLog = new LogSampler({ intervalMs: 10_000 });
   port = 0;
+  /** notAfter of the serving certificate (issued at start, not renewed): the expiry alert reads it. */
+  servingNotAfter: Date | undefined;
 
   constructor(o: HubOptions, d: HubDeps) {
     this.o = o;
@@ -135,6 +137,7 @@ export class Hub {
       usage: "server",
       validityMs: 365 * 24 * 3600_000,
     });
+    this.servingNotAfter = certificateValidity(serving.certPem).notAfter;
     // Client certificates are asked for but not required: Enroll is for devices that have none yet.
     const provider = staticProvider(this.d.ca.certPem, serving.certPem, serving.keyPem);
     const creds = experimental.createCertificateProviderServerCredentials(provider, provider, false);

@@ -39,6 +39,8 @@ export interface ReconcileContext {
   enqueue(key: string, afterMs?: number): void;
   now(): number;
   log: Logger;
+  /** Default time from a stream's end to its deletion (--stream-ttl-after-finished); 0 or unset: kept. */
+  streamTtlAfterFinishedMs?: number;
   /** The leader's usage poller: why a stream passed its bytes-per-day cap, if it did. */
   usage?: { exceeded(key: string): string | undefined };
 }

@@ -1,6 +1,7 @@
 // The finalizer revokes access at once when a stream is deleted: it deletes the relay Pod, which
 // drops every tunnel, without waiting for the garbage collector; the GC removes the Service and
-// the Secret (the operator may not delete Secrets). Then the finalizer goes.
+// the Secret (the operator may not delete Secrets). Then the stream's record goes onto its Device
+// (history.ts), and the finalizer goes.
 
 import { finalizer, relayName } from "../../api/constants.ts";
 import { type DeviceStream, deviceStreamResource } from "../../api/v1alpha1.ts";
@@ -8,6 +9,7 @@ import { core, isNotFound, objectPath } from "../../kube/client.ts";
 import { controlledBy } from "../../kube/objects.ts";
 import { keyOf } from "../../kube/types.ts";
 import type { ReconcileContext } from "./context.ts";
+import { recordOnDevice } from "./history.ts";
 
 const streamPath = (ds: DeviceStream) =>
   objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!);
@@ -49,6 +51,8 @@ export async function finalize(ctx: ReconcileContext, ds: DeviceStream, manager:
     }
   }
   for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
+  // Its record outlives it on the Device; a failed write is retried before the finalizer goes.
+  await recordOnDevice(ctx.client, ds, ctx.now());
   const i = ds.metadata.finalizers!.indexOf(finalizer);
   // The test makes the patch fail, not remove someone else's entry, if the list moved meanwhile.
   try {

@@ -6,6 +6,7 @@
 //   otherwise -> take a slot under the caps, ensure Secret/Service/Pod (a refused write is
 //                reported in RelayReady and tried again later: relay-failure.ts)
 //   always    -> write status if it changed (+ an Event per transition), DeviceAccepted stand-in
+//   ended long enough (retention.ts) -> delete it; its finalizer records it on the Device
 
 import { conditionTypes, fieldManager, relayName } from "../../api/constants.ts";
 import { condition, isTerminal, reasons } from "../../api/devicestream.ts";
@@ -23,6 +24,7 @@ import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
 import { deleteRoute, ensureRoute, routeRetryMs, routeWriteFailed } from "./gateway-route.ts";
 import { ensureRelay, teardownRelay } from "./relay.ts";
 import { RelayWriteError } from "./relay-failure.ts";
+import { deleteAt } from "./retention.ts";
 import { desiredStatus, ending, nextCheckMs, type Observed, type OwnedStatus, sameStatus } from "./status.ts";
 
 const warningReasons = new Set<string>([
@@ -128,6 +130,13 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   if (failure) again = Math.min(again ?? Number.POSITIVE_INFINITY, Math.max(0, failure.retryAt - now) + 10);
   // Nor does a refused TLSRoute write (no cache event will come): try it again in a while.
   if (observed.gatewayRoute?.[1] === routeWriteFailed) again = Math.min(again ?? routeRetryMs, routeRetryMs);
+  // An ended stream is deleted once its retention time is up (the finalizer records it on the Device).
+  const removeAt = deleteAt({ ...ds, status: { ...ds.status, ...next } }, ctx.streamTtlAfterFinishedMs ?? 0);
+  if (removeAt !== undefined && removeAt <= now) {
+    await deleteEnded(ctx, ds);
+    return undefined;
+  }
+  if (removeAt !== undefined) again = Math.min(again ?? Number.POSITIVE_INFINITY, removeAt - now + 10);
   return again === undefined ? undefined : { requeueAfterMs: again };
 }
 
@@ -157,6 +166,21 @@ async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedS
       reason: after.reason,
     });
   }
+}
+
+async function deleteEnded(ctx: ReconcileContext, ds: DeviceStream): Promise<void> {
+  const path = objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!);
+  try {
+    // The UID: never a newer stream of the same name.
+    await ctx.client.delete(path, { uid: ds.metadata.uid });
+  } catch (err) {
+    ignoreMissing(err);
+    return;
+  }
+  ctx.log.info("deleted an ended stream after its retention time", {
+    stream: `${ds.metadata.namespace}/${ds.metadata.name}`,
+    endedAt: ds.status?.endedAt,
+  });
 }
 
 function ignoreMissing(err: unknown): void {

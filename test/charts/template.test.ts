@@ -22,6 +22,7 @@ const nonDefaultCloud = {
   operator: {
     replicas: 3,
     maxStreams: 50,
+    streamTtlAfterFinished: "1h30m",
     extraArgs: ["--resync-period=5m"],
     leaderElection: { leaseDuration: "20s" },
     relay: { allowedExposures: ["ClusterIP", "LoadBalancer"], maxCpu: "2", maxMemory: "1Gi" },
@@ -211,6 +212,7 @@ describe("charts: helm lint and helm template", function () {
       const args: string[] = container(deploy, "operator").args;
       for (const a of [
         "--max-streams=50",
+        "--stream-ttl-after-finished=1h30m",
         "--resync-period=5m",
         "--lease-duration=20s",
         "--relay-exposures=ClusterIP,LoadBalancer",
@@ -413,6 +415,32 @@ describe("charts: helm lint and helm template", function () {
       );
       assert.equal(noRelays.find("ServiceMonitor").length, 1);
       assert.equal(noRelays.find("PodMonitor").length, 0);
+    });
+
+    it("the monitors label relay series with the stream and device, and keep the per-stream namespace", async () => {
+      const api = ["monitoring.coreos.com/v1"];
+      const r = await template(cloudChart, { serviceMonitor: { enabled: true } }, { apiVersions: api });
+      // The operator's per-stream families carry the stream's namespace, which must not become exported_namespace.
+      assert.equal(r.one("ServiceMonitor").spec.endpoints[0].honorLabels, true);
+      const relabel = r.one("PodMonitor").spec.podMetricsEndpoints[0].relabelings;
+      assert.deepEqual(relabel, [
+        { sourceLabels: ["__meta_kubernetes_pod_label_devicestreams_io_stream"], targetLabel: "devicestream" },
+        { sourceLabels: ["__meta_kubernetes_pod_annotation_devicestreams_io_device"], targetLabel: "device" },
+      ]);
+    });
+
+    it("the PrometheusRule is files/alerts.yaml, only when enabled and monitoring.coreos.com/v1 is served", async () => {
+      const api = ["monitoring.coreos.com/v1"];
+      const values = { prometheusRule: { enabled: true, labels: { release: "prom" } } };
+      const r = await template(cloudChart, values, { apiVersions: api });
+      const rule = r.one("PrometheusRule");
+      assert.equal(rule.metadata.labels?.release, "prom");
+      const file = load(readFileSync(join(root, "charts/devicestreams/files/alerts.yaml"), "utf8"));
+      assert.deepEqual(rule.spec, file);
+      const spec = rule.spec as { groups: Array<{ rules: unknown[] }> };
+      assert.ok(spec.groups.flatMap((g) => g.rules).length >= 10);
+      assert.equal((await template(cloudChart, values)).find("PrometheusRule").length, 0);
+      assert.equal((await template(cloudChart, {}, { apiVersions: api })).find("PrometheusRule").length, 0);
     });
 
     it("the CRDs are crds/ exactly, with helm.sh/resource-policy: keep; crds.install=false leaves them out", async () => {
