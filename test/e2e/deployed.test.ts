@@ -12,11 +12,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import { collectionPath, core, objectPath } from "../../kube/client.ts";
-import type { Pod, Secret } from "../../kube/types.ts";
+import type { Secret } from "../../kube/types.ts";
 import { commandLine, runCommand } from "../helpers/command.ts";
 import { ComponentProcess } from "../helpers/component-process.ts";
 import { readEnrollmentToken } from "../helpers/enrollment.ts";
-import { type Gateway, startGateway } from "../helpers/gateway.ts";
+import { type Gateway, routeRelayPod, startGateway } from "../helpers/gateway.ts";
 import { type IsolatedNamespace, isolatedNamespace, netnsAvailable } from "../helpers/netns.ts";
 import { metric } from "../helpers/robustness.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
@@ -187,18 +187,7 @@ describeIfNetns("end to end as deployed: device behind a proxy, user on a laptop
     );
 
     const name = "press-ssh";
-    const route = (async () => {
-      const pod = await waitFor(
-        "the relay Pod's address",
-        async () => {
-          const p = await sys.env.admin.get<Pod>(objectPath(core.pods, ns, `${name}-relay`)).catch(() => undefined);
-          return p?.status?.podIP ? p : undefined;
-        },
-        60_000,
-      );
-      // What the gateway's relay rule makes of the stream's name in a cluster (its Service).
-      appendFileSync(routesFile, `${name}.${ns}.${domain}=${pod.status!.podIP}:8443\n`);
-    })();
+    const route = routeRelayPod(sys.env.admin, { namespace: ns, name, domain, routesFile });
     await apply(
       "stream.yaml",
       [

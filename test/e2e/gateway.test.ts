@@ -12,9 +12,8 @@ import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DeviceStream } from "../../api/v1alpha1.ts";
-import { core, objectPath } from "../../kube/client.ts";
-import type { Pod } from "../../kube/types.ts";
-import { type Gateway, startGateway } from "../helpers/gateway.ts";
+import { objectPath } from "../../kube/client.ts";
+import { type Gateway, routeRelayPod, startGateway } from "../helpers/gateway.ts";
 import { type HubAgent, startHubAgent } from "../helpers/hub-agent.ts";
 import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { metric } from "../helpers/robustness.ts";
@@ -80,17 +79,7 @@ describeIfHub("end to end: every relay through the gateway", function () {
     const name = "gw-ssh";
     const serverName = `${name}.${ns}.${domain}`;
     // The route the relay rule would make in a cluster, written once the Pod has its address.
-    const route = (async () => {
-      const pod = await waitFor(
-        "the relay Pod's address",
-        async () => {
-          const p = await sys.env.admin.get<Pod>(objectPath(core.pods, ns, `${name}-relay`)).catch(() => undefined);
-          return p?.status?.podIP ? p : undefined;
-        },
-        60_000,
-      );
-      writeFileSync(routesFile, `${serverName}=${pod.status!.podIP}:8443\n`);
-    })();
+    const route = routeRelayPod(sys.env.admin, { namespace: ns, name, domain, routesFile });
     const open = await sys.kubectl(
       ["devicestream", "open", "edge-gw", "--service", "ssh", "--name", name, "-n", ns, "--timeout", "90s"],
       { kubeconfig: sys.userKubeconfig },
