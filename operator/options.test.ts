@@ -26,6 +26,11 @@ describe("operator options", () => {
     assert.equal(address(["--hub-listen=127.0.0.1:0"], 40123), "127.0.0.1:40123");
     assert.equal(address(["--hub-listen="]), undefined);
     assert.equal(address(["--relay-access-review-address=hub.example:443"]), "hub.example:443");
+    assert.equal(
+      address(["--hub-listen=", "--relay-access-review-address=hub.example:443"]),
+      undefined,
+      "no hub, no reviews",
+    );
     assert.throws(() => address(["--relay-access-review-address=nope"]), /host:port/);
   });
 

@@ -176,7 +176,7 @@ export const operatorOptionSpecs = {
   "relay-access-review-address": {
     kind: "string",
     description:
-      "host:port at which relays reach the hub to have users' Kubernetes tokens reviewed; empty: `devicestreams-hub.<namespace>.svc` and the port of `--hub-listen` (its host when it names one)",
+      "host:port at which relays reach the hub to have users' Kubernetes tokens reviewed; empty: `devicestreams-hub.<namespace>.svc` and the port of `--hub-listen` (its host when it names one). With the hub off, no reviews: relays accept the stream's source token",
   },
   "device-cert-validity": {
     kind: "duration",
@@ -329,8 +329,9 @@ function hostPort(flag: string, value: string | undefined): string {
  * Undefined without a hub: relays then accept only the source token.
  */
 export function relayAccessReviewAddress(o: OperatorOptions, boundPort?: number): string | undefined {
-  if (o.relayAccessReviewAddress) return o.relayAccessReviewAddress;
+  // The hub answers the reviews: with it off, relays take the stream's tokens (the weaker mode).
   if (!o.hubListen) return undefined;
+  if (o.relayAccessReviewAddress) return o.relayAccessReviewAddress;
   const m = /^(.*):(\d+)$/.exec(o.hubListen);
   if (!m) return undefined;
   const port = Number(m[2]) || boundPort;

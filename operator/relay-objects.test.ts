@@ -146,7 +146,8 @@ describe("relay objects", () => {
   it("makes the relay certificate its identity towards the hub, and says whether the source token is accepted", async () => {
     const ca = await createCertificateAuthority("test CA");
     const get = (s: { data?: Record<string, string> }, k: string) => Buffer.from(s.data![k]!, "base64").toString();
-    const off = await buildSecret(stream(), ca, settings);
+    const reviewed = { ...settings, accessReviewAddress: "devicestreams-hub.ops.svc:8444" };
+    const off = await buildSecret(stream(), ca, reviewed);
     const cert = new X509Certificate(get(off, "tls.crt"));
     assert.match(cert.subjectAltName!, /URI:devicestreams:\/\/relay\/ns\/st\/aaaa-bbbb-cccc/);
     assert.ok(cert.checkIssued(new X509Certificate(ca.certPem)));
@@ -155,7 +156,9 @@ describe("relay objects", () => {
     assert.equal(JSON.parse(get(off, "relay.json")).acceptSourceToken, false);
     const ds = stream();
     ds.spec.access = { sourceToken: true };
-    assert.equal(JSON.parse(get(await buildSecret(ds, ca, settings), "relay.json")).acceptSourceToken, true);
+    assert.equal(JSON.parse(get(await buildSecret(ds, ca, reviewed), "relay.json")).acceptSourceToken, true);
+    // Without the hub nobody reviews users: the source token is the only way in.
+    assert.equal(JSON.parse(get(await buildSecret(stream(), ca, settings), "relay.json")).acceptSourceToken, true);
   });
 
   it("points the relay at the hub for access reviews, with the CA mounted to trust it", () => {

@@ -111,7 +111,8 @@ export async function buildSecret(
     ],
     ...(device ? { device: withoutUnset(device) } : {}),
     // Users connect with their own Kubernetes credentials; the Secret's token only when allowed.
-    acceptSourceToken: ds.spec.access?.sourceToken === true,
+    // Without the hub nobody reviews users' tokens: the source token is then the only way in.
+    acceptSourceToken: ds.spec.access?.sourceToken === true || !s.accessReviewAddress,
   };
   const b64 = (v: string) => Buffer.from(v).toString("base64");
   return {

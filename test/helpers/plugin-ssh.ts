@@ -12,6 +12,8 @@ export interface PluginSshOptions {
   sshd: () => Sshd;
   namespace: string;
   transcript: (text: string) => void;
+  /** Whose kubeconfig ssh-proxy runs with; the System's plugin user (a token) by default. */
+  kubeconfig?: () => string;
 }
 
 export function pluginSsh(o: PluginSshOptions) {
@@ -27,7 +29,7 @@ export function pluginSsh(o: PluginSshOptions) {
     const proxy = commandLine("kubectl", [
       "devicestream",
       "ssh-proxy",
-      `--kubeconfig=${sys.userKubeconfig}`,
+      `--kubeconfig=${o.kubeconfig?.() ?? sys.userKubeconfig}`,
       "-n",
       o.namespace,
       ...proxyFlags,
