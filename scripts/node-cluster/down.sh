@@ -56,6 +56,12 @@ pod_cgroups | while read -r d; do rmdir "$d" 2>/dev/null; done
 ip netns del "$NETNS" 2>/dev/null
 ip link del "$HOST_VETH" 2>/dev/null
 
+# containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever its state folder; a killed
+# shim leaves its socket. Those made since up.sh ran are ours.
+if [ -f "$DIR/host-sysctls" ] && [ -d /run/containerd/s ]; then
+  find /run/containerd/s -type s -newer "$DIR/host-sysctls" -delete 2>/dev/null
+  rmdir /run/containerd/s /run/containerd 2>/dev/null
+fi
 if [ -f "$DIR/host-sysctls" ]; then
   while IFS= read -r kv; do sysctl -qw "$kv" 2>/dev/null; done <"$DIR/host-sysctls"
 fi

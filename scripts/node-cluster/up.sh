@@ -131,6 +131,10 @@ state = "$RUN/containerd"
   path = "$DIR/containerd-opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$IMAGE_PAUSE"
+  # Kubelet asks for negative oom_score_adj (-998 for sandboxes), which needs CAP_SYS_RESOURCE; a
+  # machine that runs us without it (this CI's does) fails every sandbox with "can't get final
+  # child's PID from pipe". Restricted, containers get at least containerd's own score.
+  restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -139,6 +143,7 @@ state = "$RUN/containerd"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$RUN/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$DIR/cni/conf"
