@@ -45,10 +45,17 @@ mapfile -t copies < <(sed -n 's/^COPY \([a-z][a-z-]*\) .*/\1/p' "$root/Dockerfil
 rootfs="$work/rootfs"
 mkdir -p "$rootfs/app" "$rootfs/usr/local/bin" "$rootfs/etc"
 install -d -m 1777 "$rootfs/tmp"
-# Production dependencies only, as the Dockerfile's deps stage installs them.
-cp "$root/package.json" "$root/package-lock.json" "$work/"
-(cd "$work" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
-mv "$work/node_modules" "$rootfs/app/node_modules"
+# Production dependencies only, as the Dockerfile's deps stage installs them; kept per lockfile, so
+# a rebuild with the same package-lock.json skips npm ci.
+deps="$out/deps-$(cat "$root/package.json" "$root/package-lock.json" | sha256sum | cut -c1-16)"
+if [ ! -d "$deps/node_modules" ]; then
+  rm -rf "$out"/deps-*
+  cp "$root/package.json" "$root/package-lock.json" "$work/"
+  (cd "$work" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+  mkdir -p "$deps"
+  mv "$work/node_modules" "$deps/node_modules"
+fi
+cp -a "$deps/node_modules" "$rootfs/app/node_modules"
 cp "$root/package.json" "$rootfs/app/"
 for dir in "${copies[@]}"; do
   # git's view of the folder (tracked files only: no local logs or caches), less what .dockerignore

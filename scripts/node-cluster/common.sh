@@ -27,3 +27,36 @@ KUBELET_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_
 
 log() { echo "node-cluster: $*" >&2; }
 in_netns() { ip netns exec "$NETNS" "$@"; }
+
+# Every process up.sh starts: its pid goes to run/<name>.pid for down.sh, its command line to
+# run/<name>.cmd for restart.sh. nsenter joins only the network namespace; `ip netns exec` would also
+# give it a mount namespace with a fresh /sys, without the cgroup mounts kubelet needs, and hide
+# containerd's and kubelet's mounts from down.sh.
+daemon() { # daemon <name> <command...>
+  local name="$1"
+  shift
+  printf '%s\0' "$@" >"$RUN/$name.cmd"
+  setsid nsenter --net="/run/netns/$NETNS" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$RUN/$name.pid"
+  # Return once it leads its own session: until then it is in the caller's process group, and a
+  # caller that kills its group when done (the tests' command runner) would take it along.
+  for _ in $(seq 100); do
+    [ "$(ps -o sid= -p "$pid" | tr -d ' ')" != "$pid" ] || return 0
+    sleep 0.05
+  done
+}
+
+stop_daemon() { # stop_daemon <name> [signal]: the signal (TERM), then KILL after 15s
+  local pidfile="$RUN/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  if kill "-${2:-TERM}" "$pid" 2>/dev/null; then
+    for _ in $(seq 150); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}

@@ -11,23 +11,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=common.sh
 . "$here/common.sh"
 
-stop() { # stop <name>: TERM, then KILL after 15s
-  local pidfile="$RUN/$1.pid" pid
-  [ -f "$pidfile" ] || return 0
-  pid="$(cat "$pidfile")"
-  if kill -TERM "$pid" 2>/dev/null; then
-    for _ in $(seq 150); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  rm -f "$pidfile"
-}
 pod_cgroups() { find /sys/fs/cgroup/*/kubepods -depth -type d 2>/dev/null; }
 
 # kubelet first, so that nothing restarts the containers killed next.
-stop kubelet
+stop_daemon kubelet
 # Every container's processes are in a cgroup under kubepods (cgroupfs driver).
 for _ in 1 2 3 4 5; do
   pids="$(pod_cgroups | while read -r d; do cat "$d/cgroup.procs" 2>/dev/null; done | sort -u)"
@@ -37,7 +24,7 @@ for _ in 1 2 3 4 5; do
   sleep 0.5
 done
 for name in kube-proxy coredns containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
-  stop "$name"
+  stop_daemon "$name"
 done
 # What is left in the namespace was started by the above (containerd's shims).
 if ip netns list 2>/dev/null | grep -qw "$NETNS"; then

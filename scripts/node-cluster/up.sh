@@ -44,15 +44,6 @@ rm -rf "$DIR"
 mkdir -p "$RUN" "$LOGS" "$DIR/cni/conf" "$DIR/kubelet"
 for s in "${KUBELET_SYSCTLS[@]}"; do echo "$s=$(sysctl -n "$s")"; done >"$DIR/host-sysctls"
 
-# Every process up.sh starts: its pid goes to run/<name>.pid for down.sh. nsenter joins only the
-# network namespace; `ip netns exec` would also give it a mount namespace with a fresh /sys, without
-# the cgroup mounts kubelet needs, and hide containerd's and kubelet's mounts from down.sh.
-daemon() { # daemon <name> <command...>
-  local name="$1"
-  shift
-  setsid nsenter --net="/run/netns/$NETNS" "$@" </dev/null >"$LOGS/$name.log" 2>&1 &
-  echo $! >"$RUN/$name.pid"
-}
 wait_for() { # wait_for <what> <seconds> <command...>
   local what="$1" deadline=$((SECONDS + $2))
   shift 2
