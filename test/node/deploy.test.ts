@@ -8,17 +8,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
-import { KubeClient, objectPath } from "../../kube/client.ts";
-import { readEnrollmentToken } from "../helpers/enrollment.ts";
+import { KubeClient } from "../../kube/client.ts";
 import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import type { System } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { devices, streams } from "../operator/env.ts";
+import { applyStream, enrolAgent, installOperator, opsNs, streamOf } from "./install.ts";
 import { binDir, helm, kubeconfigPath, kubectl, nodeCluster, root } from "./node-cluster.ts";
 
-const opsNs = "devicestreams-system";
 const edgeNs = "edge";
 const agentNs = "edge-agent";
 const device = "edge-1";
@@ -85,17 +82,7 @@ describe("on a real node: charts, operator and relay Pods, agent Pod, ssh", func
     ).items;
 
   it("helm install of the operator chart rolls out on the node, and helm test passes", async () => {
-    await helm([
-      "install",
-      "devicestreams",
-      join(root, "charts/devicestreams"),
-      "-n",
-      opsNs,
-      "--create-namespace",
-      "--wait",
-      "--timeout",
-      "5m",
-    ]);
+    await installOperator();
     const out = await helm(["test", "devicestreams", "-n", opsNs, "--timeout", "3m"]);
     assert.match(out, /Phase:\s+Succeeded/);
     const operators = await pods(opsNs, "app.kubernetes.io/component=operator");
@@ -108,68 +95,14 @@ describe("on a real node: charts, operator and relay Pods, agent Pod, ssh", func
   });
 
   it("the agent chart's Pod enrols through the hub Service's DNS name, and the Device shows connected", async () => {
-    await kubectl(["create", "namespace", edgeNs]);
-    await kubectl(
-      ["apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "devicestreams.io/v1alpha1",
-        kind: "Device",
-        metadata: { name: device, namespace: edgeNs },
-        spec: {},
-      }),
-    );
-    const { token } = await readEnrollmentToken(admin, edgeNs, device, 60_000);
-    const ca = Buffer.from(
-      JSON.parse(await kubectl(["get", "secret", "-n", opsNs, "devicestreams-ca", "-o", "json"])).data["tls.crt"],
-      "base64",
-    ).toString();
-    const values = join(scratch, "agent-values.json");
-    writeFileSync(
-      values,
-      JSON.stringify({
-        mode: "daemonset",
-        daemonset: { hostNetwork: true },
-        device: { namespace: edgeNs, name: device },
-        hub: { address: `devicestreams-hub.${opsNs}.svc:8444`, ca },
-        enrollment: { token },
-        services: { ssh: sshd.address },
-        // Not the node's disk: down.sh must leave nothing behind.
-        state: { type: "emptyDir" },
-      }),
-    );
-    await helm([
-      "install",
-      "edge",
-      join(root, "charts/devicestreams-agent"),
-      "-n",
-      agentNs,
-      "--create-namespace",
-      "-f",
-      values,
-      "--wait",
-      "--timeout",
-      "3m",
-    ]);
-    await waitFor(
-      `Device ${device} to show connected`,
-      async () => (await admin.get<Device>(objectPath(devices, edgeNs, device))).status?.connected,
-      120_000,
-    );
+    await enrolAgent(admin, { ns: edgeNs, device, release: "edge", agentNs, services: { ssh: sshd.address }, scratch });
   });
 
   it("a DeviceStream gets a relay Pod from the operator Pod; ssh and 64 MiB round trip through ssh-proxy", async () => {
-    await kubectl(
-      ["apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "devicestreams.io/v1alpha1",
-        kind: "DeviceStream",
-        metadata: { name: "ssh", namespace: edgeNs },
-        spec: { device, service: "ssh" },
-      }),
-    );
+    await applyStream(edgeNs, "ssh", { device, service: "ssh" });
     await waitFor(
       "DeviceStream ssh to be Connected",
-      async () => (await admin.get<DeviceStream>(objectPath(streams, edgeNs, "ssh"))).status?.phase === "Connected",
+      async () => (await streamOf(admin, edgeNs, "ssh")).status?.phase === "Connected",
       180_000,
     );
     const relays = await pods(edgeNs);
@@ -216,18 +149,7 @@ describe("on a real node: charts, operator and relay Pods, agent Pod, ssh", func
   });
 
   it("helm upgrade rolls the operator with the stream still working; helm uninstall leaves nothing behind", async () => {
-    await helm([
-      "upgrade",
-      "devicestreams",
-      join(root, "charts/devicestreams"),
-      "-n",
-      opsNs,
-      "--set",
-      "operator.logLevel=debug",
-      "--wait",
-      "--timeout",
-      "5m",
-    ]);
+    await installOperator(["operator.logLevel=debug"], "upgrade");
     await sshWorks("ssh", 120_000);
 
     await kubectl(["delete", "devicestream", "-n", edgeNs, "ssh", "--wait=true"]);
