@@ -6,6 +6,8 @@
 #
 #   export KUBEBUILDER_ASSETS="$(bash scripts/k8s-test-binaries.sh | tail -1)"
 #   bash scripts/k8s-test-binaries.sh helm   # also builds helm into the same folder
+#   bash scripts/k8s-test-binaries.sh node   # also the node: kube-scheduler, kubelet, kube-proxy,
+#                                            # kubectl, CoreDNS (../coredns) and a pause binary
 #
 # Progress goes to stderr. Needs Go >= 1.24 and the Go module proxy.
 set -euo pipefail
@@ -27,11 +29,13 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/devicestreams/k8s-${K8S_VERSION}"
 log() { echo "k8s-test-binaries: $*" >&2; }
 
 want_helm=false
+want_node=false
 for arg in "$@"; do
   case "$arg" in
     helm) want_helm=true ;;
+    node) want_node=true ;;
     *)
-      log "unknown argument '$arg' (usage: $0 [helm])"
+      log "unknown argument '$arg' (usage: $0 [helm] [node])"
       exit 2
       ;;
   esac
@@ -51,8 +55,15 @@ control_plane_ok() { # control_plane_ok <dir>
     reports "$K8S_VERSION" "$1/kube-controller-manager" --version
 }
 helm_ok() { reports "$HELM_VERSION" "$cache/helm" version --short; }
+COREDNS_VERSION="$(awk '$1 == "github.com/coredns/coredns" { print $2; exit } $2 == "github.com/coredns/coredns" { print $3; exit }' "$here/coredns/go.mod")"
+node_ok() {
+  reports "$K8S_VERSION" "$cache/kubelet" --version && reports "$K8S_VERSION" "$cache/kube-proxy" --version &&
+    reports "$K8S_VERSION" "$cache/kube-scheduler" --version &&
+    reports "$K8S_VERSION" "$cache/kubectl" version --client &&
+    reports "CoreDNS-${COREDNS_VERSION#v}" "$cache/coredns" -version && [ -x "$cache/pause" ]
+}
 
-if [ -n "${KUBEBUILDER_ASSETS:-}" ] && ! $want_helm; then
+if [ -n "${KUBEBUILDER_ASSETS:-}" ] && ! $want_helm && ! $want_node; then
   if [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ]; then
     echo "$KUBEBUILDER_ASSETS"
     exit 0
@@ -60,7 +71,7 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ] && ! $want_helm; then
   log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd; using the build cache"
 fi
 
-if control_plane_ok "$cache" && { ! $want_helm || helm_ok; }; then
+if control_plane_ok "$cache" && { ! $want_helm || helm_ok; } && { ! $want_node || node_ok; }; then
   echo "$cache"
   exit 0
 fi
@@ -85,15 +96,16 @@ fi
 tmp="$(mktemp -d "$cache/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
+# Same -X flags as kubernetes' hack/lib/version.sh, so /version and --version are right.
+minor="${K8S_VERSION#v1.}"
+minor="${minor%%.*}"
+kv=""
+for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+  kv+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  kv+=" -X $pkg.gitTreeState=clean"
+done
+
 if ! control_plane_ok "$cache"; then
-  # Same -X flags as kubernetes' hack/lib/version.sh, so /version and --version are right.
-  minor="${K8S_VERSION#v1.}"
-  minor="${minor%%.*}"
-  kv=""
-  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-    kv+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    kv+=" -X $pkg.gitTreeState=clean"
-  done
   start=$SECONDS
   log "building kube-apiserver, kube-controller-manager $K8S_VERSION and etcd $ETCD_VERSION" \
     "into $cache (takes a while on a small machine)"
@@ -131,6 +143,29 @@ if $want_helm && ! helm_ok; then
     exit 1
   }
   log "helm built in $((SECONDS - start))s"
+fi
+
+if $want_node && ! node_ok; then
+  start=$SECONDS
+  log "building kube-scheduler, kubelet, kube-proxy, kubectl $K8S_VERSION, CoreDNS $COREDNS_VERSION" \
+    "and pause into $cache (takes a while on a small machine)"
+  (
+    export CGO_ENABLED=0 GOFLAGS=-mod=readonly
+    cd "$module"
+    go build -p 2 -trimpath -ldflags "-s -w$kv" -o "$tmp/" k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl ./pause
+    cd "$here/coredns"
+    go build -p 2 -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+      -o "$tmp/coredns" .
+  ) >&2
+  for bin in kube-scheduler kubelet kube-proxy kubectl pause coredns; do
+    mv -f "$tmp/$bin" "$cache/$bin"
+  done
+  node_ok || {
+    log "built node binaries do not report the expected versions"
+    exit 1
+  }
+  log "node binaries built in $((SECONDS - start))s"
 fi
 
 echo "$cache"

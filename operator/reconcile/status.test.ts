@@ -82,6 +82,25 @@ describe("stream status decisions", () => {
     assert.match(st.conditions![1]!.message, /ImagePullBackOff: no such image/);
   });
 
+  it("says why a relay Pod cannot be scheduled, in the scheduler's words, in RelayReady", () => {
+    const message = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available.";
+    const pod: Pod = {
+      metadata: { name: "st-relay" },
+      status: {
+        phase: "Pending",
+        conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }],
+      },
+    };
+    const st = desiredStatus(observed({ pod }), undefined);
+    assert.equal(st.phase, "Pending");
+    assert.equal(reasonOf(st, "RelayReady"), "RelayNotReady");
+    assert.match(
+      st.conditions![1]!.message,
+      /st-relay cannot be scheduled: 0\/1 nodes are available: 1 Insufficient cpu/,
+    );
+    assert.match(st.conditions![1]!.message, /spec\.relay\.resources/);
+  });
+
   it("fails with ConnectTimeout when no device attached within the connect timeout, not before", () => {
     assert.equal(ending(observed({ now: created + 9 * s, pod: readyPod })), undefined);
     const end = ending(observed({ now: created + 10 * s, pod: readyPod }));

@@ -142,6 +142,16 @@ function relayCondition(o: Observed): [Condition["status"], string, string] {
     const detail = waiting.message ? `: ${waiting.message}` : "";
     return ["False", reasons.relayNotReady, `relay container is waiting: ${waiting.reason}${detail}`];
   }
+  // The scheduler's own words ("0/1 nodes are available: 1 Insufficient cpu") say what to change.
+  const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+  if (scheduled?.status === "False" && scheduled.reason === "Unschedulable") {
+    return [
+      "False",
+      reasons.relayNotReady,
+      `relay Pod ${pod.metadata.name} cannot be scheduled: ${scheduled.message ?? "no node fits it"}; ` +
+        "ask for less in spec.relay.resources, or add capacity",
+    ];
+  }
   if (pod.status?.phase === "Running") {
     return [
       "False",

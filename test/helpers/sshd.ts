@@ -55,7 +55,8 @@ function sshdConfig(o: { port: number; dir: string; user: string; root: boolean 
   ].join("\n");
 }
 
-export async function startSshd(): Promise<Sshd> {
+/** `netns`: run sshd inside that network namespace (its own 127.0.0.1), e.g. a test node's. */
+export async function startSshd(o: { netns?: string } = {}): Promise<Sshd> {
   const user = userInfo().username;
   const root = process.getuid?.() === 0;
   const dir = mkdtempSync(join(tmpdir(), "ds-sshd-"));
@@ -81,7 +82,10 @@ export async function startSshd(): Promise<Sshd> {
     const port = await freePort();
     writeFileSync(configPath, sshdConfig({ port, dir, user, root }));
     // -D: foreground, -e: log to stderr (the log file); the absolute path lets sshd re-exec itself.
-    const proc = startProcess("sshd", sshdPath, ["-D", "-e", "-f", configPath], logPath);
+    const args = ["-D", "-e", "-f", configPath];
+    const proc = o.netns
+      ? startProcess("sshd", "ip", ["netns", "exec", o.netns, sshdPath, ...args], logPath)
+      : startProcess("sshd", sshdPath, args, logPath);
     const listening = await waitFor(
       `sshd to listen on port ${port}`,
       () => {

@@ -140,7 +140,8 @@ The agent container, used by both modes. A parent chart that has this chart as a
 - name: state-permissions
   image: {{ printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
-  command: [sh, -c, "chown 65532:65532 /var/lib/devicestreams-agent && chmod 0700 /var/lib/devicestreams-agent"]
+  # node, not sh: the image need not have a shell (scripts/build-image.sh's has none).
+  command: [node, -e, "const fs = require('fs'), d = '/var/lib/devicestreams-agent'; fs.chownSync(d, 65532, 65532); fs.chmodSync(d, 0o700)"]
   securityContext:
     runAsUser: 0
     runAsNonRoot: false
