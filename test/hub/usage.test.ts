@@ -191,8 +191,11 @@ describe("hub: a stream carried through an offer, and its usage", function () {
     );
     const after = await waitFor("status.bytes to count the second run on top of the first", async () => {
       const s = await env.getStream(ns, "tun");
-      return s.status?.relayCounters?.incarnation !== before.relayCounters?.incarnation &&
-        (s.status?.relayCounters?.toDevice ?? 0) >= second.length
+      // Both ways: a read of the relay's counters can fall between the echo's two halves.
+      const c = s.status?.relayCounters;
+      return c?.incarnation !== before.relayCounters?.incarnation &&
+        (c?.toDevice ?? 0) >= second.length &&
+        (c?.fromDevice ?? 0) >= second.length
         ? s.status!
         : undefined;
     });
