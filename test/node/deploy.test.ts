@@ -13,7 +13,7 @@ import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import type { System } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { applyStream, enrolAgent, installOperator, opsNs, streamOf } from "./install.ts";
+import { applyStream, enrolAgent, installOperator, maintainerKubeconfig, opsNs, streamOf } from "./install.ts";
 import { binDir, helm, kubeconfigPath, kubectl, nodeCluster, root } from "./node-cluster.ts";
 
 const edgeNs = "edge";
@@ -66,8 +66,10 @@ describe("on a real node: charts, operator and relay Pods, agent Pod, ssh", func
   });
 
   let path = "";
+  /** The kubeconfig ssh-proxy runs with: a ServiceAccount's token, reviewed by the relay. */
+  let maintainer = "";
   const { ssh, sshWorks } = pluginSsh({
-    sys: () => ({ userKubeconfig: kubeconfigPath, path }) as System,
+    sys: () => ({ userKubeconfig: maintainer, path }) as System,
     sshd: () => sshd,
     namespace: edgeNs,
     transcript: (text) => {
@@ -99,6 +101,7 @@ describe("on a real node: charts, operator and relay Pods, agent Pod, ssh", func
   });
 
   it("a DeviceStream gets a relay Pod from the operator Pod; ssh and 64 MiB round trip through ssh-proxy", async () => {
+    maintainer = await maintainerKubeconfig(edgeNs, scratch);
     await applyStream(edgeNs, "ssh", { device, service: "ssh" });
     await waitFor(
       "DeviceStream ssh to be Connected",

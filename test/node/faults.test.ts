@@ -12,8 +12,16 @@ import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import type { System } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { applyStream, enrolAgent, installOperator, opsNs, streamOf, waitCondition } from "./install.ts";
-import { binDir, helm, kubeconfigPath, kubectl, nodeCluster, root } from "./node-cluster.ts";
+import {
+  applyStream,
+  enrolAgent,
+  installOperator,
+  maintainerKubeconfig,
+  opsNs,
+  streamOf,
+  waitCondition,
+} from "./install.ts";
+import { binDir, helm, kubectl, nodeCluster, root } from "./node-cluster.ts";
 
 const ns = "faults";
 const agentNs = "faults-agent";
@@ -25,6 +33,8 @@ describe("on a real node: faults and bad input", function () {
   let sshd: Sshd;
   let scratch: string;
   let path = "";
+  /** The kubeconfig ssh-proxy runs with: a ServiceAccount's token, reviewed by the relay. */
+  let maintainer = "";
   let transcript = "";
 
   before(async function () {
@@ -39,6 +49,7 @@ describe("on a real node: faults and bad input", function () {
     path = `${bin}:${dirname(process.execPath)}:${process.env.PATH}`;
     await installOperator();
     await enrolAgent(admin, { ns, device, release: "edge-f", agentNs, services: { ssh: sshd.address }, scratch });
+    maintainer = await maintainerKubeconfig(ns, scratch);
     await applyStream(ns, "ssh", { device, service: "ssh" });
     await waitFor(
       "stream ssh Connected",
@@ -65,7 +76,7 @@ describe("on a real node: faults and bad input", function () {
   });
 
   const { ssh, sshWorks } = pluginSsh({
-    sys: () => ({ userKubeconfig: kubeconfigPath, path }) as System,
+    sys: () => ({ userKubeconfig: maintainer, path }) as System,
     sshd: () => sshd,
     namespace: ns,
     transcript: (text) => {

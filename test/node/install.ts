@@ -3,12 +3,13 @@
 // DeviceStreams applied and watched.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
 import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import { type KubeClient, objectPath } from "../../kube/client.ts";
 import { readEnrollmentToken } from "../helpers/enrollment.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { devices, streams } from "../operator/env.ts";
-import { helm, kubectl, root } from "./node-cluster.ts";
+import { helm, kubeconfigPath, kubectl, root } from "./node-cluster.ts";
 
 export const opsNs = "devicestreams-system";
 
@@ -137,4 +138,40 @@ export async function waitCondition(
   } catch (err) {
     throw new Error(`${(err as Error).message}; last ${type}: ${last}`);
   }
+}
+
+/**
+ * A maintainer as the plugin expects one: a ServiceAccount bound to `client/rbac.yaml`'s role in
+ * `ns`, with a kubeconfig holding its token, so the relay has the operator review it (users with
+ * client certificates, like the admin's kubeconfig, would need the stream's source token).
+ */
+export async function maintainerKubeconfig(ns: string, dir: string): Promise<string> {
+  await kubectl(["apply", "-f", join(root, "client/rbac.yaml")]);
+  await kubectl(["create", "serviceaccount", "maintainer", "-n", ns, "--dry-run=client", "-o", "yaml"]).then((y) =>
+    kubectl(["apply", "-f", "-"], y),
+  );
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "maintainer", namespace: ns },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "devicestreams-user" },
+      subjects: [{ kind: "ServiceAccount", name: "maintainer", namespace: ns }],
+    }),
+  );
+  const token = (await kubectl(["create", "token", "maintainer", "-n", ns, "--duration=2h"])).trim();
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const cluster = kc.getCurrentCluster()!;
+  const user = new KubeConfig();
+  user.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: "maintainer", token }],
+    contexts: [{ name: "maintainer", cluster: cluster.name, user: "maintainer", namespace: ns }],
+    currentContext: "maintainer",
+  });
+  const path = join(dir, `maintainer-${ns}.kubeconfig`);
+  writeFileSync(path, user.exportConfig(), { mode: 0o600 });
+  return path;
 }
