@@ -26,7 +26,7 @@ import {
   podsDiscovery,
   startPrometheus,
 } from "../helpers/prometheus.ts";
-import { hubAvailable, System } from "../helpers/system.ts";
+import { System } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { operatorNamespace, streams } from "../operator/env.ts";
 
@@ -77,7 +77,6 @@ const mayBeEmpty: Record<string, string> = {
 
 describe("dashboard and alerts: every query against Prometheus scraping a running system", function () {
   this.timeout(300_000);
-  const describeIfHub = hubAvailable ? it : it.skip;
   let sys: System;
   let target: HttpTarget;
   let edge: HubAgent | undefined;
@@ -113,7 +112,6 @@ describe("dashboard and alerts: every query against Prometheus scraping a runnin
   };
 
   before(async function () {
-    if (!hubAvailable) this.skip();
     this.timeout(240_000);
     start = Math.floor(Date.now() / 1000);
     [sys, target] = await Promise.all([
@@ -214,20 +212,17 @@ describe("dashboard and alerts: every query against Prometheus scraping a runnin
     }
   });
 
-  describeIfHub(
-    "relay series carry namespace, devicestream and device from the Pod (PodMonitor relabelling)",
-    async () => {
-      const up = await prom!.query(`up{devicestream!=""}`);
-      const s1 = up.find((s) => s.metric.devicestream === "s1");
-      assert.ok(s1, `no relay target for s1: ${JSON.stringify(up.map((s) => s.metric))}`);
-      assert.equal(s1.metric.namespace, ns);
-      assert.equal(s1.metric.device, "pump-1");
-      assert.equal(s1.metric.pod, "s1-relay");
-      assert.equal(s1.value![1], "1");
-    },
-  );
+  it("relay series carry namespace, devicestream and device from the Pod (PodMonitor relabelling)", async () => {
+    const up = await prom!.query(`up{devicestream!=""}`);
+    const s1 = up.find((s) => s.metric.devicestream === "s1");
+    assert.ok(s1, `no relay target for s1: ${JSON.stringify(up.map((s) => s.metric))}`);
+    assert.equal(s1.metric.namespace, ns);
+    assert.equal(s1.metric.device, "pump-1");
+    assert.equal(s1.metric.pod, "s1-relay");
+    assert.equal(s1.value![1], "1");
+  });
 
-  describeIfHub("the operator's per-stream series name only live streams: the failed one is gone", async () => {
+  it("the operator's per-stream series name only live streams: the failed one is gone", async () => {
     const live = await prom!.query("devicestreams_operator_stream_phase");
     const names = live.map((s) => `${s.metric.namespace}/${s.metric.devicestream}=${s.metric.phase}`).sort();
     assert.deepEqual(names, [`${ns}/s1=Connected`, `${ns}/s2=Connected`]);
@@ -237,7 +232,7 @@ describe("dashboard and alerts: every query against Prometheus scraping a runnin
     assert.doesNotMatch(scraped, /devicestream="s3"/);
   });
 
-  describeIfHub("the variables list the namespace, device and streams; picking one narrows the next", async () => {
+  it("the variables list the namespace, device and streams; picking one narrows the next", async () => {
     const vars = dashboard.templating.list.filter((v) => v.type === "query");
     assert.deepEqual(
       vars.map((v) => v.name),
@@ -256,7 +251,7 @@ describe("dashboard and alerts: every query against Prometheus scraping a runnin
     assert.deepEqual(await values(streamVar, { namespace: "elsewhere", device: ".*" }), []);
   });
 
-  describeIfHub("every panel query runs, and finds data for s1 when the variables pick it", async () => {
+  it("every panel query runs, and finds data for s1 when the variables pick it", async () => {
     const picked = { namespace: ns, device: "pump-1", devicestream: "s1" };
     const all = { namespace: ".*", device: ".*", devicestream: ".*" };
     const end = Math.ceil(Date.now() / 1000);
@@ -290,7 +285,7 @@ describe("dashboard and alerts: every query against Prometheus scraping a runnin
     assert.deepEqual(empty, [], "panels without data in a run that exercised them");
   });
 
-  describeIfHub("one stream's bytes, connections, errors and round trip are picked out", async () => {
+  it("one stream's bytes, connections, errors and round trip are picked out", async () => {
     const panel = (title: string, refId = "A") => {
       const t = dashboard.panels.find((p) => p.title === title)?.targets?.find((x) => x.refId === refId);
       assert.ok(t, `no panel "${title}" ${refId}`);
@@ -332,7 +327,7 @@ describe("dashboard and alerts: every query against Prometheus scraping a runnin
     assert.equal([...online.values()][0], 1);
   });
 
-  describeIfHub("the chart's alert rules evaluate on this data without errors, and none fires", async () => {
+  it("the chart's alert rules evaluate on this data without errors, and none fires", async () => {
     const data = await prom!.api<{
       groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }>;
     }>("/api/v1/rules");
@@ -347,7 +342,7 @@ describe("dashboard and alerts: every query against Prometheus scraping a runnin
     assert.deepEqual(firing, []);
   });
 
-  describeIfHub("the layout: unique panel ids, every panel inside the 24-column grid", () => {
+  it("the layout: unique panel ids, every panel inside the 24-column grid", () => {
     const ids = dashboard.panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length, "duplicate panel ids");
     for (const p of dashboard.panels) {

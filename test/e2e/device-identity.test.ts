@@ -23,14 +23,12 @@ import type { AgentMessage, RelayMessage } from "../../transport/relay-service.t
 import { type HubAgent, startHubAgent } from "../helpers/hub-agent.ts";
 import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
-import { hubAvailable, System } from "../helpers/system.ts";
+import { System } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { devices, operatorNamespace, streams } from "../operator/env.ts";
 
 const ns = "e2e-identity";
-const describeIfHub = hubAvailable ? describe : describe.skip;
-
-describeIfHub("end to end: the device side of a stream is its Device, proven by its certificate", function () {
+describe("end to end: the device side of a stream is its Device, proven by its certificate", function () {
   this.timeout(240_000);
   let sys: System;
   let sshd: Sshd;

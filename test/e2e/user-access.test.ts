@@ -20,7 +20,7 @@ import type { KubeObject } from "../../kube/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { CommandResult } from "../helpers/command.ts";
 import { type HubAgent, startHubAgent } from "../helpers/hub-agent.ts";
-import { hubAvailable, pluginUser, System } from "../helpers/system.ts";
+import { pluginUser, System } from "../helpers/system.ts";
 import { echoServer, type TcpTarget } from "../helpers/tcp-targets.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -37,9 +37,7 @@ const quiet: Logger = {
   enabled: () => false,
 };
 
-const describeIfHub = hubAvailable ? describe : describe.skip;
-
-describeIfHub("end to end: users connect with their own Kubernetes credentials", function () {
+describe("end to end: users connect with their own Kubernetes credentials", function () {
   this.timeout(240_000);
   let sys: System;
   let echo: TcpTarget;

@@ -62,6 +62,7 @@ describe("release assets: krew manifest and archives, the agent's install.sh and
   const archiveOf = (name: string) => `${name}_${tag}_linux_amd64.tar.gz`;
 
   before(async function () {
+    // The archives wrap this machine's Node.js binary, which is linux/amd64 only (docs/releasing.md).
     if (process.platform !== "linux" || process.arch !== "x64") this.skip();
     work = mkdtempSync(join(tmpdir(), "ds-release-"));
     removeOnExit(work);
