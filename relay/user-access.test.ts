@@ -3,7 +3,7 @@ import { createRegistry } from "../runtime/http-endpoints.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { AccessReviewResponse } from "../transport/access-review-service.ts";
 import { relayMetrics } from "./metrics.ts";
-import { AccessCache, maxAccessTtlMs, tokenKey, UserAccess } from "./user-access.ts";
+import { AccessCache, maxAccessTtlMs, maxReviewsInFlight, tokenKey, UserAccess } from "./user-access.ts";
 
 const quiet: Logger = {
   debug() {},
@@ -80,6 +80,26 @@ describe("relay user access", () => {
     assert.equal(t.asked(), 2);
     await t.access.check("other-token");
     assert.equal(t.asked(), 3);
+  });
+
+  it("asks about at most maxReviewsInFlight distinct tokens at once and refuses the rest, asking nothing", async () => {
+    let release = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const t = setup(async () => {
+      await gate;
+      return { allowed: true, user: "alice" };
+    });
+    const waiting = Array.from({ length: maxReviewsInFlight }, (_, i) => t.access.check(`t${i}`));
+    const extra = await t.access.check("one-more");
+    assert.equal(extra.ok, false);
+    assert.equal((extra as { code: string }).code, "DS_ACCESS_REVIEW_UNAVAILABLE");
+    assert.match((extra as { message: string }).message, /not a permission problem: retry/);
+    assert.equal(t.asked(), maxReviewsInFlight);
+    release();
+    await Promise.all(waiting);
+    assert.equal((await t.access.check("one-more")).ok, true);
   });
 
   it("caches a denial too, but not a failed review, which says to retry", async () => {

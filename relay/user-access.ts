@@ -65,6 +65,8 @@ export const tokenKey = (token: string) => createHash("sha256").update(token).di
 
 /** Users with a label of their own in the connections counter; later ones count as `other`. */
 export const maxUserLabels = 50;
+/** Distinct tokens reviewed at once by one relay. */
+export const maxReviewsInFlight = 16;
 
 export interface UserAccessOptions {
   /** Undefined: the relay cannot review tokens (static stream) and says so. */
@@ -131,6 +133,16 @@ export class UserAccess {
     const cached = this.cache.get(key, now);
     if (cached) return cached;
     let pending = this.inflight.get(key);
+    // Anyone who reaches the port can send a fresh token per call, each one a TokenReview for the
+    // API server: a bounded number are asked at once, the rest refused until answers come back.
+    if (!pending && this.inflight.size >= maxReviewsInFlight) {
+      return {
+        ok: false,
+        grpcCode: status.RESOURCE_EXHAUSTED,
+        code: "DS_ACCESS_REVIEW_UNAVAILABLE",
+        message: `the relay of stream ${this.o.stream()} is already asking the operator about ${maxReviewsInFlight} other credentials; this is not a permission problem: retry in a moment`,
+      };
+    }
     if (!pending) {
       pending = this.review(this.o.reviewer, token, key).finally(() => this.inflight.delete(key));
       this.inflight.set(key, pending);
