@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
-import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { decodeFrame, encodeData } from "../proto/frames.ts";
 import { createRegistry } from "../runtime/http-endpoints.ts";
 import { FakeStream, quietLog, tick } from "../test/helpers/fake-streams.ts";
-import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
+import { frameMessage } from "../transport/grpc-wire.ts";
+import type { AttachCall, ByteCall as FrameCall, RelayMessage } from "./calls.ts";
 import { relayMetrics } from "./metrics.ts";
 import { Pairing, type RelayLimits } from "./pairing.ts";
-
-type FrameCall = ServerDuplexStream<Buffer, Buffer>;
-type AttachCall = ServerDuplexStream<AgentMessage, RelayMessage>;
 
 const limits: RelayLimits = {
   maxConnections: 10,
@@ -70,9 +68,9 @@ describe("relay pairing", () => {
     const destination = new FakeStream();
     pairing.accept(destination as unknown as FrameCall, 1, "token");
     assert.equal(pairing.connectionCount, 1);
-    source.receive(encodeData(Buffer.from("ping")));
+    source.receive(frameMessage(encodeData(Buffer.from("ping"))));
     await tick();
-    assert.equal(decodeFrame(destination.written[0] as Buffer).kind, "data");
+    assert.equal(decodeFrame((destination.written[0] as Buffer).subarray(5)).kind, "data");
     assert.equal(await count("paired"), 1);
     const stray = new FakeStream();
     pairing.accept(stray as unknown as FrameCall, 1, "token");
@@ -196,7 +194,7 @@ describe("relay pairing", () => {
     assert.equal(failureCode(late), status.UNAVAILABLE);
     assert.equal(failure(late), "DS_RELAY_DRAINING: the relay is shutting down");
     assert.equal(await count("draining"), 1);
-    source.receive(encodeData(Buffer.from("still carried")));
+    source.receive(frameMessage(encodeData(Buffer.from("still carried"))));
     await tick();
     assert.equal(destination.written.length, 1);
     assert.equal(pairing.connectionCount, 1);
@@ -213,7 +211,7 @@ describe("relay pairing", () => {
     const expired = "DS_STREAM_EXPIRED: the stream reached its lifetime";
     assert.equal(pairing.connectionCount, 0);
     for (const spliced of [source, destination]) {
-      const last = decodeFrame(spliced.written.at(-1) as Buffer);
+      const last = decodeFrame((spliced.written.at(-1) as Buffer).subarray(5));
       assert.deepEqual(last, {
         kind: "reset",
         reset: { code: "DS_STREAM_EXPIRED", message: "the stream reached its lifetime" },

@@ -3,19 +3,16 @@
 // to the waiting Connect call. This file owns the stream's limits: connection count, dial and
 // attach waits, idle connections and the stream's lifetime. Every call holds a place toward the
 // connection limit from its arrival: waiting for an agent, waiting for the dial, or spliced.
-import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { type ErrorCode, type PeerCode, peerCode } from "../runtime/error-codes.ts";
 import { errorDetail } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { printable } from "../runtime/printable.ts";
-import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
 import { TokenBucket } from "./bandwidth.ts";
+import type { AgentMessage, AttachCall, ByteCall as FrameCall } from "./calls.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import { type CloseReason, type Direction, Splice } from "./splice.ts";
 import type { StreamConfig } from "./stream-config.ts";
-
-type FrameCall = ServerDuplexStream<Buffer, Buffer>;
-type AttachCall = ServerDuplexStream<AgentMessage, RelayMessage>;
 
 export interface RelayLimits {
   maxConnections: number;
@@ -29,6 +26,9 @@ export interface RelayLimits {
   /** Bytes per second each way for the whole stream; 0 = unlimited. */
   bandwidthBytesPerSecond: number;
 }
+
+/** A Frame's tag and length in front of its payload: the message may exceed the payload limit by this. */
+const frameOverheadBytes = 64;
 
 interface Pending {
   source: FrameCall;
@@ -51,7 +51,7 @@ interface Failure {
 type Phase = { name: "open" } | { name: "draining"; refusal: Failure } | { name: "ended"; refusal: Failure };
 
 function fail(call: FrameCall | AttachCall, f: Failure): void {
-  call.emit("error", { code: f.grpcCode, details: errorDetail(f.code, f.message) });
+  call.fail(f.grpcCode, errorDetail(f.code, f.message));
 }
 
 export class Pairing {
@@ -159,7 +159,7 @@ export class Pairing {
         });
       }
     };
-    for (const event of ["end", "cancelled", "error", "close"]) call.on(event, detach);
+    for (const event of ["end", "cancelled", "close"]) call.on(event, detach);
     // Our half too: an agent that only half-closed would otherwise wait for a status forever.
     call.on("end", () => {
       if (!call.writableEnded) call.end();
@@ -296,17 +296,23 @@ export class Pairing {
     this.metrics.connections.inc({ result: "paired" });
     this.metrics.pairingSeconds.observe(Number(process.hrtime.bigint() - p.startedAt) / 1e9);
     this.metrics.connectionsActive.inc();
-    const splice = new Splice(id, p.source, destination, {
-      onBytes: (direction, n) => this.metrics.bytes.inc({ direction }, n),
-      // Looked up per frame: a changed bandwidth limit holds for open connections too (it is the stream's).
-      throttle: (direction, n) => this.buckets?.[direction].take(n) ?? 0,
-      onClose: (reason: CloseReason, detail: string) => {
-        this.active.delete(id);
-        this.metrics.connectionsActive.dec();
-        this.metrics.connectionsClosed.inc({ reason });
-        this.log.debug("connection closed", { connection: id, reason, detail });
+    const splice = new Splice(
+      id,
+      p.source,
+      destination,
+      {
+        onBytes: (direction, n) => this.metrics.bytes.inc({ direction }, n),
+        // Looked up per frame: a changed bandwidth limit holds for open connections too (it is the stream's).
+        throttle: (direction, n) => this.buckets?.[direction].take(n) ?? 0,
+        onClose: (reason: CloseReason, detail: string) => {
+          this.active.delete(id);
+          this.metrics.connectionsActive.dec();
+          this.metrics.connectionsClosed.inc({ reason });
+          this.log.debug("connection closed", { connection: id, reason, detail });
+        },
       },
-    });
+      this.limits.maxFrameBytes + frameOverheadBytes,
+    );
     this.active.set(id, splice);
   }
 

@@ -1,16 +1,21 @@
-// The relay's gRPC server: authenticates each call for its role, then hands it to the pairing.
+// The relay's gRPC server, on node:http2 (docs/adr/0002): authenticates each call for its role,
+// then hands it to the pairing. Connect and Accept calls stay undecoded byte streams; Attach
+// carries decoded control messages.
 import type { Socket as NetSocket } from "node:net";
-import type { TLSSocket, Server as TlsServer } from "node:tls";
-import { Server, type ServerDuplexStream, status } from "@grpc/grpc-js";
-import { metadataKeys } from "../proto/metadata.ts";
+import type { TLSSocket } from "node:tls";
+import { status } from "@grpc/grpc-js";
+import { metadataKeys, relayServicePath } from "../proto/metadata.ts";
 import { ConnectionGate, type ConnectionLimits } from "../runtime/connection-gate.ts";
 import type { ErrorCode } from "../runtime/error-codes.ts";
 import { errorDetail } from "../runtime/errors.ts";
-import { type KeepaliveOptions, serverOptions, sessionWindowBytes, withServerWindow } from "../runtime/grpc-options.ts";
+import { flowControlWindowBytes, type KeepaliveOptions, sessionWindowBytes } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { LogSampler } from "../runtime/log-sampler.ts";
-import { type ServerTls, serverCredentials } from "../runtime/tls.ts";
+import type { ServerTls } from "../runtime/tls.ts";
 import type { Role } from "../transport/credentials.ts";
+import { GrpcH2Server } from "../transport/grpc-h2-server.ts";
+import type { H2ServerCall } from "../transport/h2-server-call.ts";
+import { MessageServerCall } from "../transport/message-server-call.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "../transport/relay-service.ts";
 import { CertificateRejections, DeviceAuthenticator } from "./device-auth.ts";
 import type { RelayMetrics } from "./metrics.ts";
@@ -18,7 +23,12 @@ import type { Pairing } from "./pairing.ts";
 import { authenticate, expiry, type StreamConfig } from "./stream-config.ts";
 import { presentsKubernetesToken, UserAccess } from "./user-access.ts";
 
-type AnyCall = ServerDuplexStream<unknown, unknown>;
+/** An Attach message is a few fields; anything near this is not one. */
+const maxAttachMessageBytes = 64 * 1024;
+/** Request headers: tokens and a few keys. An OIDC token with many groups fits well within. */
+const maxHeaderBytes = 32 * 1024;
+/** DATA frames up to this size: fewer frames per tunnel frame than HTTP/2's 16 KiB default. */
+const maxDataFrameBytes = 64 * 1024;
 
 export interface RelayServerOptions {
   listen: string;
@@ -42,13 +52,12 @@ export interface RelayServer {
 }
 
 export async function startRelayServer(o: RelayServerOptions): Promise<RelayServer> {
-  const server = new Server(serverOptions(o.keepalive));
   // Anyone who reaches the port can be refused, as often as they like: the metric counts every
   // refusal, the log gets a sample (one line per role and reason per 10 s).
   const refusals = new LogSampler({ intervalMs: 10_000 });
   const users =
     o.users ?? new UserAccess({ ttlMs: 0, stream: () => o.config().stream, metrics: o.metrics, log: o.log });
-  const refuse = (call: AnyCall, role: Role, result: { code: ErrorCode; message: string }) => {
+  const refuse = (call: H2ServerCall, role: Role, result: { code: ErrorCode; message: string }) => {
     o.metrics.authFailures.inc({ role, reason: result.code });
     const suppressed = refusals.take(`${role}/${result.code}`);
     if (suppressed !== undefined) {
@@ -59,9 +68,9 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
         suppressed: suppressed || undefined,
       });
     }
-    call.emit("error", { code: status.UNAUTHENTICATED, details: errorDetail(result.code, result.message) });
+    call.fail(status.UNAUTHENTICATED, errorDetail(result.code, result.message));
   };
-  const admit = (call: AnyCall, role: Role): boolean => {
+  const admit = (call: H2ServerCall, role: Role): boolean => {
     const result = authenticate(o.config(), role, call.metadata);
     if (result.ok) gate.authenticated(call.getPeer());
     else refuse(call, role, result);
@@ -73,15 +82,11 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
    * The device side's identity, or undefined when refused: the Device its certificate names on a
    * stream bound to one, else the token path's one identity (whoever holds the token).
    */
-  const admitDevice = async (call: AnyCall): Promise<string | undefined> => {
+  const admitDevice = async (call: H2ServerCall): Promise<string | undefined> => {
     const config = o.config();
     if (!config.device) return admit(call, "destination") ? "token" : undefined;
     const result = devices
-      ? await devices.check(
-          config.device,
-          call.getAuthContext()?.sslPeerCertificate?.raw,
-          rejections.reason(call.getPeer()),
-        )
+      ? await devices.check(config.device, call.verifiedPeerCertificate(), rejections.reason(call.getPeer()))
       : ({ ok: false, code: "DS_CONFIG", message: "the relay has no --device-ca" } as const);
     // Gone while its certificate was checked: pairing it would attach a call nobody holds.
     if (call.cancelled) return undefined;
@@ -93,45 +98,54 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     gate.authenticated(call.getPeer());
     return result.ok ? result.identity : undefined;
   };
-  server.addService(relayService, {
-    attach: (call: ServerDuplexStream<AgentMessage, RelayMessage>) =>
-      void admitDevice(call as AnyCall).then((identity) => {
-        if (identity) o.pairing.attach(call, identity);
-      }),
-    connect: (call: ServerDuplexStream<Buffer, Buffer>) => {
-      if (!presentsKubernetesToken(call.metadata)) {
-        if (admit(call as AnyCall, "source")) o.pairing.connect(call);
-        return;
-      }
-      void users.admit(call).then((user) => {
-        if (user === undefined || call.cancelled) return;
-        gate.authenticated(call.getPeer());
-        o.pairing.connect(call, user);
-      });
-    },
-    accept: (call: ServerDuplexStream<Buffer, Buffer>) => void acceptCall(call),
-  });
-  const acceptCall = async (call: ServerDuplexStream<Buffer, Buffer>) => {
-    const identity = await admitDevice(call as AnyCall);
+  const attach = async (call: H2ServerCall) => {
+    const identity = await admitDevice(call);
+    if (!identity) return;
+    const codec = {
+      decode: (b: Uint8Array): AgentMessage =>
+        relayService.attach.requestDeserialize(Buffer.from(b.buffer, b.byteOffset, b.length)),
+      encode: (m: RelayMessage) => relayService.attach.responseSerialize(m),
+    };
+    o.pairing.attach(new MessageServerCall(call, codec, maxAttachMessageBytes), identity);
+  };
+  const connect = (call: H2ServerCall) => {
+    if (!presentsKubernetesToken(call.metadata)) {
+      if (admit(call, "source")) o.pairing.connect(call);
+      return;
+    }
+    void users.admit(call).then((user) => {
+      if (user === undefined || call.cancelled) return;
+      gate.authenticated(call.getPeer());
+      o.pairing.connect(call, user);
+    });
+  };
+  const accept = async (call: H2ServerCall) => {
+    const identity = await admitDevice(call);
     if (!identity) return;
     const id = Number(call.metadata.get(metadataKeys.connectionId)[0]);
     if (!Number.isSafeInteger(id) || id <= 0) {
-      call.emit("error", {
-        code: status.INVALID_ARGUMENT,
-        details: errorDetail("DS_PROTOCOL", "Accept needs a connection id"),
-      });
+      call.fail(status.INVALID_ARGUMENT, errorDetail("DS_PROTOCOL", "Accept needs a connection id"));
       return;
     }
     o.pairing.accept(call, id, identity);
   };
+  const server = new GrpcH2Server({
+    // Device certificates are asked for, not required: the service side comes without one.
+    tls: o.deviceCaPem ? { ...o.tls, clientCaPem: o.deviceCaPem, clientCertOptional: true } : o.tls,
+    keepalive: o.keepalive,
+    streamWindowBytes: flowControlWindowBytes,
+    maxFrameBytes: maxDataFrameBytes,
+    maxHeaderBytes,
+    methods: {
+      [`${relayServicePath}/Attach`]: (call) => void attach(call),
+      [`${relayServicePath}/Connect`]: connect,
+      [`${relayServicePath}/Accept`]: (call) => void accept(call),
+    },
+  });
   // Refusals are counted, and logged one line per reason per 10 s: a flood must not flood the log.
   const gateLog = new LogSampler({ intervalMs: 10_000 });
   const gate: ConnectionGate = await ConnectionGate.listen(server, {
     listen: o.listen,
-    // Device certificates are asked for, not required: the service side comes without one.
-    credentials: withServerWindow(
-      serverCredentials(o.deviceCaPem ? { ...o.tls, clientCaPem: o.deviceCaPem, clientCertOptional: true } : o.tls),
-    ),
     limits: o.limits,
     authenticatedWindowBytes: sessionWindowBytes,
     onRefused: (reason, source) => {
@@ -144,26 +158,26 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     onOpen: (n) => o.metrics.grpcConnections.set(n),
   });
   logHandshakeFailures(server, gate, o);
-  for (const h2 of h2ServersOf(server)) h2.on("secureConnection", (s: TLSSocket) => rejections.watch(s));
+  server.http2.on("secureConnection", (s: TLSSocket) => rejections.watch(s));
   return {
     port: gate.port,
     forceClose: () => {
       gate.close();
-      server.forceShutdown();
+      server.forceClose();
     },
   };
 }
 
 /**
- * grpc-js drops a connection whose TLS handshake fails without a word. Count and log it, so that
+ * An HTTP/2 server drops a connection whose TLS handshake fails without a word. Count and log it, so that
  * the relay's side of a misconfigured client is visible: plaintext or HTTP/1 shows as "wrong
  * version number" or "http request", a client that does not trust the relay's certificate as
  * a hang-up. Debug only: anything on the network may knock on this port.
  */
-function logHandshakeFailures(server: Server, gate: ConnectionGate, o: RelayServerOptions): void {
+function logHandshakeFailures(server: GrpcH2Server, gate: ConnectionGate, o: RelayServerOptions): void {
   // The peer's address, taken while the socket is open: after a hang-up Node no longer knows it.
   const peers = new WeakMap<object, string>();
-  for (const h2 of h2ServersOf(server)) {
+  for (const h2 of [server.http2]) {
     h2.prependListener("connection", (raw: NetSocket) => peers.set(raw, `${raw.remoteAddress}:${raw.remotePort}`));
     h2.on("tlsClientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket) => {
       const parent = (socket as TLSSocket & { _parent?: object })._parent;
@@ -176,8 +190,4 @@ function logHandshakeFailures(server: Server, gate: ConnectionGate, o: RelayServ
       o.log.debug("TLS handshake failed", { peer: (parent && peers.get(parent)) ?? "unknown", reason });
     });
   }
-}
-
-function h2ServersOf(server: Server): TlsServer[] {
-  return [...((server as unknown as { http2Servers?: Map<TlsServer, unknown> }).http2Servers?.keys() ?? [])];
 }

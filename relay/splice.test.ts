@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
-import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
 import { FakeStream, tick } from "../test/helpers/fake-streams.ts";
+import { frameMessage, MessageReader } from "../transport/grpc-wire.ts";
+import type { ByteCall as Call } from "./calls.ts";
 import { type CloseReason, type Direction, Splice } from "./splice.ts";
 
-type Call = ServerDuplexStream<Buffer, Buffer>;
+/** A frame as it travels: with its gRPC length prefix. */
+const g = (frame: Buffer) => frameMessage(frame);
+const maxMessageBytes = 1024;
 
 /** A splice between a fake service-side call and a fake device-side call. */
 function spliced(o: { highWaterMark?: number; throttle?: (d: Direction, n: number) => number } = {}) {
@@ -12,22 +16,32 @@ function spliced(o: { highWaterMark?: number; throttle?: (d: Direction, n: numbe
   const destination = new FakeStream({ highWaterMark: o.highWaterMark });
   const closes: { reason: CloseReason; detail: string }[] = [];
   const bytes = { to_device: 0, from_device: 0 };
-  const splice = new Splice(7, source as unknown as Call, destination as unknown as Call, {
-    onBytes: (d, n) => {
-      bytes[d] += n;
+  const splice = new Splice(
+    7,
+    source as unknown as Call,
+    destination as unknown as Call,
+    {
+      onBytes: (d, n) => {
+        bytes[d] += n;
+      },
+      onClose: (reason, detail) => closes.push({ reason, detail }),
+      throttle: o.throttle,
     },
-    onClose: (reason, detail) => closes.push({ reason, detail }),
-    throttle: o.throttle,
-  });
-  const frames = (s: FakeStream) => (s.written as Buffer[]).map(decodeFrame);
+    maxMessageBytes,
+  );
+  const frames = (s: FakeStream) => {
+    const read = new MessageReader(1 << 20).push(Buffer.concat(s.written as Buffer[]));
+    assert.ok("messages" in read);
+    return read.messages.map(decodeFrame);
+  };
   return { splice, source, destination, closes, bytes, frames };
 }
 
 describe("relay splice", () => {
   it("forwards each frame untouched, counting payload bytes each way", async () => {
     const { source, destination, bytes, closes } = spliced();
-    const up = encodeData(Buffer.from("hello"));
-    const down = encodeData(Buffer.from("hi"));
+    const up = g(encodeData(Buffer.from("hello")));
+    const down = g(encodeData(Buffer.from("hi")));
     source.receive(up);
     destination.receive(down);
     await tick();
@@ -39,15 +53,15 @@ describe("relay splice", () => {
 
   it("FIN one way, then the other: the open direction keeps flowing, then both calls end complete", async () => {
     const { source, destination, closes, frames } = spliced();
-    source.receive(encodeFin());
+    source.receive(g(encodeFin()));
     await tick();
     assert.deepEqual(frames(destination), [{ kind: "fin" }]);
     assert.equal(closes.length, 0);
     assert.ok(!source.writableEnded && !destination.writableEnded, "neither call ends on one Fin");
-    destination.receive(encodeData(Buffer.from("still flowing")));
+    destination.receive(g(encodeData(Buffer.from("still flowing"))));
     await tick();
     assert.equal(frames(source)[0]?.kind, "data");
-    destination.receive(encodeFin());
+    destination.receive(g(encodeFin()));
     await tick();
     assert.deepEqual(
       frames(source).map((f) => f.kind),
@@ -60,8 +74,8 @@ describe("relay splice", () => {
   /** A frame the service side sends after `before`: both sides get a Reset, its call DS_PROTOCOL. */
   const protocolError = async (before: Buffer[], bad: Buffer, why: string) => {
     const { source, destination, closes, frames } = spliced();
-    for (const f of before) source.receive(f);
-    source.receive(bad);
+    for (const f of before) source.receive(g(f));
+    source.receive(g(bad));
     await tick();
     const detail = `DS_PROTOCOL: the service side sent a ${why}`;
     assert.deepEqual(
@@ -72,7 +86,7 @@ describe("relay splice", () => {
     assert.deepEqual(source.errors, [{ code: status.INVALID_ARGUMENT, details: detail }]);
     assert.equal(frames(source).at(-1)?.kind, "reset");
     assert.equal(frames(destination).at(-1)?.kind, "reset");
-    assert.equal(destination.written.filter((f) => f === bad).length, 0, "the bad frame is not forwarded");
+    assert.equal(frames(destination).length, before.length + 1, "the bad frame is not forwarded");
   };
 
   it("a second Fin the same way is a protocol error, not the other direction's", async () => {
@@ -98,8 +112,8 @@ describe("relay splice", () => {
 
   it("a Reset after a Fin from the same side still passes", async () => {
     const { source, destination, closes, frames } = spliced();
-    source.receive(encodeFin());
-    source.receive(encodeReset("DS_PEER_RESET", "gone"));
+    source.receive(g(encodeFin()));
+    source.receive(g(encodeReset("DS_PEER_RESET", "gone")));
     await tick();
     assert.deepEqual(
       frames(destination).map((f) => f.kind),
@@ -111,12 +125,12 @@ describe("relay splice", () => {
   it("Fin and Reset frames wait for a full peer like data", async () => {
     const { source, destination } = spliced({ highWaterMark: 1 });
     destination.hold();
-    source.receive(encodeData(Buffer.from("a")));
+    source.receive(g(encodeData(Buffer.from("a"))));
     await tick();
     destination.release();
     await tick();
     destination.hold();
-    source.receive(encodeFin());
+    source.receive(g(encodeFin()));
     await tick();
     assert.ok(source.isPaused(), "a Fin to a full peer stops reading its sender");
     destination.release();
@@ -132,7 +146,7 @@ describe("relay splice", () => {
         return 30;
       },
     });
-    source.receive(encodeFin());
+    source.receive(g(encodeFin()));
     await tick();
     assert.ok(source.isPaused(), "the sender waits for the bucket");
     assert.deepEqual(seen, [0]);
@@ -140,7 +154,7 @@ describe("relay splice", () => {
 
   it("a Reset frame goes on to the other side and ends both calls", async () => {
     const { source, destination, closes, frames } = spliced();
-    destination.receive(encodeReset("DS_PEER_RESET", "the target: read ECONNRESET"));
+    destination.receive(g(encodeReset("DS_PEER_RESET", "the target: read ECONNRESET")));
     await tick();
     assert.deepEqual(frames(source), [
       { kind: "reset", reset: { code: "DS_PEER_RESET", message: "the target: read ECONNRESET" } },
@@ -149,13 +163,13 @@ describe("relay splice", () => {
     assert.ok(source.writableEnded && destination.writableEnded);
   });
 
-  it("an error from a call is a lost peer: the other side gets a Reset", async () => {
+  it("a cancelled call is a lost peer: the other side gets a Reset", async () => {
     for (const [failing, other, who] of [
       ["source", "destination", "the client"],
       ["destination", "source", "the device's agent"],
     ] as const) {
       const s = spliced();
-      s[failing].emit("error", new Error("stream reset"));
+      s[failing].emit("cancelled");
       await tick();
       assert.deepEqual(s.frames(s[other]), [
         {
@@ -170,7 +184,7 @@ describe("relay splice", () => {
 
   it("a cancelled call after its own Fin had finished: closed, not lost", async () => {
     const { source, destination, closes, frames } = spliced();
-    source.receive(encodeFin());
+    source.receive(g(encodeFin()));
     await tick();
     source.emit("cancelled");
     await tick();
@@ -192,10 +206,10 @@ describe("relay splice", () => {
   it("a side that cannot keep up pauses the other until it drains", async () => {
     const { source, destination } = spliced({ highWaterMark: 1 });
     destination.hold();
-    source.receive(encodeData(Buffer.from("a")));
+    source.receive(g(encodeData(Buffer.from("a"))));
     await tick();
     assert.ok(source.isPaused(), "the sender's call is no longer read");
-    source.receive(encodeData(Buffer.from("b")));
+    source.receive(g(encodeData(Buffer.from("b"))));
     await tick();
     assert.equal(destination.written.length, 1);
     destination.release();
@@ -206,7 +220,7 @@ describe("relay splice", () => {
 
   it("the bandwidth limit holds a direction for the time the bucket asks", async () => {
     const { source, destination } = spliced({ throttle: (d) => (d === "to_device" ? 30 : 0) });
-    source.receive(encodeData(Buffer.from("a")));
+    source.receive(g(encodeData(Buffer.from("a"))));
     await tick();
     assert.ok(source.isPaused());
     await new Promise((r) => setTimeout(r, 50));
@@ -216,7 +230,7 @@ describe("relay splice", () => {
 
   it("a malformed frame resets both sides and fails its sender's call with INVALID_ARGUMENT", async () => {
     const { source, destination, closes, frames } = spliced();
-    destination.receive(Buffer.from([0x7f, 0x00]));
+    destination.receive(g(Buffer.from([0x7f, 0x00])));
     await tick();
     assert.equal(frames(source)[0]?.kind, "reset");
     assert.equal(frames(destination)[0]?.kind, "reset", "the offender is told too, before its status");
@@ -234,7 +248,7 @@ describe("relay splice", () => {
     splice.reset("idle_timeout", "DS_IDLE_TIMEOUT", "idle");
     await tick();
     const written = [source.written.length, destination.written.length];
-    source.receive(encodeData(Buffer.from("late")));
+    source.receive(g(encodeData(Buffer.from("late"))));
     destination.emit("cancelled");
     splice.reset("lifetime", "DS_STREAM_EXPIRED", "over");
     await tick();
@@ -243,5 +257,28 @@ describe("relay splice", () => {
       closes.map((c) => c.reason),
       ["idle_timeout"],
     );
+  });
+
+  it("chunks cut anywhere pass unchanged and are counted once", async () => {
+    const { source, destination, bytes, frames } = spliced();
+    const whole = Buffer.concat([g(encodeData(Buffer.alloc(500, 3))), g(encodeData(Buffer.from("end")))]);
+    const cuts = [0, 3, 7, 100, 504, 505, whole.length];
+    for (let k = 1; k < cuts.length; k++) source.receive(whole.subarray(cuts[k - 1], cuts[k]));
+    await tick();
+    assert.ok(Buffer.concat(destination.written as Buffer[]).equals(whole));
+    assert.equal(bytes.to_device, 503);
+    assert.equal(frames(destination).length, 2);
+  });
+
+  it("a reset of the relay's own does not cut into a frame: that side's call fails with the reason", async () => {
+    const { splice, source, destination, frames } = spliced();
+    const frame = g(encodeData(Buffer.alloc(400, 9)));
+    source.receive(frame.subarray(0, 100)); // the destination has part of a frame
+    await tick();
+    splice.reset("idle_timeout", "DS_IDLE_TIMEOUT", "idle");
+    await tick();
+    assert.equal(Buffer.concat(destination.written as Buffer[]).length, 100, "no Reset frame inside the data frame");
+    assert.deepEqual(destination.errors, [{ code: status.ABORTED, details: "DS_IDLE_TIMEOUT: idle" }]);
+    assert.deepEqual(frames(source), [{ kind: "reset", reset: { code: "DS_IDLE_TIMEOUT", message: "idle" } }]);
   });
 });

@@ -1,12 +1,15 @@
-// Joins the service-side call and the device-side call of one tunnelled connection. Frames are
-// forwarded as opaque Buffers (only their header is read); a side whose peer cannot keep up
-// is paused, so gRPC's flow control pushes back to the sender instead of memory growing here.
-import { type ServerDuplexStream, status } from "@grpc/grpc-js";
-import { bodyLength, encodeReset, type FrameKind, frameKind } from "../proto/frames.ts";
+// Joins the service-side call and the device-side call of one tunnelled connection. The DATA
+// chunks of one HTTP/2 stream are written to the other as they came, length prefixes and all
+// (docs/adr/0002); a scanner per direction reads only the headers, to count bytes and see Fins,
+// Resets and broken frames. A side whose peer cannot keep up is paused, so HTTP/2's flow control
+// pushes back to the sender instead of memory growing here.
+import { status } from "@grpc/grpc-js";
+import { encodeReset } from "../proto/frames.ts";
 import type { PeerCode } from "../runtime/error-codes.ts";
 import { errorDetail } from "../runtime/errors.ts";
-
-type Call = ServerDuplexStream<Buffer, Buffer>;
+import { frameMessage } from "../transport/grpc-wire.ts";
+import type { ByteCall as Call } from "./calls.ts";
+import { FrameScanner } from "./frame-scanner.ts";
 export type Direction = "to_device" | "from_device";
 export type CloseReason =
   | "completed"
@@ -26,6 +29,12 @@ export interface SpliceHooks {
   throttle?(direction: Direction, bytes: number): number;
 }
 
+/** A side that broke the protocol, and the status its call ends with. */
+interface Offender {
+  call: Call;
+  status: status;
+}
+
 /**
  * Open: both directions flow. A direction: its Fin was forwarded, the other still flows.
  * Closed: both Fins passed, or a reset, a loss or a protocol error ended both calls.
@@ -40,18 +49,23 @@ export class Splice {
   private readonly source: Call;
   private readonly destination: Call;
   private readonly hooks: SpliceHooks;
+  private readonly scanners: Record<Direction, FrameScanner>;
 
-  constructor(id: number, source: Call, destination: Call, hooks: SpliceHooks) {
+  /** `maxMessageBytes`: the largest frame either side may send (its gRPC message length). */
+  constructor(id: number, source: Call, destination: Call, hooks: SpliceHooks, maxMessageBytes: number) {
     this.id = id;
     this.source = source;
     this.destination = destination;
     this.hooks = hooks;
+    this.scanners = { to_device: new FrameScanner(maxMessageBytes), from_device: new FrameScanner(maxMessageBytes) };
     this.pipe(source, destination, "to_device");
     this.pipe(destination, source, "from_device");
+    source.resume();
+    destination.resume();
   }
 
   private pipe(from: Call, to: Call, direction: Direction): void {
-    from.on("data", (frame: Buffer) => this.forward(frame, from, to, direction));
+    from.on("data", (chunk: Buffer) => this.forward(chunk, from, to, direction));
     const lost = () => {
       if (this.state === "closed") return;
       const peer = direction === "to_device" ? "the client" : "the device's agent";
@@ -71,47 +85,39 @@ export class Splice {
       if (this.state !== direction) lost();
     });
     from.on("cancelled", lost);
-    from.on("error", lost);
     from.on("close", () => {
       if (!from.readableEnded) lost();
     });
   }
 
-  private forward(frame: Buffer, from: Call, to: Call, direction: Direction): void {
+  private forward(chunk: Buffer, from: Call, to: Call, direction: Direction): void {
     if (this.state === "closed") return;
     this.lastActivity = Date.now();
-    const kind = frameKind(frame);
-    const body = kind === "invalid" ? -1 : bodyLength(frame);
-    const broken = this.protocolError(frame, kind, body, direction);
-    if (broken) {
-      this.reset("protocol_error", "DS_PROTOCOL", `the ${sideName[direction]} sent a ${broken}`, undefined, from);
+    const scanned = this.scanners[direction].scan(chunk);
+    if (scanned.dataBytes > 0) this.hooks.onBytes(direction, scanned.dataBytes);
+    let full = false;
+    for (const piece of scanned.out) if (!to.write(piece)) full = true;
+    if (scanned.error) {
+      const why = `the ${sideName[direction]} sent a ${scanned.error}`;
+      this.reset("protocol_error", "DS_PROTOCOL", why, undefined, {
+        call: from,
+        status: scanned.tooLarge ? status.RESOURCE_EXHAUSTED : status.INVALID_ARGUMENT,
+      });
       return;
     }
-    if (kind === "data") this.hooks.onBytes(direction, body);
-    // Every kind is held like data: a frame the peer has not read stays queued here, so no kind
-    // may bypass the peer's backpressure or the bandwidth limit.
-    this.hold(from, to.write(frame) ? undefined : to, this.hooks.throttle?.(direction, body) ?? 0);
-    if (kind === "fin") {
+    // Every kind is held like data: bytes the peer has not read stay queued here, so nothing may
+    // bypass the peer's backpressure or the bandwidth limit.
+    this.hold(from, full ? to : undefined, this.hooks.throttle?.(direction, scanned.dataBytes) ?? 0);
+    if (scanned.fin) {
       if (this.state === "open") this.state = direction;
       else this.finish("completed", "both sides closed");
-    } else if (kind === "reset") {
-      this.finish("reset", `${sideName[direction]} reset the connection`);
     }
+    if (scanned.reset) this.finish("reset", `${sideName[direction]} reset the connection`);
   }
 
-  /**
-   * What is wrong with a frame, or undefined. A header whose length does not match the frame would
-   * pass through here unnoticed and be blamed on the relay by the far side's decoder. A Fin is
-   * empty and final: after it, its side may only reset.
-   */
-  private protocolError(frame: Buffer, kind: FrameKind, body: number, direction: Direction): string | undefined {
-    if (kind === "invalid") {
-      return `frame of unknown kind (first byte 0x${(frame[0] ?? 0).toString(16).padStart(2, "0")})`;
-    }
-    if (body < 0) return `${kind} frame whose length field does not match its size`;
-    if (kind === "fin" && body > 0) return "fin frame with a body (a Fin is empty)";
-    if (kind !== "reset" && this.state === direction) return `${kind} frame after its Fin`;
-    return undefined;
+  /** Whether `call` has been sent whole frames only, so the relay may add one of its own. */
+  private atBoundary(call: Call): boolean {
+    return this.scanners[call === this.source ? "from_device" : "to_device"].atBoundary;
   }
 
   /** Stops reading `from` until `full` drains and `ms` have passed, whichever is later. */
@@ -129,25 +135,29 @@ export class Splice {
   /**
    * Ends both calls, telling each side (but `except`) to reset its TCP connection. The call of an
    * `offender` (a side that broke the protocol) also ends with an error status rather than OK,
-   * so even a client that ignores our Reset frames learns why it was cut off.
+   * so even a client that ignores our Reset frames learns why it was cut off. A side that is in
+   * the middle of a frame cannot be sent one: its call ends with the same words as its status.
    */
-  reset(reason: CloseReason, code: PeerCode, message: string, except?: Call, offender?: Call): void {
+  reset(reason: CloseReason, code: PeerCode, message: string, except?: Call, offender?: Offender): void {
     if (this.state === "closed") return;
+    const cut: Call[] = [];
     for (const call of [this.source, this.destination]) {
       if (call === except || call.destroyed || call.writableEnded) continue;
-      call.write(encodeReset(code, message));
+      if (this.atBoundary(call)) call.write(frameMessage(encodeReset(code, message)));
+      else cut.push(call);
     }
-    this.finish(reason, errorDetail(code, message), offender);
+    this.finish(reason, errorDetail(code, message), offender, cut);
   }
 
-  private finish(reason: CloseReason, detail: string, offender?: Call): void {
+  private finish(reason: CloseReason, detail: string, offender?: Offender, cut: Call[] = []): void {
     if (this.state === "closed") return;
     this.state = "closed";
     for (const call of [this.source, this.destination]) {
       call.resume(); // drain anything still queued so the call can complete
       if (call.writableEnded || call.destroyed) continue;
-      // grpc-js sends an emitted error as the call's status, after the frames already written.
-      if (call === offender) call.emit("error", { code: status.INVALID_ARGUMENT, details: detail });
+      // The status follows the frames already written.
+      if (call === offender?.call) call.fail(offender.status, detail);
+      else if (cut.includes(call)) call.fail(status.ABORTED, detail);
       else call.end();
     }
     this.hooks.onClose(reason, detail);

@@ -2,13 +2,14 @@
 // credentials, asks the operator (TokenReview + SubjectAccessReview for the verb `connect` on its
 // DeviceStream) and reuses each answer for at most 10 s. Tokens are kept only as SHA-256 keys.
 import { createHash } from "node:crypto";
-import { type Metadata, type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { type Metadata, status } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
 import { type ErrorCode, isErrorCode } from "../runtime/error-codes.ts";
 import { errorDetail } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { LogSampler } from "../runtime/log-sampler.ts";
 import type { AccessReviewResponse } from "../transport/access-review-service.ts";
+import type { ByteCall } from "./calls.ts";
 import type { RelayMetrics } from "./metrics.ts";
 
 /** Longest an answer may be reused: a revoked token or RoleBinding is refused within this. */
@@ -97,7 +98,7 @@ export class UserAccess {
   }
 
   /** The user's name when the call may go on; otherwise the call is refused here. */
-  async admit(call: ServerDuplexStream<Buffer, Buffer>): Promise<string | undefined> {
+  async admit(call: ByteCall): Promise<string | undefined> {
     const raw = call.metadata.get(metadataKeys.kubernetesToken)[0];
     const result = await this.check(typeof raw === "string" ? raw : "");
     if (result.ok) {
@@ -116,7 +117,7 @@ export class UserAccess {
         suppressed: suppressed || undefined,
       });
     }
-    call.emit("error", { code: result.grpcCode, details: errorDetail(result.code, result.message) });
+    call.fail(result.grpcCode, errorDetail(result.code, result.message));
     return undefined;
   }
 

@@ -1,15 +1,24 @@
-// The front door of a gRPC server that anyone on the network can reach (the relay, the hub). grpc-js
-// would accept every TCP connection, give it two minutes to finish TLS and keep it for ever after:
-// a peer that never authenticates could hold sessions without limit. Here our own net.Server
-// accepts the sockets and hands them to grpc-js (Server.createConnectionInjector), so that we
-// decide: how many connections at once and per source address, how long the TLS handshake may
-// take, and how soon a session must make its first authenticated call. Until that call the
-// session keeps HTTP/2's 64 KiB connection window; it is widened only then.
+// The front door of a gRPC server that anyone on the network can reach (the relay, the hub). An
+// HTTP/2 server would accept every TCP connection, give it minutes to finish TLS and keep it for
+// ever after: a peer that never authenticates could hold sessions without limit. Here our own
+// net.Server accepts the sockets and hands them to the HTTP/2 server behind it (grpc-js's through
+// Server.createConnectionInjector, or the relay's own node:http2 server), so that we decide: how
+// many connections at once and per source address, how long the TLS handshake may take, and how
+// soon a session must make its first authenticated call. Until that call the session keeps
+// HTTP/2's 64 KiB connection window; it is widened only then.
 import type { EventEmitter } from "node:events";
 import type { Http2Session } from "node:http2";
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Server, ServerCredentials } from "@grpc/grpc-js";
+
+/** The HTTP/2 server behind the gate: its events say when TLS and HTTP/2 are up. */
+export interface GatedServer {
+  http2: EventEmitter;
+  /** Hands an accepted TCP socket to the HTTP/2 server (TLS starts there). */
+  inject(socket: Socket): void;
+}
+
 import { splitHostPort } from "./http-endpoints.ts";
 import { peerKey } from "./peer-address.ts";
 
@@ -29,7 +38,6 @@ export type GateRefusal = "max_connections" | "max_per_source" | "handshake_time
 
 export interface ConnectionGateOptions {
   listen: string;
-  credentials: ServerCredentials;
   limits: ConnectionLimits;
   /** The HTTP/2 connection window once the session is authenticated; undefined leaves the default. */
   authenticatedWindowBytes?: number;
@@ -56,18 +64,12 @@ export class ConnectionGate {
   private readonly byPeer = new Map<string, Connection>();
   private readonly perSource = new Map<string, number>();
   private readonly cutSockets = new WeakSet<object>();
-  /** grpc-js's HTTP/2 server for the injected connections: its events say when TLS and HTTP/2 are up. */
   readonly http2: EventEmitter;
   port = 0;
 
-  private constructor(server: Server, o: ConnectionGateOptions) {
+  private constructor(front: GatedServer, o: ConnectionGateOptions) {
     this.o = o;
-    const known = new Set(http2Servers(server).keys());
-    const injector = server.createConnectionInjector(o.credentials);
-    const added = [...http2Servers(server).keys()].find((s) => !known.has(s));
-    if (!added)
-      throw new Error("grpc-js internals changed: the injector's HTTP/2 server is not in Server.http2Servers");
-    this.http2 = added;
+    this.http2 = front.http2;
     this.http2.on("secureConnection", (tls: TLSSocket) => {
       const c = this.byPeer.get(peerOf(tls));
       if (c) c.secure = true;
@@ -77,7 +79,7 @@ export class ConnectionGate {
       if (c) c.session = session;
     });
     // noDelay: small frames (WINDOW_UPDATE, pings, short replies) must not wait for an ACK.
-    this.net = createServer({ noDelay: true }, (socket) => this.admit(socket, injector.injectConnection));
+    this.net = createServer({ noDelay: true }, (socket) => this.admit(socket, (s) => front.inject(s)));
     // Counted by the kernel-facing side of net.Server, before a Socket object is even built.
     this.net.maxConnections = o.limits.maxConnections;
     this.net.on("drop", (d?: { remoteAddress?: string; remotePort?: number }) =>
@@ -85,9 +87,9 @@ export class ConnectionGate {
     );
   }
 
-  /** Listens on `o.listen` for `server`, whose services must already be added. */
-  static async listen(server: Server, o: ConnectionGateOptions): Promise<ConnectionGate> {
-    const gate = new ConnectionGate(server, o);
+  /** Listens on `o.listen` for `front`, whose services must already be added. */
+  static async listen(front: GatedServer, o: ConnectionGateOptions): Promise<ConnectionGate> {
+    const gate = new ConnectionGate(front, o);
     const { host, port } = splitHostPort(o.listen);
     await new Promise<void>((resolve, reject) => {
       gate.net.once("error", reject);
@@ -178,6 +180,15 @@ export class ConnectionGate {
     c.session?.destroy();
     c.socket.resetAndDestroy();
   }
+}
+
+/** The front of a grpc-js server (the hub), with `credentials` for its connections. */
+export function grpcJsFront(server: Server, credentials: ServerCredentials): GatedServer {
+  const known = new Set(http2Servers(server).keys());
+  const injector = server.createConnectionInjector(credentials);
+  const added = [...http2Servers(server).keys()].find((s) => !known.has(s));
+  if (!added) throw new Error("grpc-js internals changed: the injector's HTTP/2 server is not in Server.http2Servers");
+  return { http2: added, inject: (socket) => injector.injectConnection(socket) };
 }
 
 function http2Servers(server: Server): Map<EventEmitter, unknown> {

@@ -16,7 +16,7 @@ import { deviceResource } from "../../api/v1alpha1.ts";
 import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { Pod } from "../../kube/types.ts";
-import { ConnectionGate, type ConnectionLimits } from "../../runtime/connection-gate.ts";
+import { ConnectionGate, type ConnectionLimits, grpcJsFront } from "../../runtime/connection-gate.ts";
 import { deviceFromCertificate } from "../../runtime/device-certificate.ts";
 import type { ErrorCode } from "../../runtime/error-codes.ts";
 import { errorDetail } from "../../runtime/errors.ts";
@@ -154,9 +154,8 @@ export class Hub {
     });
     // Refusals are counted, and logged one line per reason per 10 s: a flood must not flood the log.
     const refusals = new LogSampler({ intervalMs: 10_000 });
-    this.gate = await ConnectionGate.listen(this.server, {
+    this.gate = await ConnectionGate.listen(grpcJsFront(this.server, creds), {
       listen: this.o.listen,
-      credentials: creds,
       limits: this.o.limits,
       onRefused: (reason, source) => {
         this.metrics.grpcConnectionsRefused.inc({ reason });

@@ -1,7 +1,7 @@
 // In-process stand-ins for a gRPC call and a socket, for the unit tests of the state kept beside
 // the byte path (bridge, splice, pairing, hub session). Each is a real Duplex: what is written
 // is kept, a test can hold writes so that write() returns false and 'drain' waits for release(),
-// and grpc-js's call surface is added (cancel(), getPeer(), failures emitted as 'error').
+// and a call's surface is added (cancel(), getPeer(), fail(); grpc-js failures emitted as 'error').
 import { Duplex } from "node:stream";
 import type { Logger } from "../../runtime/log.ts";
 
@@ -50,6 +50,12 @@ export class FakeStream extends Duplex {
 
   cancel(): void {
     this.cancelled = true;
+  }
+
+  /** A served call's error status (transport/h2-server-call.ts): recorded with the errors. */
+  fail(code: number, details: string): void {
+    this.errors.push({ code, details });
+    if (!this.writableEnded) this.end();
   }
 
   getPeer(): string {
