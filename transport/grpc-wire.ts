@@ -82,12 +82,21 @@ export class MessageReader {
 
 /**
  * grpc-message is percent-encoded: every byte outside printable ASCII, and `%` itself
- * (gRPC over HTTP/2, "Responses").
+ * (gRPC over HTTP/2, "Responses"). A space at either end too: HTTP/2 forbids field values that
+ * begin or end with whitespace, and a receiver drops such a field (the message would be lost).
  */
 export function encodeGrpcMessage(text: string): string {
+  const bytes = Buffer.from(text, "utf8");
   let out = "";
-  for (const byte of Buffer.from(text, "utf8")) {
-    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${hex(byte)}`;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    const edgeSpace = byte === 0x20 && (i === 0 || i === bytes.length - 1);
+    out +=
+      byte > 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : byte === 0x20 && !edgeSpace
+          ? " "
+          : `%${hex(byte)}`;
   }
   return out;
 }
