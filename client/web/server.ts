@@ -104,7 +104,7 @@ export async function startWebTerminalServer(o: WebTerminalOptions): Promise<Web
       if (token === null && access.hasSession(cookie)) return serve(res, o.assets.get("index.html")!);
       const r = access.redeem(token);
       if ("refused" in r) {
-        o.log.warn("terminal page refused", { code: "DS_WEB_TOKEN", token: r.refused });
+        o.log.warn("terminal page refused", { code: "DS_WEB_TOKEN", because: `${r.refused} token` });
         return refusalPage(res, 403, "DS_WEB_TOKEN", tokenAdvice[r.refused]);
       }
       o.log.info("terminal page opened; its one-time URL is spent");
@@ -138,7 +138,7 @@ export async function startWebTerminalServer(o: WebTerminalOptions): Promise<Web
     try {
       size = parseSize(Number(url.searchParams.get("cols")), Number(url.searchParams.get("rows")));
     } catch (err) {
-      return refuseUpgrade(socket, "400 Bad Request", "DS_WEB_BAD_MESSAGE", describeError(err));
+      return refuseUpgrade(socket, "400 Bad Request", "DS_WEB_BAD_MESSAGE", (err as Error).message);
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (active.size >= o.maxSessions) {
@@ -154,6 +154,8 @@ export async function startWebTerminalServer(o: WebTerminalOptions): Promise<Web
         ws.close(1013, "session limit");
         return;
       }
+      // ws reports a bad frame or an oversized message here, then closes (1002, 1009): logged, not thrown.
+      ws.on("error", (err) => o.log.warn("terminal WebSocket error", { reason: err.message }));
       sockets.add(ws);
       const run = o
         .session(ws, size)

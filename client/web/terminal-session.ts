@@ -29,6 +29,8 @@ const highWaterBytes = 1024 * 1024;
 const lowWaterBytes = 256 * 1024;
 /** After the tab is gone: how long the SSH goodbye may take before the tunnel is cut. */
 const closeGraceMs = 5_000;
+/** Input typed before the shell opens is kept up to this much (a paste beyond it is dropped). */
+const maxEarlyInputBytes = 64 * 1024;
 
 export async function runTerminalSession(
   ws: WebSocket,
@@ -44,6 +46,13 @@ export async function runTerminalSession(
   let pageGone = false;
   const tunnel = t.openTunnel();
 
+  const early = { chunks: [] as Buffer[], bytes: 0 };
+  const write = (data: Buffer) => {
+    if (shell && !shell.channel.write(data)) {
+      ws.pause();
+      shell.channel.once("drain", () => ws.resume());
+    }
+  };
   const onControl = (m: PageMessage) => {
     if (m.type === "resize") {
       size = { cols: m.cols, rows: m.rows };
@@ -55,10 +64,11 @@ export async function runTerminalSession(
   };
   ws.on("message", (data: Buffer, isBinary: boolean) => {
     if (isBinary) {
-      // Keys typed before the shell is open have nowhere to go.
-      if (shell && !shell.channel.write(data)) {
-        ws.pause();
-        shell.channel.once("drain", () => ws.resume());
+      if (shell) write(data);
+      else if (early.bytes + data.length <= maxEarlyInputBytes) {
+        // Typed while the connection opens: kept for the shell, as a terminal would.
+        early.chunks.push(data);
+        early.bytes += data.length;
       }
       return;
     }
@@ -108,9 +118,11 @@ export async function runTerminalSession(
   if (pageGone) {
     shell.client.end();
   } else {
-    if (shell.hostKeyAdded) send({ type: "status", text: `added ${t.hostKeyName}'s host key to ${t.knownHostsFile}` });
+    const added = shell.hostKeyAdded ? ` (added its host key to ${t.knownHostsFile})` : "";
+    send({ type: "status", text: `connected to ${user}@${t.hostKeyName}${added}` });
     // The page may have been resized while the handshake ran.
     shell.resize(size);
+    for (const chunk of early.chunks.splice(0)) write(chunk);
     log.info("terminal session open", { stream: t.stream, user });
   }
   const { channel, client } = shell;

@@ -28,6 +28,7 @@ const term = new Terminal({
   scrollback: 10000,
   fontFamily: "'DejaVu Sans Mono', ui-monospace, monospace",
   fontSize: 14,
+  theme: { background: "#1e1e1e" },
 });
 const fit = new FitAddon();
 term.loadAddon(fit);
@@ -110,6 +111,7 @@ ws.onclose = (event) => {
   document.body.classList.add("ended");
   if (failed) return;
   if (event.code === 1000) setStatus(`session ended${exit}`);
+  else if (event.code === 1001) setStatus("the terminal's server stopped (`kubectl devicestream web` ended)");
   else
     showError(
       "the terminal's server refused or dropped the connection: is `kubectl devicestream web` still running? Its output says why.",
