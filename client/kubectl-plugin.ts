@@ -26,7 +26,7 @@ import {
   streamAccess,
   waitForRelay,
 } from "./stream-lookup.ts";
-import { runWeb, webOptionSpecs } from "./web/command.ts";
+import { prepareWeb, runWeb, webOptionSpecs } from "./web/command.ts";
 
 export const pluginOptionSpecs = {
   kubeconfig: { kind: "file", description: "as kubectl's: else `$KUBECONFIG`, else `~/.kube/config`, else in-cluster" },
@@ -274,8 +274,9 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
       case "web": {
         const name = need(arg, "STREAM");
         const log = createLogger("web");
+        const setup = prepareWeb(v, log);
         const access = await usable(kube, kc, ns, name, v, log);
-        return await runWeb({ access, namespace: ns, values: v, log, onTunnelError: sourceTokenHint(access) });
+        return await runWeb({ setup, access, namespace: ns, values: v, log, onTunnelError: sourceTokenHint(access) });
       }
       case "list": {
         let list: KubeList<DeviceStream>;

@@ -10,9 +10,9 @@ import type { Logger } from "../../runtime/log.ts";
 import type { OptionSpecs, OptionValues } from "../../runtime/options.ts";
 import { onShutdownSignals } from "../../runtime/shutdown.ts";
 import type { StreamAccess } from "../stream-lookup.ts";
-import { loadWebAssets } from "./assets.ts";
+import { type Asset, type AssetName, loadWebAssets } from "./assets.ts";
 import { startWebTerminalServer, type WebTerminalServer } from "./server.ts";
-import { sshAuth } from "./ssh-auth.ts";
+import { type SshAuth, sshAuth } from "./ssh-auth.ts";
 import { runTerminalSession } from "./terminal-session.ts";
 import { tunnelOpener } from "./tunnel.ts";
 
@@ -70,18 +70,15 @@ function openInBrowser(url: string, log: Logger): void {
   child.unref();
 }
 
-export interface WebRequest {
-  access: StreamAccess;
-  namespace: string;
-  values: WebValues;
-  log: Logger;
-  /** Told each tunnelled connection's error (the plugin explains some once). */
-  onTunnelError?: (err: Error) => void;
+/** What needs no cluster: checked first, so bad flags, keys or page files fail before anything is opened. */
+export interface WebSetup {
+  host: string;
+  port: number;
+  auth: SshAuth;
+  assets: Map<AssetName, Asset>;
 }
 
-/** Starts the server and prints its URL; runs until Ctrl-C (the returned server is for tests). */
-export async function startWeb(r: WebRequest): Promise<WebTerminalServer> {
-  const v = r.values;
+export function prepareWeb(v: WebValues, log: Logger): WebSetup {
   const listen = splitHostPort(v.listen);
   const host = listen.host === "localhost" ? "127.0.0.1" : listen.host;
   if (!loopback(host)) {
@@ -96,8 +93,24 @@ export async function startWeb(r: WebRequest): Promise<WebTerminalServer> {
     agentSocket: process.env.SSH_AUTH_SOCK || undefined,
     sshDir: join(homedir(), ".ssh"),
   });
-  for (const line of auth.skipped) r.log.info("key skipped", { key: line });
-  const assets = loadWebAssets();
+  for (const line of auth.skipped) log.info("key skipped", { key: line });
+  return { host, port: listen.port, auth, assets: loadWebAssets() };
+}
+
+export interface WebRequest {
+  setup: WebSetup;
+  access: StreamAccess;
+  namespace: string;
+  values: WebValues;
+  log: Logger;
+  /** Told each tunnelled connection's error (the plugin explains some once). */
+  onTunnelError?: (err: Error) => void;
+}
+
+/** Starts the server and prints its URL. */
+async function startWeb(r: WebRequest): Promise<WebTerminalServer> {
+  const { setup, values: v } = r;
+  const { auth } = setup;
   const stream = `${r.namespace}/${r.access.stream.metadata.name}`;
   const target = {
     openTunnel: tunnelOpener(r.access.relay, r.access.credential, (end) => {
@@ -109,9 +122,9 @@ export async function startWeb(r: WebRequest): Promise<WebTerminalServer> {
     stream,
   };
   const server = await startWebTerminalServer({
-    host,
-    port: listen.port,
-    assets,
+    host: setup.host,
+    port: setup.port,
+    assets: setup.assets,
     maxSessions: v["max-sessions"],
     log: r.log,
     session: (ws, size) => runTerminalSession(ws, size, target, r.log),
@@ -130,6 +143,7 @@ export async function startWeb(r: WebRequest): Promise<WebTerminalServer> {
   return server;
 }
 
+/** Runs until Ctrl-C, which ends every terminal (SSH sessions, tunnels) and exits. */
 export async function runWeb(r: WebRequest): Promise<number> {
   const server = await startWeb(r);
   onShutdownSignals(

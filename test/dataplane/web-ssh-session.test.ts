@@ -6,11 +6,11 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
+import { fingerprint } from "../../client/web/known-hosts.ts";
+import { sshAuth } from "../../client/web/ssh-auth.ts";
+import { hostKeyPreference, openShell, type Shell, type UnknownHostKey } from "../../client/web/ssh-session.ts";
 import type { DeviceStreamsError } from "../../runtime/errors.ts";
-import { type Sshd, startSshd } from "../../test/helpers/sshd.ts";
-import { fingerprint } from "./known-hosts.ts";
-import { sshAuth } from "./ssh-auth.ts";
-import { hostKeyPreference, openShell, type Shell, type UnknownHostKey } from "./ssh-session.ts";
+import { type Sshd, startSshd } from "../helpers/sshd.ts";
 
 describe("browser terminal SSH session (real sshd)", function () {
   this.timeout(60_000);

@@ -7,14 +7,14 @@ import { request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import WebSocket from "ws";
+import { loadWebAssets } from "../../client/web/assets.ts";
+import type { ServerMessage } from "../../client/web/messages.ts";
+import { startWebTerminalServer, type WebTerminalServer } from "../../client/web/server.ts";
+import { sshAuth } from "../../client/web/ssh-auth.ts";
+import { runTerminalSession } from "../../client/web/terminal-session.ts";
 import { createLogger } from "../../runtime/log.ts";
-import { type Sshd, startSshd } from "../../test/helpers/sshd.ts";
-import { waitFor } from "../../test/helpers/wait.ts";
-import { loadWebAssets } from "./assets.ts";
-import type { ServerMessage } from "./messages.ts";
-import { startWebTerminalServer, type WebTerminalServer } from "./server.ts";
-import { sshAuth } from "./ssh-auth.ts";
-import { runTerminalSession } from "./terminal-session.ts";
+import { type Sshd, startSshd } from "../helpers/sshd.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 interface Client {
   ws: WebSocket;
