@@ -6,12 +6,14 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
+import { duplexPair } from "node:stream";
 import WebSocket from "ws";
 import { loadWebAssets } from "../../client/web/assets.ts";
 import type { ServerMessage } from "../../client/web/messages.ts";
 import { startWebTerminalServer, type WebTerminalServer } from "../../client/web/server.ts";
 import { sshAuth } from "../../client/web/ssh-auth.ts";
-import { runTerminalSession } from "../../client/web/terminal-session.ts";
+import { runTerminalSession, type SessionTarget } from "../../client/web/terminal-session.ts";
+import { DeviceStreamsError } from "../../runtime/errors.ts";
 import { createLogger } from "../../runtime/log.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -27,13 +29,14 @@ describe("browser terminal server", function () {
   this.timeout(60_000);
   let sshd: Sshd;
   let server: WebTerminalServer;
+  let target: SessionTarget;
   let base: string;
   let cookie = "";
   const clients: WebSocket[] = [];
 
   before(async () => {
     sshd = await startSshd();
-    const target = {
+    target = {
       openTunnel: () => {
         const socket = connect(sshd.port, "127.0.0.1");
         const closed = new Promise<{ bytesIn: number; bytesOut: number }>((resolve) =>
@@ -240,6 +243,49 @@ describe("browser terminal server", function () {
       }
     });
     await waitFor("the session to end", () => server.sessions() === 1);
+  });
+
+  it("a tunnel that fails (here: the relay refusing the user) reaches the page with its code", async () => {
+    const log = createLogger("web-test");
+    const refusal = new DeviceStreamsError("DS_USER_FORBIDDEN", 'user "carol" may not connect to devicestreams/web');
+    const failing = await startWebTerminalServer({
+      host: "127.0.0.1",
+      port: 0,
+      assets: loadWebAssets(),
+      maxSessions: 1,
+      log,
+      session: (ws, size) =>
+        runTerminalSession(
+          ws,
+          size,
+          {
+            ...target,
+            // As the bridge does on a refused call: the error is known, then its end of the pair is destroyed.
+            openTunnel: () => {
+              const [socket, bridged] = duplexPair();
+              setImmediate(() => bridged.destroy());
+              return { socket, error: () => refusal, closed: Promise.resolve({ bytesIn: 0, bytesOut: 0 }) };
+            },
+          },
+          log,
+        ),
+    });
+    try {
+      const page = await fetch(failing.url);
+      const cookie = page.headers.get("set-cookie")!.split(";")[0]!;
+      const origin = `http://127.0.0.1:${failing.port}`;
+      const ws = new WebSocket(`ws://127.0.0.1:${failing.port}/ws?cols=80&rows=24`, { origin, headers: { cookie } });
+      const messages: ServerMessage[] = [];
+      ws.on("message", (data: Buffer, binary: boolean) => {
+        if (!binary) messages.push(JSON.parse(data.toString()) as ServerMessage);
+      });
+      const code = await new Promise<number>((resolve) => ws.once("close", resolve));
+      assert.equal(code, 1011);
+      const error = messages.find((m) => m.type === "error");
+      assert.deepEqual(error, { type: "error", code: "DS_USER_FORBIDDEN", message: refusal.message });
+    } finally {
+      await failing.close();
+    }
   });
 
   it("stopping the server ends every terminal", async () => {
