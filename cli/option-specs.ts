@@ -2,6 +2,7 @@
 // (scripts/option-tables.ts) and option-specs.test.ts checks each set's defaults and --help.
 import { pluginOptionSpecs } from "../client/kubectl-plugin.ts";
 import { connectOptionSpecs } from "../client/main.ts";
+import { webOptionSpecs } from "../client/web/command.ts";
 import { gatewayOptionSpecs } from "../gateway/options.ts";
 import { operatorOptionSpecs } from "../operator/options.ts";
 import { relayOptionSpecs } from "../relay/contract.ts";
@@ -17,4 +18,6 @@ export const commandOptionSpecs: Record<string, OptionSpecs> = {
   operator: operatorOptionSpecs,
   demo: demoOptionSpecs,
   "kubectl-devicestream": pluginOptionSpecs,
+  /** Part of the plugin's; its own table in docs/browser-terminal.md. */
+  "kubectl-devicestream-web": webOptionSpecs,
 };

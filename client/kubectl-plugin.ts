@@ -26,6 +26,7 @@ import {
   streamAccess,
   waitForRelay,
 } from "./stream-lookup.ts";
+import { prepareWeb, runWeb, webOptionSpecs } from "./web/command.ts";
 
 export const pluginOptionSpecs = {
   kubeconfig: { kind: "file", description: "as kubectl's: else `$KUBECONFIG`, else `~/.kube/config`, else in-cluster" },
@@ -64,7 +65,7 @@ export const pluginOptionSpecs = {
   },
   wait: {
     kind: "duration",
-    description: "connect, ssh-proxy: how long to wait for a relay that is still starting",
+    description: "connect, ssh-proxy, web: how long to wait for a relay that is still starting",
     default: "1m",
   },
   local: {
@@ -78,13 +79,14 @@ export const pluginOptionSpecs = {
     choices: relayRoutes,
     default: "auto",
     description:
-      "connect, ssh-proxy: how to reach the relay: `auto` (the stream's external endpoint, else cluster DNS, else the API server), `apiserver` (a port-forward to the relay Pod, needs pods/portforward), `pod-ip`",
+      "connect, ssh-proxy, web: how to reach the relay: `auto` (the stream's external endpoint, else cluster DNS, else the API server), `apiserver` (a port-forward to the relay Pod, needs pods/portforward), `pod-ip`",
   },
   ...proxyOptionSpecs,
   "relay-address": {
     kind: "address",
-    description: "connect, ssh-proxy: dial the relay at an address of your own (a port-forward, a tunnel)",
+    description: "connect, ssh-proxy, web: dial the relay at an address of your own (a port-forward, a tunnel)",
   },
+  ...webOptionSpecs,
 } satisfies OptionSpecs;
 
 const help = [
@@ -95,6 +97,7 @@ const help = [
   "                              [--idle 15m] [--max-lifetime 8h] [--max-connections 100] [--expose ClusterIP]",
   "  kubectl devicestream connect STREAM -L [host:]PORT",
   "  kubectl devicestream ssh-proxy STREAM      (ssh -o ProxyCommand='kubectl devicestream ssh-proxy %h' user@STREAM)",
+  "  kubectl devicestream web STREAM [--user U] [-i KEY] [--listen [host:]PORT] [--open]   (a terminal in the browser)",
   "  kubectl devicestream list",
   "  kubectl devicestream close STREAM",
   "",
@@ -267,6 +270,13 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         }
         stderr(`kubectl devicestream ssh-proxy: ${describeError(err)}${context}`);
         return 1;
+      }
+      case "web": {
+        const name = need(arg, "STREAM");
+        const log = createLogger("web");
+        const setup = prepareWeb(v, log);
+        const access = await usable(kube, kc, ns, name, v, log);
+        return await runWeb({ setup, access, namespace: ns, values: v, log, onTunnelError: sourceTokenHint(access) });
       }
       case "list": {
         let list: KubeList<DeviceStream>;

@@ -10,6 +10,7 @@ export const errorAreas = {
   hub: "Hub and enrolment",
   gateway: "Gateway (logged by `devicestreams gateway`; the client sees its connection closed)",
   plugin: "kubectl plugin and Kubernetes API",
+  web: "Browser terminal (`kubectl devicestream web`)",
   setup: "Command line and configuration",
 } as const;
 
@@ -467,6 +468,65 @@ export const errorCodes = {
     area: "setup",
     cause: "a certificate, key or CA file cannot be read",
     action: "check the path and that this user may read it",
+  },
+  DS_WEB_TOKEN: {
+    area: "web",
+    cause:
+      "the terminal page was opened without its one-time token, with a wrong one, or with one already used (each URL opens once)",
+    action:
+      "open the URL `kubectl devicestream web` printed, in the browser that has not used it yet; for a new URL, run the command again",
+  },
+  DS_WEB_FORBIDDEN: {
+    area: "web",
+    cause:
+      "a request to the terminal's server had no valid session cookie, came from another origin, or named another host (DNS rebinding)",
+    action: "open the terminal only through the URL the command printed; nothing else may talk to its server",
+  },
+  DS_WEB_SESSION_LIMIT: {
+    area: "web",
+    cause: "the terminal's server already holds `--max-sessions` SSH sessions",
+    action: "close a terminal tab, or run the command with a higher `--max-sessions`",
+  },
+  DS_WEB_BAD_MESSAGE: {
+    area: "web",
+    cause: "the browser sent a WebSocket message the terminal does not accept (malformed, unknown or out of bounds)",
+    action: "reload the page; the page and the command must come from the same version",
+  },
+  DS_SSH_NO_IDENTITY: {
+    area: "web",
+    cause: "no usable SSH key: `--identity` unreadable or passphrase-protected, no agent, no unencrypted `~/.ssh/id_*`",
+    action:
+      "pass `--identity FILE` with an unencrypted key, or add the key to your agent (`ssh-add`) with `SSH_AUTH_SOCK` set",
+  },
+  DS_SSH_AUTH_FAILED: {
+    area: "web",
+    cause: "the device's sshd accepted none of the keys offered for the user (the message lists them)",
+    action: "check `--user` and that the key is in that user's `authorized_keys` on the device",
+  },
+  DS_SSH_HOST_KEY_CHANGED: {
+    area: "web",
+    cause:
+      "the device presented a host key other than the one known_hosts has for it: a reinstalled device, or someone in the middle",
+    action:
+      "find out why before going on; if the device was legitimately rekeyed, remove the old line (`ssh-keygen -R NAME -f FILE`) and accept the new key",
+  },
+  DS_SSH_HOST_KEY_REVOKED: {
+    area: "web",
+    cause: "the device presented a host key marked `@revoked` in known_hosts",
+    action: "do not use that key; the device needs a new host key",
+  },
+  DS_SSH_HOST_KEY_DECLINED: {
+    area: "web",
+    cause: "the device's host key was not in known_hosts and you declined it on the page",
+    action:
+      "compare the fingerprint with the device's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` there), then try again",
+  },
+  DS_SSH_FAILED: {
+    area: "web",
+    cause:
+      "the SSH connection failed before a shell opened (no SSH server at the stream's service, a protocol error, a timeout)",
+    action:
+      "check that the stream's service is the device's sshd (`kubectl get devicestream NAME -o yaml`) and the agent's log",
   },
   DS_DEMO_FAILED: {
     area: "setup",

@@ -6,7 +6,13 @@ import { commandOptionSpecs as tables } from "../cli/option-specs.ts";
 import type { OptionSpec, OptionSpecs } from "../runtime/options.ts";
 import { version } from "../runtime/version.ts";
 
-const files = ["README.md", "docs/operator.md", "docs/kubectl-plugin.md", "docs/gateway.md"];
+const files = [
+  "README.md",
+  "docs/operator.md",
+  "docs/kubectl-plugin.md",
+  "docs/gateway.md",
+  "docs/browser-terminal.md",
+];
 
 /** The value column: the kind in a word or two (the README's prose says how durations are written). */
 function kindWord(spec: OptionSpec): string {

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { build, type Plugin } from "esbuild";
 import { nodeFlags } from "../../cli/node-flags.ts";
+import { assetNames, seaAssetKey, webAssetFiles } from "../../client/web/assets.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const require = createRequire(import.meta.url);
@@ -45,6 +46,12 @@ export const grpcInternals: Plugin = {
   },
 };
 
+/** The browser terminal's files by their SEA asset key. */
+function webSeaAssets(): Record<string, string> {
+  const files = webAssetFiles();
+  return Object.fromEntries(assetNames.map((name) => [seaAssetKey(name), files[name]]));
+}
+
 /** The executables, each named after its entry point packaging/sea/NAME.ts. */
 export const seaEntries = { "devicestreams-agent": "agent.ts", "kubectl-devicestream": "kubectl-devicestream.ts" };
 export type SeaName = keyof typeof seaEntries;
@@ -61,8 +68,12 @@ export async function buildSea(name: SeaName, outDir = join(root, "build/sea")):
     target: "node24",
     format: "cjs",
     plugins: [grpcInternals],
-    // Optional peers of ws that it loads only when installed; they are not.
-    external: ["bufferutil", "utf-8-validate"],
+    // A single executable has no module URL; code that reads files beside it asks node:sea first.
+    define: { "import.meta.url": "undefined" },
+    // Optional peers of ws that it loads only when installed; they are not. ssh2's optional native
+    // crypto (*.node, built only where a compiler was at install time) cannot be in a single
+    // executable: its require fails there and ssh2 uses Node's crypto instead.
+    external: ["bufferutil", "utf-8-validate", "*.node"],
     legalComments: "none",
     logLevel: "warning",
   });
@@ -76,6 +87,8 @@ export async function buildSea(name: SeaName, outDir = join(root, "build/sea")):
       disableExperimentalSEAWarning: true,
       // The flags every devicestreams process runs with (cli/node-flags.ts).
       execArgv: nodeFlags,
+      // The browser terminal's page and xterm.js, read with node:sea's getAsset (client/web/assets.ts).
+      ...(name === "kubectl-devicestream" ? { assets: webSeaAssets() } : {}),
     }),
   );
   execFileSync(process.execPath, ["--experimental-sea-config", config]);

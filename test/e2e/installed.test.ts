@@ -161,6 +161,18 @@ describeIfHub("installed: npm install -g, and the single-file agent as its syste
     // JavaScript only: Node would refuse .ts files under node_modules.
     const files = filesUnder(join(prefix, "lib/node_modules/devicestreams"));
     assert.ok(files.some((f) => f.endsWith("dist/cli/kubectl-devicestream.js")));
+    // The browser terminal's page ships beside the code, and xterm.js resolves from the installed package.
+    const assets = await installed([
+      "node",
+      "--input-type=module",
+      "-e",
+      `const m = await import("${prefix}/lib/node_modules/devicestreams/dist/client/web/assets.js"); console.log([...m.loadWebAssets().keys()].join(" "));`,
+    ]);
+    assert.equal(
+      assets.stdout,
+      "index.html terminal.js terminal.css xterm.mjs xterm.css addon-fit.mjs\n",
+      assets.stderr,
+    );
     assert.deepEqual(
       files.filter((f) => f.endsWith(".ts")),
       [],

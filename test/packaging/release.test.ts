@@ -109,6 +109,32 @@ describe("release assets: krew manifest and archives, the agent's install.sh and
     });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /DS_KUBECONFIG: cannot read the kubeconfig \(ENOENT[^)]*'\/nonexistent'\)/);
+
+    // `web` reads its page and xterm.js from the executable's own assets before it asks the
+    // cluster (here an API server nothing listens for): past them, it fails on the cluster alone.
+    const kubeconfig = join(dir, "unreachable.kubeconfig");
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "c", cluster: { server: "https://127.0.0.1:1" } }],
+        users: [{ name: "u", user: { token: "t" } }],
+        contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+        "current-context": "x",
+      }),
+    );
+    const key = join(dir, "id_ed25519");
+    assert.equal(
+      (await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key], { cwd: dir, env: bare(dir) })).code,
+      0,
+    );
+    const web = await run("kubectl", ["devicestream", "web", "s", `--kubeconfig=${kubeconfig}`, "-i", key], {
+      cwd: dir,
+      env: bare(dir),
+    });
+    assert.equal(web.code, 1);
+    assert.match(web.stderr, /^kubectl devicestream: DS_KUBE_UNREACHABLE: .*ECONNREFUSED 127\.0\.0\.1:1/);
   });
 
   it("install.sh installs the agent's archive into a root; systemd-analyze verify passes, exposure OK", async () => {
