@@ -16,6 +16,8 @@ export class FakeStream extends Duplex {
   /** Every 'error' emitted on it: a server call's failure status, or a socket's error. */
   readonly errors: unknown[] = [];
   cancelled = false;
+  /** How many times response headers were sent (a server call's sendMetadata). */
+  headersSent = 0;
   private holding = false;
   private held: (() => void)[] = [];
 
@@ -50,6 +52,10 @@ export class FakeStream extends Duplex {
 
   cancel(): void {
     this.cancelled = true;
+  }
+
+  sendMetadata(): void {
+    this.headersSent++;
   }
 
   getPeer(): string {
