@@ -61,7 +61,7 @@ export async function listenSocks(o: SocksListenerOptions): Promise<SocksListene
   let next = 1;
 
   const refused = (socket: Socket, protocol: Protocol | "unknown", request: string, r: ProxyRefusal) => {
-    const suppressed = sampler.take(`${r.code}/${request}`);
+    const suppressed = sampler.take(`${r.code}/${protocol}/${request}`);
     if (suppressed === undefined) return;
     o.log.warn("local request refused", {
       client: `${socket.remoteAddress}:${socket.remotePort}`,
