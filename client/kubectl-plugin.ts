@@ -213,10 +213,12 @@ function sourceTokenHint(access: StreamAccess): (err: Error) => void {
  * Refuses at once a service the stream does not carry (the relay would refuse each connection):
  * a typo in `-L 2222:shh` is better said before anything listens.
  */
-function checkServices(ds: DeviceStream, named: Array<string | undefined>): void {
+async function checkServices(access: StreamAccess, named: Array<string | undefined>): Promise<void> {
+  const ds = access.stream;
   const services = streamServices(ds.spec);
   for (const s of named) {
     if (s !== undefined && !services.includes(s)) {
+      await access.close(); // the relay's connection would keep the process running
       throw new DeviceStreamsError(
         "DS_SERVICE_NOT_IN_STREAM",
         `DeviceStream "${ds.metadata.name}" carries ${services.map((x) => `"${x}"`).join(", ")}, not "${s}"; name one of them, or open a stream with --service ${s}`,
@@ -267,7 +269,7 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
               ]
             : [
                 `  kubectl devicestream connect ${name}${nsFlag} ${services.map((s, i) => `-L ${10000 + i}:${s}`).join(" ")}`,
-                `  kubectl devicestream connect ${name}${nsFlag} --socks5 1080      # then: curl --socks5-hostname 127.0.0.1:1080 http://${services[0]}/`,
+                `  kubectl devicestream connect ${name}${nsFlag} --socks5 1080      # the host names the service: curl --socks5-hostname 127.0.0.1:1080 http://SERVICE/`,
               ];
         process.stdout.write(
           [
@@ -286,8 +288,8 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         const forwards = v.local.map((spec) => parseForwardSpec(spec));
         const log = createLogger("connect");
         const access = await usable(kube, kc, ns, name, v, log);
-        checkServices(
-          access.stream,
+        await checkServices(
+          access,
           forwards.map((f) => f.choice?.service),
         );
         const socks = v.socks5 ? splitHostPort(v.socks5) : undefined;
@@ -324,7 +326,7 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         if (v.service.length > 1) throw new DeviceStreamsError("DS_USAGE", "ssh-proxy reaches one --service");
         const choice = v.service[0] ? parseServiceChoice(v.service[0], "--service") : undefined;
         const access = await usable(kube, kc, ns, name, v, createLogger("ssh-proxy"));
-        checkServices(access.stream, [choice?.service]);
+        await checkServices(access, [choice?.service]);
         kube.close();
         const err = await tunnelStdio(access.relay, access.credential, choice);
         await access.close();
