@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { AllowList } from "./allow-list.ts";
 import { parsePortSet } from "./port-set.ts";
 
@@ -57,6 +58,12 @@ describe("allow-list", () => {
     assert.equal(list.resolve("ftp", 22).ok, false);
     assert.deepEqual(list.resolve("ssh", 0), { ok: true, target: { host: "::1", port: 22 } });
   });
+  it("reads examples/rdp's allow-list file", () => {
+    const list = AllowList.from([], fileURLToPath(new URL("../examples/rdp/agent-allow.json", import.meta.url)));
+    assert.deepEqual(list.services, ["rdp", "ssh"]);
+    assert.deepEqual(list.resolve("rdp", 0), { ok: true, target: { host: "127.0.0.1", port: 3389 } });
+  });
+
   it("caps the number of ports and ranges of one service", () => {
     const many = Array.from({ length: 17 }, (_, i) => String(1000 + i)).join(",");
     assert.throws(() => parsePortSet(many), /at most 16/);

@@ -257,6 +257,18 @@ describe("CRD validation", function () {
       );
     });
 
+    it("examples/rdp/devicestream.yaml is accepted as written", async () => {
+      const r = await kubectl([
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        join(import.meta.dirname, "../../examples/rdp/devicestream.yaml"),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /devicestream\.devicestreams\.io\/panel-3-rdp created/);
+    });
+
     it("kubectl get prints the services the operator recorded in status, whichever form the spec used", async () => {
       await create({ services: ["ssh", "web"] });
       await env.admin.apply(
