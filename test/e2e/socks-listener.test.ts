@@ -8,7 +8,8 @@ import type { Socket } from "node:net";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeStaticStream } from "../../cli/static-stream.ts";
+import { fileURLToPath } from "node:url";
+import { type StaticStream, writeStaticStream } from "../../cli/static-stream.ts";
 import { runCommand } from "../helpers/command.ts";
 import {
   type Agent,
@@ -17,6 +18,7 @@ import {
   startAgent,
   startForwarder,
   startRelay,
+  stdioClientArgs,
 } from "../helpers/dataplane.ts";
 import { type HttpTarget, httpTarget, seededSha256 } from "../helpers/http-target.ts";
 import { socks5Connect } from "../helpers/socks-client.ts";
@@ -50,6 +52,7 @@ describe("end to end: the SOCKS5 listener refuses bad input clearly and holds un
   let fwd: Forwarder;
   let socksPort = 0;
   let range: { first: number; last: number };
+  let stream: StaticStream;
 
   before(async function () {
     this.timeout(60_000);
@@ -57,7 +60,7 @@ describe("end to end: the SOCKS5 listener refuses bad input clearly and holds un
     [web, echo] = await Promise.all([httpTarget(), echoServer()]);
     // A range service whose first port is the echo server's.
     range = { first: echo.port, last: Math.min(echo.port + 10, 65535) };
-    const stream = await writeStaticStream(join(dir, "stream"), { service: "web", services: ["web", "echo"] });
+    stream = await writeStaticStream(join(dir, "stream"), { service: "web", services: ["web", "echo"] });
     relay = await startRelay(stream, ["--max-connections=2000"]);
     agent = await startAgent(stream, relay.address, [
       `web=${web.address}`,
@@ -99,6 +102,14 @@ describe("end to end: the SOCKS5 listener refuses bad input clearly and holds un
     // -p: tunnel through the proxy with CONNECT, also for plain http://
     const viaConnect = await curl(["-p", "-x", `http://127.0.0.1:${socksPort}`, "http://web/hello?name=connect"]);
     assert.equal(viaConnect.stdout, "hello connect\n", viaConnect.stderr);
+  });
+
+  it("connect --stdio --service picks a service and port too (a ProxyCommand on a stream of several)", async () => {
+    const cli = fileURLToPath(new URL("../../cli/devicestreams.ts", import.meta.url));
+    const args = [cli, ...stdioClientArgs(stream, relay.address), "--service", `echo:${range.first}`];
+    const r = await runCommand(process.execPath, args, { input: "ping over stdio", timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "ping over stdio");
   });
 
   it("a service not in the stream: 0x02 / 403 and a log line; the relay refuses before the device is asked", async () => {
