@@ -1,7 +1,7 @@
 // What every reader of a DeviceStream shares: the reasons its conditions give (the operator and
 // the hub write them, the plugin explains them), and small derivations from its spec and status.
 import { parseDuration } from "../runtime/duration.ts";
-import type { Condition, DeviceStream, DeviceStreamStatus } from "./v1alpha1.ts";
+import type { Condition, DeviceStream, DeviceStreamSpec, DeviceStreamStatus } from "./v1alpha1.ts";
 
 /** Reasons of the Ready, RelayReady and DeviceAccepted conditions; docs/operator.md explains each. */
 export const reasons = {
@@ -47,6 +47,18 @@ export const isTerminal = (phase: string | undefined) => phase === "Expired" || 
 
 export function condition(status: DeviceStreamStatus | undefined, type: string): Condition | undefined {
   return status?.conditions?.find((c) => c.type === type);
+}
+
+/**
+ * The services a stream reaches, the one for clients that name none first: spec.services (with
+ * spec.service, if also set, moved first), or spec.service alone. The CRD's rule makes sure one is
+ * set; an object that slipped past it (none set) reaches nothing.
+ */
+export function streamServices(spec: Pick<DeviceStreamSpec, "service" | "services">): string[] {
+  const { service, services } = spec;
+  if (!services?.length) return service ? [service] : [];
+  if (!service) return [...services];
+  return [service, ...services.filter((s) => s !== service)];
 }
 
 /** When the stream ends at the latest: creation plus spec.timeouts.maxLifetime, in ms since the epoch. */

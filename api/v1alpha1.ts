@@ -60,7 +60,10 @@ export interface AdvertisedService {
 export interface StreamRecord {
   name: string;
   uid: string;
+  /** The stream's (first) service. */
   service?: string;
+  /** Every service of the stream, when it had several. */
+  services?: Array<string>;
   /** Who last connected through the stream, when the stream recorded it. */
   user?: string;
   /** RFC 3339 time. */
@@ -104,8 +107,10 @@ export interface Device {
 export interface DeviceStreamSpec {
   /** Name of the Device, in the same namespace, to reach. */
   device: string;
-  /** Name of a service in the device's allow-list, for example "ssh". */
-  service: string;
+  /** Name of a service in the device's allow-list, for example "ssh": the stream's one service, or with services, the one a client that names none reaches (it must be in services). */
+  service?: string;
+  /** Names of services in the device's allow-list, for example [ssh, web]: each connection picks one (kubectl devicestream connect -L 2222:ssh, or its --socks5 proxy); a client that names none reaches spec.service if set, else the first. The device accepts the stream only if it allows all of them. Limits and counters are the stream's, whatever the service. */
+  services?: Array<string>;
   /** Go-style durations (for example 30s, 15m, 1h30m). */
   timeouts: StreamTimeouts;
   limits: StreamLimits;
@@ -168,6 +173,8 @@ export interface DeviceStreamStatus {
   /** Ready summarises; RelayReady and DeviceAccepted say which part is missing. */
   conditions?: Array<Condition>;
   relay?: RelayStatus;
+  /** The services the stream reaches (spec.services, or spec.service alone), the one for clients that name none first (set by the operator). */
+  services?: Array<string>;
   /** When the stream ends at the latest. RFC 3339 time. */
   expiresAt?: string;
   /** RFC 3339 time. */
@@ -225,7 +232,7 @@ export interface RelayCounters {
   fromDevice?: number;
 }
 
-/** A time-limited TCP tunnel to one service of one Device. The operator runs a relay for it; the device dials out to the relay and clients connect to the relay. */
+/** A time-limited TCP tunnel to services of one Device (one, or several chosen per connection). The operator runs a relay for it; the device dials out to the relay and clients connect to the relay. */
 export interface DeviceStream {
   apiVersion: "devicestreams.io/v1alpha1";
   kind: "DeviceStream";

@@ -23,6 +23,8 @@ export interface StaticStream {
 export interface StaticStreamOptions {
   stream?: string;
   service: string;
+  /** Every service of the stream, `service` first; unset: `service` alone. */
+  services?: string[];
   /** Names and addresses the relay's certificate is valid for. */
   dnsNames?: string[];
   ipAddresses?: string[];
@@ -46,6 +48,7 @@ export async function writeStaticStream(dir: string, o: StaticStreamOptions): Pr
     version: 1,
     stream: o.stream ?? "static/demo",
     service: o.service,
+    ...(o.services && o.services.length > 1 ? { services: o.services } : {}),
     ...(o.expiresAt ? { expiresAt: o.expiresAt.toISOString() } : {}),
     credentials: [
       { role: "source", sha256: tokenSha256(sourceToken) },

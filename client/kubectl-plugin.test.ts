@@ -49,8 +49,13 @@ describe("kubectl devicestream", () => {
   });
 
   it("asks only for what the flags set, and sends the three timeouts together as the API wants", () => {
-    const base = { namespace: "n", device: "edge", service: "ssh", timeoutMs: 1000 };
+    const base = { namespace: "n", device: "edge", services: ["ssh"], timeoutMs: 1000 };
     assert.deepEqual(streamBody(base, "s").spec, { device: "edge", service: "ssh" });
+    // Several: spec.services, and no spec.service (the CRD's one-service form).
+    assert.deepEqual(streamBody({ ...base, services: ["ssh", "web"] }, "s").spec, {
+      device: "edge",
+      services: ["ssh", "web"],
+    });
     assert.deepEqual(streamBody({ ...base, idle: "10m", maxConnections: 3, exposure: "NodePort" }, "s").spec, {
       device: "edge",
       service: "ssh",

@@ -3,6 +3,7 @@
 // connect` (local-port.ts, stdio.ts); only where the relay and its credentials come from differs:
 // the cluster, guarded by RBAC (the verb `connect` on the stream, checked by the relay).
 import { KubeConfig } from "@kubernetes/client-node";
+import { streamServices } from "../api/devicestream.ts";
 import { type DeviceStream, deviceStreamResource } from "../api/v1alpha1.ts";
 import { collectionPath, KubeClient, objectPath } from "../kube/client.ts";
 import type { KubeList } from "../kube/types.ts";
@@ -14,9 +15,10 @@ import { optionHelp } from "../runtime/option-text.ts";
 import { type OptionSpecs, type OptionValues, readCommandLine } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { proxyOptionSpecs, proxySettings } from "../transport/proxy.ts";
+import { parseForwardSpec, parseServiceChoice } from "./forward-spec.ts";
 import { explainKubeError } from "./kube-errors.ts";
-import { forwardLocalPort } from "./local-port.ts";
 import { openStream } from "./open-stream.ts";
+import { startForwards } from "./service-forwards.ts";
 import { tunnelStdio } from "./stdio.ts";
 import {
   getStream,
@@ -36,7 +38,11 @@ export const pluginOptionSpecs = {
     short: "n",
     description: "as kubectl's: the streams' namespace; else the context's, else `default`",
   },
-  service: { kind: "string", description: "open: the device's service to reach (its allow-list name, e.g. `ssh`)" },
+  service: {
+    kind: "list",
+    description:
+      "open: the device's services to reach (allow-list names: `ssh`, or `ssh,web` for one stream carrying both); ssh-proxy: the one to reach (`NAME[:PORT]`; default: the stream's first)",
+  },
   name: { kind: "string", description: "open: the DeviceStream's name; else one made from device and service" },
   timeout: { kind: "duration", description: "open: how long to wait here for the stream to connect", default: "2m" },
   "connect-timeout": {
@@ -69,10 +75,28 @@ export const pluginOptionSpecs = {
     default: "1m",
   },
   local: {
+    kind: "list",
+    short: "L",
+    placeholder: "[BIND:]PORT[:SERVICE[:PORT]]",
+    description:
+      "connect: listen here and tunnel every connection: `2222` (the stream's first service), or `2222:ssh`, `8080:web`, `30005:ftp:30005` on a stream of several services; repeatable",
+  },
+  socks5: {
     kind: "address",
     defaultHost: "127.0.0.1",
-    short: "L",
-    description: "connect: listen here; every connection is tunnelled",
+    description:
+      "connect: a SOCKS5 and HTTP CONNECT proxy here (e.g. `1080`): the host a client asks for names the service, the port picks within a range (`curl --socks5-hostname 127.0.0.1:1080 http://web/`)",
+  },
+  "max-local-clients": {
+    kind: "integer",
+    min: 1,
+    description: "connect `--socks5`: local clients at once, from connect to close; more are refused in their protocol",
+    default: "1000",
+  },
+  "socks5-handshake-timeout": {
+    kind: "duration",
+    description: "connect `--socks5`: close a local client that has not sent its whole request by then",
+    default: "10s",
   },
   via: {
     kind: "string",
@@ -93,10 +117,10 @@ const help = [
   "kubectl devicestream: reach a device's TCP service through a DeviceStream",
   "",
   "Usage:",
-  "  kubectl devicestream open DEVICE --service NAME [--name N] [--timeout 2m] [--connect-timeout 5m]",
+  "  kubectl devicestream open DEVICE --service NAME[,NAME…] [--name N] [--timeout 2m] [--connect-timeout 5m]",
   "                              [--idle 15m] [--max-lifetime 8h] [--max-connections 100] [--expose ClusterIP]",
-  "  kubectl devicestream connect STREAM -L [host:]PORT",
-  "  kubectl devicestream ssh-proxy STREAM      (ssh -o ProxyCommand='kubectl devicestream ssh-proxy %h' user@STREAM)",
+  "  kubectl devicestream connect STREAM -L [bind:]PORT[:SERVICE[:PORT]] … [--socks5 [host:]PORT]",
+  "  kubectl devicestream ssh-proxy STREAM [--service NAME]  (ssh -o ProxyCommand='kubectl devicestream ssh-proxy %h' user@STREAM)",
   "  kubectl devicestream web STREAM [--user U] [-i KEY] [--listen [host:]PORT] [--open]   (a terminal in the browser)",
   "  kubectl devicestream list",
   "  kubectl devicestream close STREAM",
@@ -188,6 +212,24 @@ function sourceTokenHint(access: StreamAccess): (err: Error) => void {
   };
 }
 
+/**
+ * Refuses at once a service the stream does not carry (the relay would refuse each connection):
+ * a typo in `-L 2222:shh` is better said before anything listens.
+ */
+async function checkServices(access: StreamAccess, named: Array<string | undefined>): Promise<void> {
+  const ds = access.stream;
+  const services = streamServices(ds.spec);
+  for (const s of named) {
+    if (s !== undefined && !services.includes(s)) {
+      await access.close(); // the relay's connection would keep the process running
+      throw new DeviceStreamsError(
+        "DS_SERVICE_NOT_IN_STREAM",
+        `DeviceStream "${ds.metadata.name}" carries ${services.map((x) => `"${x}"`).join(", ")}, not "${s}"; name one of them, or open a stream with --service ${s}`,
+      );
+    }
+  }
+}
+
 export async function runKubectlPlugin(argv: string[]): Promise<number> {
   const { help: helpAsked, values: v, positionals } = parse(argv);
   const [command, arg] = positionals;
@@ -202,13 +244,14 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
     switch (command) {
       case "open": {
         const device = need(arg, "DEVICE");
-        const service = need(v.service, "--service");
+        const services = [...new Set(v.service)];
+        need(services[0], "--service");
         const ds = await openStream(
           kube,
           {
             namespace: ns,
             device,
-            service,
+            services,
             name: v.name,
             timeoutMs: v.timeout,
             connectTimeout: durationText(v["connect-timeout"]),
@@ -221,12 +264,21 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
         );
         const name = ds.metadata.name!;
         const nsFlag = v.namespace ? ` -n ${ns}` : "";
+        const connectLines =
+          services.length === 1
+            ? [
+                `  kubectl devicestream connect ${name}${nsFlag} -L 2222      # then: ssh -p 2222 user@127.0.0.1`,
+                `  ssh -o ProxyCommand='kubectl devicestream ssh-proxy${nsFlag} %h' user@${name}`,
+              ]
+            : [
+                `  kubectl devicestream connect ${name}${nsFlag} ${services.map((s, i) => `-L ${10000 + i}:${s}`).join(" ")}`,
+                `  kubectl devicestream connect ${name}${nsFlag} --socks5 1080      # the host names the service: curl --socks5-hostname 127.0.0.1:1080 http://SERVICE/`,
+              ];
         process.stdout.write(
           [
             "",
             `Stream "${name}" is ready. Connect with:`,
-            `  kubectl devicestream connect ${name}${nsFlag} -L 2222      # then: ssh -p 2222 user@127.0.0.1`,
-            `  ssh -o ProxyCommand='kubectl devicestream ssh-proxy${nsFlag} %h' user@${name}`,
+            ...connectLines,
             `Close it with: kubectl devicestream close ${name}${nsFlag}`,
             "",
           ].join("\n"),
@@ -235,17 +287,38 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
       }
       case "connect": {
         const name = need(arg, "STREAM");
-        const { host, port } = splitHostPort(need(v.local, "-L [host:]PORT"));
+        if (!v.local.length && !v.socks5) need(undefined, "-L [bind:]PORT[:SERVICE] or --socks5 [host:]PORT");
+        const forwards = v.local.map((spec) => parseForwardSpec(spec));
         const log = createLogger("connect");
         const access = await usable(kube, kc, ns, name, v, log);
-        const hint = sourceTokenHint(access);
-        const forward = await forwardLocalPort(access.relay, access.credential, host, port, log, hint);
-        process.stdout.write(
-          `listening on ${host}:${forward.port} → DeviceStream ${ns}/${name} (relay ${access.address} via ${access.via}); Ctrl-C to stop\n`,
+        await checkServices(
+          access,
+          forwards.map((f) => f.choice?.service),
         );
-        // Until Ctrl-C: the handler closes the port and the relay, then exits 0.
+        const socks = v.socks5 ? splitHostPort(v.socks5) : undefined;
+        const started = await startForwards({
+          relay: access.relay,
+          credential: access.credential,
+          forwards,
+          socks: socks && {
+            ...socks,
+            maxClients: v["max-local-clients"],
+            handshakeTimeoutMs: v["socks5-handshake-timeout"],
+          },
+          log,
+          onError: sourceTokenHint(access),
+        }).catch(async (err) => {
+          await access.close();
+          throw err;
+        });
+        for (const line of started.listening) {
+          process.stdout.write(
+            `listening on ${line} → DeviceStream ${ns}/${name} (relay ${access.address} via ${access.via}); Ctrl-C to stop\n`,
+          );
+        }
+        // Until Ctrl-C: the handler closes the ports and the relay, then exits 0.
         const close = async () => {
-          await forward.close();
+          await started.close();
           await access.close();
         };
         onShutdownSignals(log, close, async () => {});
@@ -253,9 +326,12 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
       }
       case "ssh-proxy": {
         const name = need(arg, "STREAM");
+        if (v.service.length > 1) throw new DeviceStreamsError("DS_USAGE", "ssh-proxy reaches one --service");
+        const choice = v.service[0] ? parseServiceChoice(v.service[0], "--service") : undefined;
         const access = await usable(kube, kc, ns, name, v, createLogger("ssh-proxy"));
+        await checkServices(access, [choice?.service]);
         kube.close();
-        const err = await tunnelStdio(access.relay, access.credential);
+        const err = await tunnelStdio(access.relay, access.credential, choice);
         await access.close();
         if (!err) return 0;
         sourceTokenHint(access)(err);
@@ -295,7 +371,7 @@ export async function runKubectlPlugin(argv: string[]): Promise<number> {
           rows.push([
             ds.metadata.name!,
             ds.spec.device,
-            ds.spec.service,
+            streamServices(ds.spec).join(","),
             ds.status?.phase ?? "Pending",
             readyCondition(ds)?.reason ?? "",
             last?.user ?? "<none>",

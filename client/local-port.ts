@@ -5,7 +5,7 @@ import { describeError } from "../runtime/errors.ts";
 import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import type { Logger } from "../runtime/log.ts";
 import { relayFromFlags } from "../transport/call-error.ts";
-import type { RelayClient, SourceCredential } from "../transport/relay-client.ts";
+import type { RelayClient, ServiceChoice, SourceCredential } from "../transport/relay-client.ts";
 import { bridge } from "../transport/tcp-bridge.ts";
 
 export interface LocalPortForward {
@@ -22,6 +22,8 @@ export async function forwardLocalPort(
   log: Logger,
   /** Called with each connection's error, besides the log line (the plugin explains some once). */
   onError?: (err: Error) => void,
+  /** The service every connection reaches; unset: the stream's first. */
+  choice?: ServiceChoice,
 ): Promise<LocalPortForward> {
   const sockets = new Set<Socket>();
   let next = 1;
@@ -29,7 +31,7 @@ export async function forwardLocalPort(
     const n = next++;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    bridge(socket, relay.connect(credential), {
+    bridge(socket, relay.connect(credential, choice), {
       maxFrameBytes,
       side: "client",
       relay: relayFromFlags,

@@ -3,7 +3,7 @@
 
 import { randomBytes } from "node:crypto";
 import { conditionTypes } from "../api/constants.ts";
-import { reasons } from "../api/devicestream.ts";
+import { reasons, streamServices } from "../api/devicestream.ts";
 import {
   type Condition,
   type Device,
@@ -19,7 +19,8 @@ import { getStream, readyCondition } from "./stream-lookup.ts";
 export interface OpenRequest {
   namespace: string;
   device: string;
-  service: string;
+  /** The device's services the stream reaches; one is written as spec.service, several as spec.services. */
+  services: string[];
   name?: string;
   timeoutMs: number;
   /** spec.timeouts.connect: how long the stream itself waits for the device (server default 5m). */
@@ -52,7 +53,7 @@ export function streamBody(r: OpenRequest, name: string) {
     metadata: { name, namespace: r.namespace },
     spec: {
       device: r.device,
-      service: r.service,
+      ...(r.services.length === 1 ? { service: r.services[0] } : { services: r.services }),
       ...(timeouts ? { timeouts } : {}),
       ...(r.maxConnections === undefined ? {} : { limits: { maxConnections: r.maxConnections } }),
       ...(r.exposure ? { relay: { exposure: r.exposure } } : {}),
@@ -85,7 +86,9 @@ export function endedError(ds: DeviceStream): DeviceStreamsError {
     case "DeviceRefused":
       return new DeviceStreamsError(
         "DS_DEVICE_REFUSED",
-        `${msg}; the device's agent decides what it serves: add "${ds.spec.service}" to its allow-list (--allow ${ds.spec.service}=host:port), then open a new stream`,
+        `${msg}; the device's agent decides what it serves: add ${streamServices(ds.spec)
+          .map((s) => `"${s}"`)
+          .join(", ")} to its allow-list (--allow ${streamServices(ds.spec)[0]}=host:port, …), then open a new stream`,
       );
     case "ConcurrentStreamLimit":
       return new DeviceStreamsError(
@@ -155,7 +158,7 @@ export async function openStream(
     });
     if (!(e instanceof DeviceStreamsError) || e.code !== "DS_FORBIDDEN") throw e;
   }
-  const name = r.name ?? streamName(r.device, r.service);
+  const name = r.name ?? streamName(r.device, r.services.join("-"));
   const body = streamBody(r, name);
   try {
     await kube.create(collectionPath({ ...deviceStreamResource }, r.namespace), body, "kubectl-devicestream");

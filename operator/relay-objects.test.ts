@@ -106,6 +106,21 @@ describe("relay objects", () => {
     assert.ok(Date.parse(cert.validTo) > Date.parse(config.expiresAt), "certificate outlives the stream");
     assert.equal(a.metadata.name, "st-relay-aaaabbbbcc");
     assert.doesNotMatch(cert.subjectAltName!, /relay\.example\.com/);
+    assert.equal(config.service, "ssh");
+    assert.equal(config.services, undefined, "one service: relay.json as relays before several services read it");
+  });
+
+  it("relay.json of a stream of several services lists them, spec.service first", async () => {
+    const ca = await createCertificateAuthority("test CA");
+    const ds = stream();
+    const config = (spec: Partial<DeviceStream["spec"]>) =>
+      buildSecret({ ...ds, spec: { ...ds.spec, service: undefined, ...spec } }, ca, settings).then((s) =>
+        JSON.parse(Buffer.from(s.data!["relay.json"]!, "base64").toString()),
+      );
+    const several = await config({ services: ["ssh", "web"] });
+    assert.deepEqual([several.service, several.services], ["ssh", ["ssh", "web"]]);
+    const named = await config({ service: "web", services: ["ssh", "web", "ftp"] });
+    assert.deepEqual([named.service, named.services], ["web", ["web", "ssh", "ftp"]]);
   });
 
   it("binds a stream to its Device: no destination token anywhere, relay.json names the Device, the relay gets its CA", async () => {

@@ -10,7 +10,7 @@ import {
   relayName,
   relayPorts,
 } from "../api/constants.ts";
-import { expiresAt } from "../api/devicestream.ts";
+import { expiresAt, streamServices } from "../api/devicestream.ts";
 import type { DeviceStream } from "../api/v1alpha1.ts";
 import type { KubeObject, OwnerReference, Pod, Secret, Service } from "../kube/types.ts";
 import { type BoundDevice, relayArgs, type StreamConfig, streamConfigFile } from "../relay/contract.ts";
@@ -100,10 +100,12 @@ export async function buildSecret(
     usage: "both",
     validityMs: Math.max(expires - Date.now(), 0) + 3600_000,
   });
+  const services = streamServices(ds.spec);
   const relayJson: StreamConfig = {
     version: 1,
     stream: `${ds.metadata.namespace}/${ds.metadata.name}`,
-    service: ds.spec.service,
+    service: services[0] ?? "",
+    ...(services.length > 1 ? { services } : {}),
     expiresAt: new Date(expires).toISOString(),
     credentials: [
       { role: "source", sha256: tokenSha256(source) },

@@ -10,6 +10,13 @@ export const metadataKeys = {
   kubernetesToken: "x-devicestreams-kubernetes-token",
   /** On Accept: which tunnelled connection this call carries (decimal). */
   connectionId: "x-devicestreams-connection-id",
+  /**
+   * On Connect: which of the stream's services the connection reaches (a service name). Absent:
+   * the stream's first service, as clients that predate several services per stream expect.
+   */
+  service: "x-devicestreams-service",
+  /** On Connect, with `service`: the port within a service of several ports (decimal, 1-65535). */
+  port: "x-devicestreams-port",
   /** On Attach: the agent's version, for status and debugging. */
   agentVersion: "x-devicestreams-agent-version",
 } as const;

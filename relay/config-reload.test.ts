@@ -21,6 +21,11 @@ describe("relay: relay.json changes", () => {
   it("stream and service cannot change live; credentials, expiry and limits can", () => {
     assert.match(fixedFieldChanged(base, { ...base, stream: "ns/t" }) ?? "", /stream changed from "ns\/s" to "ns\/t"/);
     assert.match(fixedFieldChanged(base, { ...base, service: "web" }) ?? "", /service changed/);
+    assert.match(
+      fixedFieldChanged(base, { ...base, services: ["ssh", "web"] }) ?? "",
+      /services changed from ssh to ssh,web/,
+    );
+    assert.equal(fixedFieldChanged(base, { ...base, services: ["ssh"] }), undefined, "the same one service");
     const next: StreamConfig = { ...base, expiresAt: "2030-01-01T00:00:00Z", limits: { maxConnections: 5 } };
     assert.equal(fixedFieldChanged(base, next), undefined);
     assert.deepEqual(changedFields(base, next), ["expiresAt", "limits.maxConnections"]);

@@ -6,7 +6,7 @@
 import { type FSWatcher, readFileSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { RelayLimits } from "./pairing.ts";
-import type { StreamConfig } from "./stream-config.ts";
+import { type StreamConfig, streamServices } from "./stream-config.ts";
 
 export interface ConfigWatch {
   close(): void;
@@ -66,7 +66,7 @@ export function watchConfigFile(
 
 /**
  * Why `next` cannot replace `current` in a running relay, or undefined. `stream` names the relay
- * (logs, metrics, usage, the Pod), and `service` was told to the attached agent, whose open
+ * (logs, metrics, usage, the Pod), and its services were told to the attached agent, whose open
  * connections reach it: a different one is a different relay, started anew.
  */
 export function fixedFieldChanged(current: StreamConfig, next: StreamConfig): string | undefined {
@@ -74,6 +74,10 @@ export function fixedFieldChanged(current: StreamConfig, next: StreamConfig): st
     if (current[k] !== next[k]) {
       return `${k} changed from ${JSON.stringify(current[k])} to ${JSON.stringify(next[k])}; it cannot change while the relay runs (restart the relay to serve another)`;
     }
+  }
+  const [was, now] = [streamServices(current).join(","), streamServices(next).join(",")];
+  if (was !== now) {
+    return `services changed from ${was} to ${now}; they cannot change while the relay runs (restart the relay to serve others)`;
   }
   if (JSON.stringify(current.device) !== JSON.stringify(next.device)) {
     return "device changed; the Device a stream is bound to cannot change while the relay runs";

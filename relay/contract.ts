@@ -13,7 +13,7 @@ export const relayOptionSpecs = {
   config: {
     kind: "file",
     description:
-      "`relay.json`: stream, service, SHA-256 of each role's token, optional `expiresAt`, `acceptSourceToken` and `limits`; re-read when it changes",
+      "`relay.json`: stream, services, SHA-256 of each role's token, optional `expiresAt`, `acceptSourceToken` and `limits`; re-read when it changes",
     required: true,
   },
   "tls-cert": { kind: "file", description: "serving certificate (PEM)", required: true },
@@ -102,15 +102,20 @@ export function relayArgs(flags: OptionArgs<typeof relayOptionSpecs>): string[] 
 
 /**
  * relay.json: which stream the relay serves and the digests of its two credentials. The relay
- * re-reads it when it changes: `stream` and `service` are its identity and cannot change live;
+ * re-reads it when it changes: `stream`, `service` and `services` are its identity and cannot change live;
  * everything else applies at once (relay/config-reload.ts).
  */
 export interface StreamConfig {
   version: 1;
   /** `namespace/name` of the DeviceStream, or any label in static mode. */
   stream: string;
-  /** The device's allow-list name this stream reaches. */
+  /** The device's allow-list name this stream reaches; with `services`, the first of them. */
   service: string;
+  /**
+   * Every allow-list name this stream reaches, `service` first (a client that names none gets it).
+   * Absent: `service` alone, as in relay.json files written before streams had several.
+   */
+  services?: string[];
   /** After this instant both credentials are refused (RFC 3339). */
   expiresAt?: string;
   /**

@@ -15,7 +15,7 @@ import { relayOptionSpecs } from "./contract.ts";
 import { relayMetrics } from "./metrics.ts";
 import { Pairing } from "./pairing.ts";
 import { startRelayServer } from "./server.ts";
-import { loadStreamConfig, parseStreamConfig, type StreamConfig } from "./stream-config.ts";
+import { loadStreamConfig, parseStreamConfig, type StreamConfig, streamServices } from "./stream-config.ts";
 import { UsageTracker } from "./usage.ts";
 import { maxAccessTtlMs, UserAccess } from "./user-access.ts";
 
@@ -51,7 +51,11 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   let limits = effectiveLimits(flagLimits, config);
   const keepalive = { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] };
   const lifetimeMs = o["max-lifetime"];
-  log.info("starting", { stream: config.stream, service: config.service, ...printable(relayOptionSpecs, o) });
+  log.info("starting", {
+    stream: config.stream,
+    services: streamServices(config).join(","),
+    ...printable(relayOptionSpecs, o),
+  });
 
   const registry = createRegistry("relay");
   const metrics = relayMetrics(registry);

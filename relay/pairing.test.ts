@@ -62,12 +62,16 @@ describe("relay pairing", () => {
   it("asks the attached device to dial, and splices its Accept call to the waiting one", async () => {
     const { pairing, connect, attach, dials, count } = setup();
     const agent = await attach();
-    assert.deepEqual(agent.written[0], { streamInfo: { stream: "ns/s", service: "ssh", maxFrameBytes: 1024 } });
+    assert.deepEqual(agent.written[0], {
+      streamInfo: { stream: "ns/s", service: "ssh", services: ["ssh"], maxFrameBytes: 1024 },
+    });
     const source = connect();
     assert.deepEqual(dials(agent), [1]);
+    assert.equal(source.headersSent, 0, "no headers before the device reached the target");
     const destination = new FakeStream();
     pairing.accept(destination as unknown as FrameCall, 1, "token");
     assert.equal(pairing.connectionCount, 1);
+    assert.equal(source.headersSent, 1, "the headers say the device reached the target");
     source.receive(frameMessage(encodeData(Buffer.from("ping"))));
     await tick();
     assert.equal(decodeFrame((destination.written[0] as Buffer).subarray(5)).kind, "data");
@@ -117,6 +121,46 @@ describe("relay pairing", () => {
     assert.equal(failureCode(source), status.UNAVAILABLE);
     assert.match(failure(source)!, /^DS_DEVICE_NOT_ATTACHED: no device is attached to stream ns\/s/);
     assert.equal(await count("no_device"), 1);
+  });
+
+  it("a stream of several services: the call's choice reaches the device's Dial, another service is refused before it", async () => {
+    const metrics = relayMetrics(createRegistry("relay"));
+    const pairing = new Pairing(
+      { version: 1, stream: "ns/s", service: "ssh", services: ["ssh", "ftp"], credentials: [] },
+      limits,
+      metrics,
+      quietLog,
+    );
+    pairings.push(pairing);
+    const agent = new FakeStream();
+    pairing.attach(agent as unknown as AttachCall, "token");
+    agent.receive({ hello: { agentVersion: "test" } });
+    await tick();
+    assert.deepEqual((agent.written[0] as RelayMessage).streamInfo?.services, ["ssh", "ftp"]);
+    const call = (requested: Parameters<Pairing["connect"]>[2]) => {
+      const source = new FakeStream();
+      pairing.connect(source as unknown as FrameCall, undefined, requested);
+      return source;
+    };
+    call({ ok: true, service: "ftp", port: 30005 });
+    call(undefined);
+    const other = call({ ok: true, service: "web", port: 0 });
+    const broken = call({ ok: false, message: "x-devicestreams-port must be a port" });
+    const dialsSent = (agent.written as RelayMessage[]).filter((m) => m.dial).map((m) => m.dial);
+    assert.deepEqual(dialsSent, [
+      { connectionId: 1, service: "ftp", port: 30005 },
+      { connectionId: 2, service: "ssh", port: 0 },
+    ]);
+    assert.equal(failureCode(other), status.FAILED_PRECONDITION);
+    assert.equal(
+      failure(other),
+      `DS_SERVICE_NOT_IN_STREAM: stream ns/s carries "ssh", "ftp", not "web"; name one of them, or open a stream for "web"`,
+    );
+    assert.equal(failureCode(broken), status.INVALID_ARGUMENT);
+    assert.match(failure(broken)!, /^DS_PROTOCOL: x-devicestreams-port must be a port/);
+    const refused = (await metrics.connections.get()).values.find((v) => v.labels.result === "no_such_service");
+    assert.equal(refused?.value, 2);
+    assert.equal(pairing.connectionCount, 0);
   });
 
   it("a device that refuses the stream fails the waiting calls and the next ones", async () => {

@@ -11,8 +11,9 @@ import { printable } from "../runtime/printable.ts";
 import { TokenBucket } from "./bandwidth.ts";
 import type { AgentMessage, AttachCall, ByteCall as FrameCall } from "./calls.ts";
 import type { RelayMetrics } from "./metrics.ts";
+import type { RequestedService } from "./service-choice.ts";
 import { type CloseReason, type Direction, Splice } from "./splice.ts";
-import type { StreamConfig } from "./stream-config.ts";
+import { type StreamConfig, streamServices } from "./stream-config.ts";
 
 export interface RelayLimits {
   maxConnections: number;
@@ -50,12 +51,22 @@ interface Failure {
  */
 type Phase = { name: "open" } | { name: "draining"; refusal: Failure } | { name: "ended"; refusal: Failure };
 
+/** A connection's service and port, as the agent is asked to dial them (port 0: the service's own). */
+interface Choice {
+  service: string;
+  port: number;
+}
+
+/** What a call that names no service asks for (clients that predate several services per stream). */
+const unnamed: RequestedService = { ok: true, port: 0 };
+
 function fail(call: FrameCall | AttachCall, f: Failure): void {
   call.fail(f.grpcCode, errorDetail(f.code, f.message));
 }
 
 export class Pairing {
   private readonly config: StreamConfig;
+  private readonly services: string[];
   private limits: RelayLimits;
   private readonly metrics: RelayMetrics;
   private readonly log: Logger;
@@ -74,6 +85,7 @@ export class Pairing {
 
   constructor(config: StreamConfig, limits: RelayLimits, metrics: RelayMetrics, log: Logger) {
     this.config = config;
+    this.services = streamServices(config);
     this.limits = limits;
     this.metrics = metrics;
     this.log = log;
@@ -107,7 +119,8 @@ export class Pairing {
     call.write({
       streamInfo: {
         stream: this.config.stream,
-        service: this.config.service,
+        service: this.services[0],
+        services: this.services,
         maxFrameBytes: this.limits.maxFrameBytes,
       },
     });
@@ -133,7 +146,7 @@ export class Pairing {
         this.refusal = {
           grpcCode: status.FAILED_PRECONDITION,
           code: "DS_DEVICE_REFUSED",
-          message: `the device refused service "${this.config.service}": ${why}`,
+          message: `the device refused ${this.services.length === 1 ? "service" : "services"} ${this.services.map((n) => `"${n}"`).join(", ")}: ${why}`,
         };
         this.log.warn("device refused the stream", { reason: msg.refusal.code, detail: why });
         for (const wake of this.waiting) wake();
@@ -182,10 +195,20 @@ export class Pairing {
     return true;
   }
 
-  /** `user`: who the operator said this is, when the caller presented Kubernetes credentials. */
-  connect(source: FrameCall, user?: string): void {
+  /**
+   * `user`: who the operator said this is, when the caller presented Kubernetes credentials.
+   * `requested`: the service its metadata names (relay/service-choice.ts); none, the stream's first.
+   */
+  connect(source: FrameCall, user?: string, requested: RequestedService = unnamed): void {
     if (this.phase.name !== "open") {
       this.refuse(source, this.phase.name === "ended" ? "expired" : "draining", this.phase.refusal);
+      return;
+    }
+    // Before the device is asked anything: it dials only what the stream grants, and must not be
+    // bothered by what it would refuse anyway.
+    const choice = this.choose(requested);
+    if ("grpcCode" in choice) {
+      this.refuse(source, "no_such_service", choice);
       return;
     }
     if (this.waiting.size + this.pending.size + this.active.size >= this.limits.maxConnections) {
@@ -197,7 +220,7 @@ export class Pairing {
       return;
     }
     if (this.agent) {
-      this.dial(source, user);
+      this.dial(source, choice, user);
       return;
     }
     if (this.refusal) {
@@ -212,7 +235,7 @@ export class Pairing {
       this.waiting.delete(wake);
       source.off("cancelled", cancelled);
       if (attachedNow && this.agent) {
-        this.dial(source, user);
+        this.dial(source, choice, user);
         return;
       }
       if (this.refusal) {
@@ -235,16 +258,31 @@ export class Pairing {
     source.once("cancelled", cancelled);
   }
 
-  private dial(source: FrameCall, user?: string): void {
+  private choose(requested: RequestedService): Choice | Failure {
+    if (!requested.ok) {
+      return { grpcCode: status.INVALID_ARGUMENT, code: "DS_PROTOCOL", message: requested.message };
+    }
+    const service = requested.service ?? this.services[0]!;
+    if (!this.services.includes(service)) {
+      return {
+        grpcCode: status.FAILED_PRECONDITION,
+        code: "DS_SERVICE_NOT_IN_STREAM",
+        message: `stream ${this.config.stream} carries ${this.services.map((s) => `"${s}"`).join(", ")}, not "${service}"; name one of them, or open a stream for "${service}"`,
+      };
+    }
+    return { service, port: requested.port };
+  }
+
+  private dial(source: FrameCall, choice: Choice, user?: string): void {
     const id = this.nextId++;
     // Who opened each connection, for the audit trail (the operator records the stream's last user).
-    if (user !== undefined) this.log.info("connection opened", { connection: id, user });
+    if (user !== undefined) this.log.info("connection opened", { connection: id, user, service: choice.service });
     const timer = setTimeout(
       () =>
         this.failPending(id, "dial_timeout", {
           grpcCode: status.DEADLINE_EXCEEDED,
           code: "DS_DIAL_TIMEOUT",
-          message: `the device did not reach service "${this.config.service}" within ${this.limits.dialTimeoutMs} ms`,
+          message: `the device did not reach service "${choice.service}" within ${this.limits.dialTimeoutMs} ms`,
         }),
       this.limits.dialTimeoutMs,
     );
@@ -256,7 +294,7 @@ export class Pairing {
       this.pending.delete(id);
       this.metrics.connections.inc({ result: "cancelled" });
     });
-    this.agent!.write({ dial: { connectionId: id, service: this.config.service } });
+    this.agent!.write({ dial: { connectionId: id, service: choice.service, port: choice.port } });
   }
 
   private dialFailed(id: number, code: string, message: string): void {
@@ -296,6 +334,9 @@ export class Pairing {
     this.metrics.connections.inc({ result: "paired" });
     this.metrics.pairingSeconds.observe(Number(process.hrtime.bigint() - p.startedAt) / 1e9);
     this.metrics.connectionsActive.inc();
+    // The response headers tell the client the device reached the target: a client that answers
+    // its own caller (the SOCKS listener, client/socks-listener.ts) waits for them.
+    p.source.sendMetadata();
     const splice = new Splice(
       id,
       p.source,

@@ -20,6 +20,7 @@ import { type AgentMessage, type RelayMessage, relayService } from "../transport
 import { CertificateRejections, DeviceAuthenticator } from "./device-auth.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import type { Pairing } from "./pairing.ts";
+import { requestedService } from "./service-choice.ts";
 import { authenticate, expiry, type StreamConfig } from "./stream-config.ts";
 import { presentsKubernetesToken, UserAccess } from "./user-access.ts";
 
@@ -109,14 +110,16 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     o.pairing.attach(new MessageServerCall(call, codec, maxAttachMessageBytes), identity);
   };
   const connect = (call: H2ServerCall) => {
+    // The service the caller picked; the pairing checks it against the stream once admitted.
+    const requested = requestedService(call.metadata);
     if (!presentsKubernetesToken(call.metadata)) {
-      if (admit(call, "source")) o.pairing.connect(call);
+      if (admit(call, "source")) o.pairing.connect(call, undefined, requested);
       return;
     }
     void users.admit(call).then((user) => {
       if (user === undefined || call.cancelled) return;
       gate.authenticated(call.getPeer());
-      o.pairing.connect(call, user);
+      o.pairing.connect(call, user, requested);
     });
   };
   const accept = async (call: H2ServerCall) => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Metadata } from "@grpc/grpc-js";
 import { metadataKeys } from "../proto/metadata.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
-import { authenticate, parseStreamConfig, type StreamConfig } from "./stream-config.ts";
+import { authenticate, parseStreamConfig, type StreamConfig, streamServices } from "./stream-config.ts";
 
 describe("relay authentication", () => {
   const source = newToken("source");
@@ -102,6 +102,27 @@ describe("relay authentication", () => {
       /limits\.idleTimeoutMs must be an integer/,
     );
     assert.throws(() => parseStreamConfig(text([1]), "x"), /limits\.0 is not a limit/);
+  });
+
+  it("reads a stream's services, the first being service, and refuses any other list", () => {
+    const text = (services: unknown) => JSON.stringify({ ...config, services });
+    assert.deepEqual(parseStreamConfig(text(["ssh", "web"]), "x").services, ["ssh", "web"]);
+    assert.deepEqual(streamServices(parseStreamConfig(JSON.stringify(config), "x")), ["ssh"], "absent: service alone");
+    for (const [bad, why] of [
+      [[], /services must be a list of 1 to 16/],
+      ["ssh", /services must be a list/],
+      [Array.from({ length: 17 }, (_, i) => `s${i}`), /services must be a list of 1 to 16/],
+      [["web", "ssh"], /services must start with service/],
+      [["ssh", "ssh"], /must not name a service twice/],
+      [["ssh", "Web"], /must hold allow-list names/],
+      [["ssh", 7], /must hold allow-list names/],
+    ] as const) {
+      assert.throws(
+        () => parseStreamConfig(text(bad), "relay.json"),
+        (err: Error & { code?: string }) => err.code === "DS_CONFIG" && why.test(err.message),
+        JSON.stringify(bad),
+      );
+    }
   });
 
   it("refuses relay.json of any other shape with DS_CONFIG, not a TypeError (found by fuzzing)", () => {

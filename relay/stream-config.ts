@@ -30,6 +30,7 @@ export function parseStreamConfig(text: string, source: string): StreamConfig {
   if (c.version !== 1) problems.push(`version must be 1, not ${JSON.stringify(c.version)}`);
   if (typeof c.stream !== "string" || !c.stream) problems.push("stream must name the DeviceStream");
   if (typeof c.service !== "string" || !c.service) problems.push("service must name a service");
+  if (c.services !== undefined) problems.push(...servicesProblems(c.services, c.service));
   if (c.expiresAt !== undefined && (typeof c.expiresAt !== "string" || Number.isNaN(Date.parse(c.expiresAt)))) {
     problems.push("expiresAt is not a time");
   }
@@ -58,6 +59,28 @@ export function parseStreamConfig(text: string, source: string): StreamConfig {
   }
   if (problems.length) throw new DeviceStreamsError("DS_CONFIG", `${source}: ${problems.join("; ")}`);
   return c as StreamConfig;
+}
+
+/** The CRD's bound: enough for a device's handful of services, small enough to list in a message. */
+export const maxServicesPerStream = 16;
+const serviceName = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function servicesProblems(services: unknown, service: unknown): string[] {
+  if (!Array.isArray(services) || !services.length || services.length > maxServicesPerStream) {
+    return [`services must be a list of 1 to ${maxServicesPerStream} service names`];
+  }
+  const out: string[] = [];
+  if (services.some((s) => typeof s !== "string" || !serviceName.test(s))) {
+    out.push("services must hold allow-list names (lowercase letters, digits and '-', up to 63 characters)");
+  }
+  if (new Set(services).size !== services.length) out.push("services must not name a service twice");
+  if (services[0] !== service) out.push("services must start with service (the one for clients that name none)");
+  return out;
+}
+
+/** The stream's services, the one for clients that name none first. */
+export function streamServices(config: Pick<StreamConfig, "service" | "services">): string[] {
+  return config.services?.length ? config.services : [config.service];
 }
 
 function deviceProblems(d: unknown): string[] {

@@ -141,8 +141,45 @@ export const errorCodes = {
   DS_WRONG_SERVICE: {
     area: "tunnel",
     cause:
-      "the relay asked the agent for a service other than the one its stream carries (a relay that is not the offered stream's, or a bug); the agent dials only the stream's service",
+      "the relay asked the agent for a service its stream does not carry (a relay that is not the offered stream's, or a bug); the agent dials only the services of the stream it accepted",
     action: "nothing on the device; if it repeats, report it with the relay's and the agent's logs",
+  },
+  DS_SERVICE_NOT_IN_STREAM: {
+    area: "tunnel",
+    cause:
+      "the client asked for a service the stream does not carry (its `spec.services`); the relay refused before asking the device",
+    action:
+      "name one of the stream's services (the message lists them: `-L 2222:ssh`, `curl --socks5-hostname … http://web/`), or open a stream with the service",
+  },
+  DS_PORT_OUT_OF_RANGE: {
+    area: "tunnel",
+    cause:
+      "the client asked for a port that is not among the service's ports in the device's allow-list (a range such as `30000-30100`), or named none for a service of several ports",
+    action: "ask for a port the service has (the message says which), e.g. `-L 30005:ftp:30005`",
+  },
+  DS_SOCKS_REQUEST_INVALID: {
+    area: "tunnel",
+    cause:
+      "a local client of `connect --socks5` sent something other than a SOCKS5 CONNECT or an HTTP CONNECT request (another SOCKS version or command, an authentication method other than none, a malformed or oversized request)",
+    action:
+      "use SOCKS5 without authentication (`curl --socks5-hostname`, `nc -X 5`) or HTTP CONNECT, and name the service as the host",
+  },
+  DS_SOCKS_ADDRESS_NOT_SERVICE: {
+    area: "tunnel",
+    cause:
+      "a local client of `connect --socks5` asked for an IP address: the listener reaches services by name only (SOCKS reply 0x08, HTTP 400)",
+    action:
+      "let the client send the host name (`curl --socks5-hostname`, `socks5h://`, a browser's remote DNS setting); the host is the service's name",
+  },
+  DS_SOCKS_CLIENT_LIMIT: {
+    area: "tunnel",
+    cause: "`connect --socks5` already serves its maximum of local clients at once; the new one was refused",
+    action: "close some local connections, or raise `--max-local-clients`",
+  },
+  DS_SOCKS_HANDSHAKE_TIMEOUT: {
+    area: "tunnel",
+    cause: "a local client of `connect --socks5` did not finish its SOCKS or HTTP CONNECT request in time",
+    action: "none for a real client; a port scanner or a client that speaks another protocol looks like this",
   },
   DS_SESSION_REPLACED: {
     area: "tunnel",

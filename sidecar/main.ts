@@ -61,11 +61,14 @@ export const agentOptionSpecs = {
   },
   allow: {
     kind: "list",
-    placeholder: "NAME=HOST:PORT",
+    placeholder: "NAME=HOST:PORTS",
     description:
-      "allow-list entry `name=host:port` (e.g. `ssh=127.0.0.1:22`): the only targets this device will ever dial",
+      "allow-list entry `name=host:port` (e.g. `ssh=127.0.0.1:22`), or with a range and ports (`ftp=127.0.0.1:21,30000-30100`): the only targets this device will ever dial",
   },
-  config: { kind: "file", description: 'allow-list file, `{"services": {"ssh": "127.0.0.1:22"}}`' },
+  config: {
+    kind: "file",
+    description: 'allow-list file, `{"services": {"ssh": "127.0.0.1:22", "ftp": "127.0.0.1:21,30000-30100"}}`',
+  },
   "metrics-listen": {
     kind: "address",
     description: "`/metrics`, `/healthz`, `/readyz` (ready when attached)",

@@ -30,6 +30,21 @@ describe("offered streams", () => {
     assert.deepEqual(streams.streams, []);
   });
 
+  it("refuses a stream of several services if one is not in the allow-list, naming it; offers from older hubs name one", () => {
+    const streams = make();
+    const reply = streams.offer({
+      stream: "ns/s",
+      service: "ssh",
+      services: ["ssh", "ftp"],
+      relayAddress: "127.0.0.1:1",
+      expiresAtMs: Date.now() + 60_000,
+    });
+    assert.ok("refused" in reply);
+    assert.equal(reply.refused.code, "DS_SERVICE_NOT_ALLOWED");
+    assert.match(reply.refused.message, /^service "ftp" is not in this device's allow-list/);
+    assert.deepEqual(streams.streams, []);
+  });
+
   it("refuses an offer that expired on the way", () => {
     const reply = make().offer({
       stream: "ns/s",

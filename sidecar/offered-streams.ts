@@ -53,14 +53,17 @@ export class OfferedStreams {
 
   offer(offer: Offer): Reply {
     const stream = offer.stream ?? "";
-    const service = offer.service ?? "";
-    if (!this.o.allowList.lookup(service)) {
+    // Hubs that predate several services per stream name one, in `service`.
+    const services = offer.services?.length ? offer.services : [offer.service ?? ""];
+    const missing = services.filter((s) => !this.o.allowList.lookup(s));
+    if (missing.length) {
       const has = this.o.allowList.services.join(", ") || "nothing";
-      this.o.log.warn("refused a stream: service not in the allow-list", { stream, service });
+      const names = missing.map((s) => `"${s}"`).join(", ");
+      this.o.log.warn("refused a stream: service not in the allow-list", { stream, service: missing.join(",") });
       return {
         refused: {
           code: "DS_SERVICE_NOT_ALLOWED",
-          message: `service "${service}" is not in this device's allow-list (it has: ${has}); add it to the agent's --allow or config to serve it`,
+          message: `service ${names} is not in this device's allow-list (it has: ${has}); add it to the agent's --allow or config to serve it`,
         },
       };
     }
@@ -106,7 +109,7 @@ export class OfferedStreams {
       relay: relay.client,
       dialled: relayFromOffer,
       token: offer.destinationToken ?? "",
-      service,
+      services,
       allowList: this.o.allowList,
       dialTimeoutMs: this.o.dialTimeoutMs,
       metrics: this.o.metrics,
@@ -129,7 +132,7 @@ export class OfferedStreams {
         })
       : () => {};
     this.running.set(stream, { session, relayKey, cancelExpiry });
-    this.o.log.info("accepted a stream", { stream, service, relay: offer.relayAddress ?? "" });
+    this.o.log.info("accepted a stream", { stream, services: services.join(","), relay: offer.relayAddress ?? "" });
     session.start();
     return { accepted: {} };
   }

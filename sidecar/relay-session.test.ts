@@ -49,7 +49,7 @@ describe("relay session (agent)", () => {
       relay,
       dialled: relayFromOffer,
       token: "dst_x",
-      service: o.service,
+      services: o.service ? [o.service] : undefined,
       // Both are allow-listed: the stream still carries only one of them.
       allowList: new AllowList({ ssh: `127.0.0.1:${port}`, http: `127.0.0.1:${port}` }),
       dialTimeoutMs: 1000,
@@ -85,6 +85,60 @@ describe("relay session (agent)", () => {
     s.stop();
     assert.equal(r?.errorCode, "DS_WRONG_SERVICE");
     assert.equal(dialled, 0);
+  });
+
+  it("a stream of several services: a Dial may name any of them, and a port within a range; else a DialResult error", async () => {
+    const call = new FakeAttach();
+    let accepted = 0;
+    const relay = {
+      attach: () => call,
+      accept: () => {
+        accepted++;
+        // The bridge needs a call; one that ends at once is enough here.
+        const c = new EventEmitter() as EventEmitter & Record<string, unknown>;
+        Object.assign(c, { write: () => true, end: () => {}, cancel: () => {}, pause: () => {}, resume: () => {} });
+        return c;
+      },
+    } as unknown as RelayClient;
+    const s = new RelaySession({
+      relay,
+      dialled: relayFromOffer,
+      token: "dst_x",
+      services: ["ssh", "ftp"],
+      allowList: new AllowList({
+        ssh: `127.0.0.1:${port}`,
+        ftp: `127.0.0.1:${port},30000-30010`,
+        http: `127.0.0.1:${port}`,
+      }),
+      dialTimeoutMs: 1000,
+      metrics: agentMetrics(createRegistry("agent")),
+      log: createLogger("test"),
+    });
+    s.start();
+    call.send({ streamInfo: { stream: "ns/s", service: "ssh", services: ["ssh", "ftp"], maxFrameBytes: 65536 } });
+    assert.equal(s.state, "attached");
+    const before = dialled;
+    call.send({ dial: { connectionId: 1, service: "ftp", port: 30011 } });
+    const outside = await dialResult(call);
+    assert.equal(outside?.errorCode, "DS_PORT_OUT_OF_RANGE");
+    assert.match(outside?.errorMessage ?? "", /ports \d+,30000-30010 on this device, not 30011/);
+    call.written = [];
+    call.send({ dial: { connectionId: 2, service: "http", port: 0 } });
+    assert.equal((await dialResult(call))?.errorCode, "DS_WRONG_SERVICE", "allow-listed, but not the stream's");
+    assert.equal(dialled, before, "nothing was dialled for a refused Dial");
+    call.send({ dial: { connectionId: 3, service: "ftp", port } });
+    call.send({ dial: { connectionId: 4, service: "ssh", port: 80 } });
+    for (let i = 0; i < 100 && accepted < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    s.stop();
+    assert.equal(accepted, 2, "both allowed dials reached their target");
+  });
+
+  it("refuses a stream one of whose services is not in the allow-list, naming it", () => {
+    const { s, call } = session();
+    call.send({ streamInfo: { stream: "ns/s", service: "ssh", services: ["ssh", "vnc"], maxFrameBytes: 65536 } });
+    s.stop();
+    assert.equal(call.written[0]?.refusal?.code, "DS_SERVICE_NOT_ALLOWED");
+    assert.match(call.written[0]?.refusal?.message ?? "", /service "vnc" is not in this device's allow-list/);
   });
 
   it("refuses a relay whose stream is for another service than the offer's", () => {

@@ -22,10 +22,10 @@ export interface RelaySessionOptions {
   dialled: DialledServer;
   token: string;
   /**
-   * The service the hub offered this stream for; unset in static mode, where the relay's
-   * StreamInfo names it. Either way the session serves that one service only.
+   * The services the hub offered this stream for; unset in static mode, where the relay's
+   * StreamInfo names them. Either way the session dials those services only.
    */
-  service?: string;
+  services?: readonly string[];
   allowList: AllowList;
   dialTimeoutMs: number;
   metrics: AgentMetrics;
@@ -43,8 +43,8 @@ export class RelaySession {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private maxFrameBytes = 256 * 1024;
-  /** The one service this session serves: a Dial naming another is refused, allow-listed or not. */
-  private service: string | undefined;
+  /** The services of the stream this session accepted: a Dial naming another is refused, allow-listed or not. */
+  private services: ReadonlySet<string> = new Set();
   private readonly o: RelaySessionOptions;
   private readonly backoff: Backoff;
 
@@ -73,38 +73,27 @@ export class RelaySession {
     let refused: DeviceStreamsError | undefined;
     call.on("data", (msg: RelayMessage) => {
       if (msg.streamInfo) {
-        const service = msg.streamInfo.service ?? "";
+        // Relays that predate several services per stream name one, in `service`.
+        const services = msg.streamInfo.services?.length ? msg.streamInfo.services : [msg.streamInfo.service ?? ""];
         this.maxFrameBytes = msg.streamInfo.maxFrameBytes || this.maxFrameBytes;
-        if (this.o.service !== undefined && service !== this.o.service) {
-          refused = new DeviceStreamsError(
-            "DS_WRONG_SERVICE",
-            `this relay is for service ${JSON.stringify(service.slice(0, 63))} but the stream was offered for "${this.o.service}"`,
-          );
-          call.write({ refusal: { code: refused.code, message: refused.message } });
-          call.end();
-          return;
-        }
-        if (!this.o.allowList.lookup(service)) {
-          refused = new DeviceStreamsError(
-            "DS_SERVICE_NOT_ALLOWED",
-            `service "${service}" is not in this device's allow-list (it has: ${this.o.allowList.services.join(", ") || "nothing"}); add it to the agent's --allow or config to serve this stream`,
-          );
+        refused = this.refusal(services);
+        if (refused) {
           call.write({ refusal: { code: refused.code, message: refused.message } });
           call.end();
           return;
         }
         attached = true;
-        this.service = service;
+        this.services = new Set(services);
         this.state = "attached";
         this.lastError = "";
         this.backoff.connected();
         this.o.metrics.relaysAttached.inc();
         this.o.metrics.attachAttempts.inc({ result: "attached" });
-        this.o.log.info("attached to relay", { stream: msg.streamInfo.stream ?? "", service });
+        this.o.log.info("attached to relay", { stream: msg.streamInfo.stream ?? "", services: services.join(",") });
         this.o.onState?.("attached", "");
         call.write({ hello: { agentVersion: version, services: this.o.allowList.services } });
       } else if (msg.dial) {
-        void this.dial(Number(msg.dial.connectionId), msg.dial.service ?? "");
+        void this.dial(Number(msg.dial.connectionId), msg.dial.service ?? "", msg.dial.port ?? 0);
       }
     });
     let ended = false;
@@ -131,29 +120,46 @@ export class RelaySession {
     call.on("error", () => {});
   }
 
-  private async dial(id: number, service: string): Promise<void> {
+  /** Why this session will not serve a stream of `services`, or undefined when it will. */
+  private refusal(services: readonly string[]): DeviceStreamsError | undefined {
+    const shown = (names: readonly string[]) => names.map((n) => JSON.stringify(n.slice(0, 63))).join(", ");
+    const offered = this.o.services;
+    const notOffered = offered ? services.filter((s) => !offered.includes(s)) : [];
+    if (notOffered.length) {
+      return new DeviceStreamsError(
+        "DS_WRONG_SERVICE",
+        `this relay is for service ${shown(notOffered)} but the stream was offered for ${shown(offered!)}`,
+      );
+    }
+    const missing = services.filter((s) => !this.o.allowList.lookup(s));
+    if (missing.length) {
+      return new DeviceStreamsError(
+        "DS_SERVICE_NOT_ALLOWED",
+        `service ${shown(missing)} is not in this device's allow-list (it has: ${this.o.allowList.services.join(", ") || "nothing"}); add it to the agent's --allow or config to serve this stream`,
+      );
+    }
+    return undefined;
+  }
+
+  private async dial(id: number, service: string, port: number): Promise<void> {
     const { relay, token, allowList, metrics, log } = this.o;
-    const target = allowList.lookup(service);
     const report = (err: DeviceStreamsError, result: string) => {
       metrics.dials.inc({ result });
       log.warn("dial refused", { connection: id, reason: err.code, detail: err.message });
       this.call?.write({ dialResult: { connectionId: id, errorCode: err.code, errorMessage: err.message } });
     };
-    if (service !== this.service) {
+    if (!this.services.has(service)) {
       return report(
         new DeviceStreamsError(
           "DS_WRONG_SERVICE",
-          `the relay asked for service ${JSON.stringify(service.slice(0, 63))} but this stream carries "${this.service ?? ""}"`,
+          `the relay asked for service ${JSON.stringify(service.slice(0, 63))} but this stream carries ${[...this.services].map((n) => `"${n}"`).join(", ") || "none"}`,
         ),
         "not_allowed",
       );
     }
-    if (!target) {
-      return report(
-        new DeviceStreamsError("DS_SERVICE_NOT_ALLOWED", `service "${service}" is not in this device's allow-list`),
-        "not_allowed",
-      );
-    }
+    const resolved = allowList.resolve(service, port);
+    if (!resolved.ok) return report(resolved.error, "not_allowed");
+    const target = resolved.target;
     let socket: import("node:net").Socket;
     try {
       socket = await dialTarget(service, target, this.o.dialTimeoutMs);

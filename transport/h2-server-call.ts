@@ -81,6 +81,11 @@ export class H2ServerCall extends EventEmitter {
     return this.stream.write(framed);
   }
 
+  /** Sends the response headers now (they are otherwise sent with the first write). */
+  sendMetadata(): void {
+    if (!this.statusSent && !this.stream.destroyed) this.sendHeaders();
+  }
+
   pause(): void {
     this.stream.pause();
   }

@@ -23,6 +23,20 @@ export interface RelayClientOptions {
 /** The source side's credential: the stream's source token, or a user's Kubernetes token (fetched per call). */
 export type SourceCredential = string | { kubernetesToken: () => Promise<string> };
 
+/** Which of the stream's services a connection reaches; port 0 or unset: the service's own. */
+export interface ServiceChoice {
+  service: string;
+  port?: number;
+}
+
+/** The call's metadata naming the service; none when unset (the relay takes the stream's first). */
+function withChoice(md: Metadata, choice: ServiceChoice | undefined): Metadata {
+  if (!choice) return md;
+  md.set(metadataKeys.service, choice.service);
+  if (choice.port) md.set(metadataKeys.port, String(choice.port));
+  return md;
+}
+
 export class RelayClient {
   private readonly client: Client;
 
@@ -39,15 +53,18 @@ export class RelayClient {
     return md;
   }
 
-  /** A tunnelled connection, as the source: with the stream's source token, or a user's own Kubernetes token. */
-  connect(credential: SourceCredential): FrameCall {
+  /**
+   * A tunnelled connection, as the source: with the stream's source token, or a user's own
+   * Kubernetes token; to `choice`, or to the stream's first service.
+   */
+  connect(credential: SourceCredential, choice?: ServiceChoice): FrameCall {
     const m = relayService.connect;
     if (typeof credential === "string") {
       return this.client.makeBidiStreamRequest(
         m.path,
         m.requestSerialize,
         m.responseDeserialize,
-        RelayClient.auth(credential),
+        withChoice(RelayClient.auth(credential), choice),
       );
     }
     // Asked for per call: an exec or OIDC plugin's token expires and is renewed while the plugin runs.
@@ -61,9 +78,13 @@ export class RelayClient {
         (err: Error) => done(err),
       );
     });
-    return this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new Metadata(), {
-      credentials: perCall,
-    });
+    return this.client.makeBidiStreamRequest(
+      m.path,
+      m.requestSerialize,
+      m.responseDeserialize,
+      withChoice(new Metadata(), choice),
+      { credentials: perCall },
+    );
   }
 
   accept(token: string, connectionId: number): FrameCall {

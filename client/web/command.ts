@@ -113,9 +113,15 @@ async function startWeb(r: WebRequest): Promise<WebTerminalServer> {
   const { auth } = setup;
   const stream = `${r.namespace}/${r.access.stream.metadata.name}`;
   const target = {
-    openTunnel: tunnelOpener(r.access.relay, r.access.credential, (end) => {
-      if (end.error) r.onTunnelError?.(end.error);
-    }),
+    openTunnel: tunnelOpener(
+      r.access.relay,
+      r.access.credential,
+      (end) => {
+        if (end.error) r.onTunnelError?.(end.error);
+      },
+      // On a stream of several services, the one named ssh; else the stream's own (first) service.
+      r.access.stream.spec.services?.includes("ssh") ? { service: "ssh" } : undefined,
+    ),
     auth,
     hostKeyName: v["host-key-alias"] || r.access.stream.spec.device,
     knownHostsFile: expandHome(v["known-hosts"]),

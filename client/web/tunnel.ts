@@ -4,7 +4,7 @@
 import { type Duplex, duplexPair } from "node:stream";
 import { maxFrameBytes } from "../../runtime/grpc-options.ts";
 import { relayFromFlags } from "../../transport/call-error.ts";
-import type { RelayClient, SourceCredential } from "../../transport/relay-client.ts";
+import type { RelayClient, ServiceChoice, SourceCredential } from "../../transport/relay-client.ts";
 import { type BridgeEnd, bridge } from "../../transport/tcp-bridge.ts";
 
 export interface Tunnel {
@@ -22,12 +22,13 @@ export function tunnelOpener(
   relay: RelayClient,
   credential: SourceCredential,
   onEnd?: (end: BridgeEnd) => void,
+  choice?: ServiceChoice,
 ): OpenTunnel {
   return () => {
     const [socket, bridged] = duplexPair();
     let ended: BridgeEnd | undefined;
     const closed = new Promise<BridgeEnd>((resolve) => {
-      bridge(bridged, relay.connect(credential), {
+      bridge(bridged, relay.connect(credential, choice), {
         maxFrameBytes,
         side: "client",
         relay: relayFromFlags,

@@ -68,6 +68,8 @@ describe("hub session: offers", () => {
     pods.synced = true;
     session.sync();
     assert.deepEqual(offers(), ["10.1.2.3:8443"]);
+    const offer = call.written.find((m) => m.offer)?.offer as { service: string; services: string[] };
+    assert.deepEqual([offer.service, offer.services], ["ssh", ["ssh"]], "older agents read service, newer services");
     session.fail(1, "DS_PROTOCOL", "test over");
   });
 });

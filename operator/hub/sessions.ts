@@ -4,7 +4,7 @@
 
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { status as grpcStatus } from "@grpc/grpc-js";
-import { expiresAt } from "../../api/devicestream.ts";
+import { expiresAt, streamServices } from "../../api/devicestream.ts";
 import type { AcceptingDevice, Device, DeviceStream } from "../../api/v1alpha1.ts";
 import type { Informer } from "../../kube/informer.ts";
 import { parseObjectKey } from "../../kube/names.ts";
@@ -168,7 +168,9 @@ export class AgentSession {
       this.call.write({
         offer: {
           stream: `${ds.metadata.namespace}/${ds.metadata.name}`,
-          service: ds.spec.service,
+          // The first for agents that predate several services per stream; all of them for the rest.
+          service: streamServices(ds.spec)[0] ?? "",
+          services: streamServices(ds.spec),
           relayAddress: address,
           relayCaPem: this.d.ca.certPem,
           relayServerName: ds.status?.relay?.tlsServerName ?? "",

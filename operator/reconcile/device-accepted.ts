@@ -6,7 +6,7 @@
 // overrides a verdict the hub gave (True, or False/Refused).
 
 import { conditionTypes, fieldManager } from "../../api/constants.ts";
-import { condition, reasons } from "../../api/devicestream.ts";
+import { condition, reasons, streamServices } from "../../api/devicestream.ts";
 import type { Condition, Device, DeviceStream } from "../../api/v1alpha1.ts";
 import { deviceStreamResource } from "../../api/v1alpha1.ts";
 import { KubeApiError, objectPath } from "../../kube/client.ts";
@@ -24,11 +24,12 @@ export function deviceAcceptance(ds: DeviceStream, device: Device | undefined): 
   }
   if (device.spec?.disabled) return ["False", reasons.deviceDisabled, `Device "${name}" is disabled (spec.disabled)`];
   const offered = device.status?.services?.map((s) => s.name) ?? [];
-  if (offered.length > 0 && !offered.includes(ds.spec.service)) {
+  const missing = streamServices(ds.spec).filter((s) => !offered.includes(s));
+  if (offered.length > 0 && missing.length > 0) {
     return [
       "False",
       reasons.serviceNotOffered,
-      `Device "${name}" does not offer service "${ds.spec.service}"; it offers ${offered.join(", ")}`,
+      `Device "${name}" does not offer service ${missing.map((s) => `"${s}"`).join(", ")}; it offers ${offered.join(", ")}`,
     ];
   }
   if (!device.status?.connected)

@@ -7,7 +7,7 @@
 // together (and on another replica after a leader change), and a write from a stale copy would
 // drop a record. A conflict reads again.
 import { conditionTypes, historyFieldManager } from "../../api/constants.ts";
-import { condition, isTerminal } from "../../api/devicestream.ts";
+import { condition, isTerminal, streamServices } from "../../api/devicestream.ts";
 import { type Device, type DeviceStream, deviceResource, type StreamRecord } from "../../api/v1alpha1.ts";
 import { isConflict, isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 
@@ -22,10 +22,12 @@ export function streamRecord(ds: DeviceStream, now: number): StreamRecord {
   const ended = isTerminal(s?.phase);
   // status.lastConnection (who last connected) is written by the relay path where it exists.
   const user = (s as { lastConnection?: { user?: string } } | undefined)?.lastConnection?.user;
+  const services = streamServices(ds.spec);
   const record: StreamRecord = {
     name: ds.metadata.name!,
     uid: ds.metadata.uid!,
-    service: ds.spec.service,
+    service: services[0] ?? "",
+    ...(services.length > 1 ? { services } : {}),
     ...(user ? { user: user.slice(0, 512) } : {}),
     ...(ds.metadata.creationTimestamp ? { createdAt: ds.metadata.creationTimestamp } : {}),
     ...(s?.connectedAt ? { connectedAt: s.connectedAt } : {}),

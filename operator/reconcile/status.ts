@@ -2,7 +2,7 @@
 // an argument, so every decision (timeouts, phases, condition reasons) is unit-tested.
 
 import { conditionTypes, credentialsSecretName, relayName, relayPorts } from "../../api/constants.ts";
-import { condition, expiresAt, isTerminal, reasons } from "../../api/devicestream.ts";
+import { condition, expiresAt, isTerminal, reasons, streamServices } from "../../api/devicestream.ts";
 import type { Condition, DeviceStream, DeviceStreamStatus } from "../../api/v1alpha1.ts";
 import { podReady } from "../../kube/objects.ts";
 import type { Pod, Service } from "../../kube/types.ts";
@@ -47,7 +47,7 @@ export interface Ending {
 /** The fields the operator owns in status (the hub owns DeviceAccepted and the traffic figures). */
 export type OwnedStatus = Pick<
   DeviceStreamStatus,
-  "phase" | "observedGeneration" | "conditions" | "relay" | "expiresAt" | "endedAt"
+  "phase" | "observedGeneration" | "conditions" | "relay" | "expiresAt" | "endedAt" | "services"
 >;
 
 function deviceAttached(ds: DeviceStream): boolean {
@@ -214,6 +214,8 @@ export function desiredStatus(o: Observed, end: Ending | undefined): OwnedStatus
     observedGeneration: generation,
     conditions: [cond(conditionTypes.ready, ready), cond(conditionTypes.relayReady, relay)],
     expiresAt: new Date(expiresAt(ds)).toISOString().replace(/\.\d+Z$/, "Z"),
+    // For the Services column, whichever form the spec uses (spec.service or spec.services).
+    services: streamServices(ds.spec),
   };
   if (o.gatewayRoute && !end) status.conditions!.push(cond(conditionTypes.gatewayRoute, o.gatewayRoute));
   if (end) status.endedAt = prev?.endedAt ?? new Date(o.now).toISOString().replace(/\.\d+Z$/, "Z");
@@ -271,6 +273,7 @@ export function sameStatus(current: DeviceStreamStatus | undefined, next: OwnedS
     relay: s?.relay,
     expiresAt: s?.expiresAt,
     endedAt: s?.endedAt,
+    services: s?.services,
   });
   return stableJson(pick(current)) === stableJson(pick(next));
 }

@@ -794,6 +794,9 @@ export namespace devicestreams {
             /** StreamInfo maxFrameBytes. */
             maxFrameBytes: number;
 
+            /** StreamInfo services. */
+            services: string[];
+
             /**
              * Creates a new StreamInfo instance using the specified properties.
              * @param [properties] Properties to set
@@ -842,6 +845,9 @@ export namespace devicestreams {
                 /** StreamInfo maxFrameBytes */
                 maxFrameBytes?: (number|null);
 
+                /** StreamInfo services */
+                services?: (string[]|null);
+
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
             }
@@ -874,6 +880,9 @@ export namespace devicestreams {
 
             /** Dial service. */
             service: string;
+
+            /** Dial port. */
+            port: number;
 
             /**
              * Creates a new Dial instance using the specified properties.
@@ -919,6 +928,9 @@ export namespace devicestreams {
 
                 /** Dial service */
                 service?: (string|null);
+
+                /** Dial port */
+                port?: (number|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];
@@ -1569,6 +1581,9 @@ export namespace devicestreams {
             /** Offer expiresAtMs. */
             expiresAtMs: number;
 
+            /** Offer services. */
+            services: string[];
+
             /**
              * Creates a new Offer instance using the specified properties.
              * @param [properties] Properties to set
@@ -1628,6 +1643,9 @@ export namespace devicestreams {
 
                 /** Offer expiresAtMs */
                 expiresAtMs?: (number|null);
+
+                /** Offer services */
+                services?: (string[]|null);
 
                 /** Unknown fields preserved while decoding when enabled */
                 $unknowns?: Uint8Array[];

@@ -1748,6 +1748,7 @@ export const devicestreams = $root.devicestreams = (() => {
              * @property {string|null} [stream] StreamInfo stream
              * @property {string|null} [service] StreamInfo service
              * @property {number|null} [maxFrameBytes] StreamInfo maxFrameBytes
+             * @property {Array.<string>|null} [services] StreamInfo services
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -1773,6 +1774,7 @@ export const devicestreams = $root.devicestreams = (() => {
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
             const StreamInfo = function (properties) {
+                this.services = [];
                 if (properties)
                     for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -1802,6 +1804,14 @@ export const devicestreams = $root.devicestreams = (() => {
              * @instance
              */
             StreamInfo.prototype.maxFrameBytes = 0;
+
+            /**
+             * StreamInfo services.
+             * @member {Array.<string>} services
+             * @memberof devicestreams.v1alpha1.StreamInfo
+             * @instance
+             */
+            StreamInfo.prototype.services = $util.emptyArray;
 
             /**
              * Creates a new StreamInfo instance using the specified properties.
@@ -1841,6 +1851,9 @@ export const devicestreams = $root.devicestreams = (() => {
                     writer.uint32(/* id 2, wireType 2 =*/18).string(message.service);
                 if (message.maxFrameBytes != null && $Object.hasOwnProperty.call(message, "maxFrameBytes") && message.maxFrameBytes !== 0)
                     writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.maxFrameBytes);
+                if (message.services != null && message.services.length)
+                    for (let i = 0; i < message.services.length; ++i)
+                        writer.uint32(/* id 4, wireType 2 =*/34).string(message.services[i]);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -1912,6 +1925,14 @@ export const devicestreams = $root.devicestreams = (() => {
                                 delete message.maxFrameBytes;
                             continue;
                         }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.services && message.services.length))
+                                message.services = [];
+                            message.services.push(reader.stringVerify());
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -1953,6 +1974,7 @@ export const devicestreams = $root.devicestreams = (() => {
              * @typedef {Object} devicestreams.v1alpha1.Dial.$Properties
              * @property {number|null} [connectionId] Dial connectionId
              * @property {string|null} [service] Dial service
+             * @property {number|null} [port] Dial port
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -2001,6 +2023,14 @@ export const devicestreams = $root.devicestreams = (() => {
             Dial.prototype.service = "";
 
             /**
+             * Dial port.
+             * @member {number} port
+             * @memberof devicestreams.v1alpha1.Dial
+             * @instance
+             */
+            Dial.prototype.port = 0;
+
+            /**
              * Creates a new Dial instance using the specified properties.
              * @function create
              * @memberof devicestreams.v1alpha1.Dial
@@ -2036,6 +2066,8 @@ export const devicestreams = $root.devicestreams = (() => {
                     writer.uint32(/* id 1, wireType 0 =*/8).uint64(message.connectionId);
                 if (message.service != null && $Object.hasOwnProperty.call(message, "service") && message.service !== "")
                     writer.uint32(/* id 2, wireType 2 =*/18).string(message.service);
+                if (message.port != null && $Object.hasOwnProperty.call(message, "port") && message.port !== 0)
+                    writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.port);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2096,6 +2128,15 @@ export const devicestreams = $root.devicestreams = (() => {
                                 message.service = value;
                             else
                                 delete message.service;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.port = value;
+                            else
+                                delete message.port;
                             continue;
                         }
                     }
@@ -3527,6 +3568,7 @@ export const devicestreams = $root.devicestreams = (() => {
              * @property {string|null} [relayServerName] Offer relayServerName
              * @property {string|null} [destinationToken] Offer destinationToken
              * @property {number|null} [expiresAtMs] Offer expiresAtMs
+             * @property {Array.<string>|null} [services] Offer services
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -3552,6 +3594,7 @@ export const devicestreams = $root.devicestreams = (() => {
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
             const Offer = function (properties) {
+                this.services = [];
                 if (properties)
                     for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -3615,6 +3658,14 @@ export const devicestreams = $root.devicestreams = (() => {
             Offer.prototype.expiresAtMs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
 
             /**
+             * Offer services.
+             * @member {Array.<string>} services
+             * @memberof devicestreams.v1alpha1.Offer
+             * @instance
+             */
+            Offer.prototype.services = $util.emptyArray;
+
+            /**
              * Creates a new Offer instance using the specified properties.
              * @function create
              * @memberof devicestreams.v1alpha1.Offer
@@ -3660,6 +3711,9 @@ export const devicestreams = $root.devicestreams = (() => {
                     writer.uint32(/* id 6, wireType 2 =*/50).string(message.destinationToken);
                 if (message.expiresAtMs != null && $Object.hasOwnProperty.call(message, "expiresAtMs") && (typeof message.expiresAtMs === "object" ? message.expiresAtMs.low || message.expiresAtMs.high : message.expiresAtMs !== 0))
                     writer.uint32(/* id 7, wireType 0 =*/56).int64(message.expiresAtMs);
+                if (message.services != null && message.services.length)
+                    for (let i = 0; i < message.services.length; ++i)
+                        writer.uint32(/* id 8, wireType 2 =*/66).string(message.services[i]);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -3765,6 +3819,14 @@ export const devicestreams = $root.devicestreams = (() => {
                                 message.expiresAtMs = value;
                             else
                                 delete message.expiresAtMs;
+                            continue;
+                        }
+                    case 8: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.services && message.services.length))
+                                message.services = [];
+                            message.services.push(reader.stringVerify());
                             continue;
                         }
                     }

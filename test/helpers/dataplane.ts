@@ -93,6 +93,38 @@ export async function startClient(stream: StaticStream, relayAddress: string, ar
   return { process, port: Number(m[1]) };
 }
 
+export interface Forwarder {
+  process: ComponentProcess;
+  /** The port of each `listening on` line, in the order of the flags (-L ones first, then --socks5). */
+  ports: number[];
+}
+
+/**
+ * `devicestreams connect` with the caller's listeners (`-L …`, `--socks5 …`); resolves once all
+ * of them listen. `listeners` is how many it should announce.
+ */
+export async function startForwarder(
+  stream: StaticStream,
+  relayAddress: string,
+  args: string[],
+  listeners: number,
+): Promise<Forwarder> {
+  const process = new ComponentProcess("connect", [
+    "connect",
+    "--relay",
+    relayAddress,
+    "--ca",
+    stream.caCert,
+    "--token-file",
+    stream.sourceTokenFile,
+    ...args,
+  ]);
+  const pattern = new RegExp(`(?:^listening on \\S+:\\d+.*\\n[^]*?){${listeners}}`, "m");
+  await announced(process, pattern);
+  const ports = [...process.logs.matchAll(/^listening on \S+:(\d+)/gm)].map((m) => Number(m[1]));
+  return { process, ports };
+}
+
 /** The argv of a stdio-mode client, for ssh's ProxyCommand or a direct spawn. */
 export function stdioClientArgs(stream: StaticStream, relayAddress: string): string[] {
   return ["connect", "--stdio", "--relay", relayAddress, "--ca", stream.caCert, "--token-file", stream.sourceTokenFile];

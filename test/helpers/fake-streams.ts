@@ -16,6 +16,8 @@ export class FakeStream extends Duplex {
   /** Every 'error' emitted on it: a server call's failure status, or a socket's error. */
   readonly errors: unknown[] = [];
   cancelled = false;
+  /** How many times response headers were sent (a server call's sendMetadata). */
+  headersSent = 0;
   private holding = false;
   private held: (() => void)[] = [];
 
@@ -56,6 +58,11 @@ export class FakeStream extends Duplex {
   fail(code: number, details: string): void {
     this.errors.push({ code, details });
     if (!this.writableEnded) this.end();
+  }
+
+  /** Response headers sent before any message (a served call's sendMetadata). */
+  sendMetadata(): void {
+    this.headersSent++;
   }
 
   getPeer(): string {

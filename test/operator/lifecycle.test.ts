@@ -295,7 +295,11 @@ describe("operator: DeviceStream lifecycle", function () {
       assert.fail(`${name} was accepted`);
     };
     assert.match(await refusal("no-device", { service: "ssh" }), /spec\.device: Required value/);
-    assert.match(await refusal("no-service", { device: "d" }), /spec\.service: Required value/);
+    // spec.service is the one-service form of spec.services: the rule names both.
+    assert.match(
+      await refusal("no-service", { device: "d" }),
+      /spec: Invalid value: "object": set spec\.services \(.*\) or spec\.service \(the one service\)/,
+    );
     assert.match(
       await refusal("bad-duration", { device: "d", service: "ssh", timeouts: { connect: "5 minutes" } }),
       /spec\.timeouts\.connect: Invalid value: "5 minutes"/,

@@ -218,6 +218,77 @@ describe("CRD validation", function () {
     });
   });
 
+  describe("DeviceStream services", () => {
+    let ns: string;
+    let n = 0;
+    before(async () => {
+      ns = await env.namespace("services");
+    });
+    const create = (spec: Record<string, unknown>) => env.createStream(ns, `s${n++}`, { device: "d", ...spec });
+    const rule =
+      /set spec\.services .* or spec\.service .*; when both are set, spec\.services must contain spec\.service/;
+
+    it("takes spec.service (one service), spec.services, or both when services contains service", async () => {
+      assert.equal((await create({ service: "ssh" })).spec.service, "ssh");
+      assert.deepEqual((await create({ services: ["ssh", "web"] })).spec.services, ["ssh", "web"]);
+      const both = await create({ service: "web", services: ["ssh", "web"] });
+      assert.deepEqual([both.spec.service, both.spec.services], ["web", ["ssh", "web"]]);
+    });
+
+    it("refuses neither, a service outside services, an empty, repeated, long or badly named list", async () => {
+      assert.match(await refusal("neither", () => create({})), rule);
+      assert.match(await refusal("outside", () => create({ service: "vnc", services: ["ssh", "web"] })), rule);
+      assert.match(
+        await refusal("empty", () => create({ services: [] })),
+        /spec\.services.*should have at least 1 items|must have at least 1 item/,
+      );
+      assert.match(
+        await refusal("twice", () => create({ services: ["ssh", "ssh"] })),
+        /spec\.services\[1\]: Duplicate value/,
+      );
+      const many = Array.from({ length: 17 }, (_, i) => `s${i}`);
+      assert.match(
+        await refusal("17", () => create({ services: many })),
+        /spec\.services: Too many: 17: must have at most 16 items/,
+      );
+      assert.match(
+        await refusal("name", () => create({ services: ["ssh", "Web"] })),
+        /spec\.services\[1\]: Invalid value: "Web": spec\.services\[1\] in body should match/,
+      );
+    });
+
+    it("examples/rdp/devicestream.yaml is accepted as written", async () => {
+      const r = await kubectl([
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        join(import.meta.dirname, "../../examples/rdp/devicestream.yaml"),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /devicestream\.devicestreams\.io\/panel-3-rdp created/);
+    });
+
+    it("kubectl get prints the services the operator recorded in status, whichever form the spec used", async () => {
+      await create({ services: ["ssh", "web"] });
+      await env.admin.apply(
+        `${objectPath(streams, ns, `s${n - 1}`)}/status`,
+        {
+          apiVersion: "devicestreams.io/v1alpha1",
+          kind: "DeviceStream",
+          metadata: { name: `s${n - 1}`, namespace: ns },
+          status: { services: ["ssh", "web"] },
+        },
+        "devicestreams-operator",
+      );
+      const r = await kubectl(["get", "devicestream", "-n", ns, `s${n - 1}`]);
+      assert.equal(r.code, 0, r.stderr);
+      const [header, row] = r.stdout.trim().split("\n");
+      assert.match(header!, /^NAME\s+DEVICE\s+SERVICES\s+PHASE/);
+      assert.match(row!, /^s\d+\s+d\s+\["ssh","web"\]\s/);
+    });
+  });
+
   it("kubectl get -o wide prints when a stream expires as a time, not <invalid>", async () => {
     const ns = await env.namespace("printer");
     await env.createStream(ns, "later", { device: "d", service: "ssh" });
