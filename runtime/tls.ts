@@ -59,7 +59,8 @@ export interface ClientTls {
 
 /**
  * A device's certificate, renewed while relay channels stay open: each new TLS connection of a
- * channel uses the latest (grpc-js certificate providers), open connections keep theirs.
+ * channel uses the latest (grpc-js certificate providers, or keyPair() at each dial of the relay
+ * client), open connections keep theirs.
  */
 export class RenewableIdentity implements experimental.CertificateProvider {
   private current: { certificate: Buffer; privateKey: Buffer };
@@ -67,6 +68,11 @@ export class RenewableIdentity implements experimental.CertificateProvider {
 
   constructor(certPem: string, keyPem: string) {
     this.current = { certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) };
+  }
+
+  /** The certificate and key a new TLS connection presents (the relay client's own dials). */
+  keyPair(): { certificate: Buffer; privateKey: Buffer } {
+    return this.current;
   }
 
   update(certPem: string, keyPem: string): void {

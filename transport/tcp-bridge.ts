@@ -3,13 +3,30 @@
 // direction stays open), a reset or socket error to a Reset frame, and a failed call to a reset
 // socket. Backpressure: a write that returns false pauses the producer until 'drain'.
 import type { Duplex } from "node:stream";
-import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
+import { type StatusObject, status } from "@grpc/grpc-js";
 import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
 import { type ErrorCode, peerCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { callError, type DialledServer } from "./call-error.ts";
 
-export type FrameCall = ClientDuplexStream<Buffer, Buffer>;
+/**
+ * The call a connection is carried on: a Connect or Accept call of transport/relay-client.ts (the
+ * surface and events of grpc-js's ClientDuplexStream), or a stand-in in tests.
+ */
+export interface FrameCall {
+  write(frame: Buffer): boolean;
+  end(): void;
+  cancel(): void;
+  pause(): unknown;
+  resume(): unknown;
+  readonly writableEnded: boolean;
+  readonly destroyed: boolean;
+  on(event: "data", listener: (frame: Buffer) => void): unknown;
+  on(event: "end", listener: () => void): unknown;
+  on(event: "error", listener: (err: Error) => void): unknown;
+  on(event: "status", listener: (s: StatusObject) => void): unknown;
+  once(event: "drain", listener: () => void): unknown;
+}
 
 export interface BridgeEnd {
   /** Undefined when both directions closed cleanly. */
