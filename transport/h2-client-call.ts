@@ -167,7 +167,7 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
     this.finish(callStatus(code, details));
   }
 
-  private onResponse(headers: IncomingHttpHeaders, flags: number): void {
+  private onResponse(headers: IncomingHttpHeaders, flags: number) {
     if (flags & constants.NGHTTP2_FLAG_END_STREAM) {
       // Trailers-only: the status without a message (a refusal before anything was sent).
       return this.finish(
@@ -188,7 +188,7 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
     else this.trailers = s;
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Buffer) {
     if (this.destroyed) return;
     const read = this.reader.push(chunk);
     if ("error" in read) return this.cancelWith(read.code, read.error);
@@ -204,7 +204,7 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
     }
   }
 
-  private onEnd(): void {
+  private onEnd() {
     if (this.destroyed || !this.trailers) return; // no trailers: 'close' says why
     if (this.reader.partialBytes > 0) {
       return this.cancelWith(status.INTERNAL, "The server ended the call in the middle of a message");
