@@ -4,7 +4,7 @@
 // the connect timeout follow runtime/grpc-options.ts, so both stacks behave alike.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { flowControlWindowBytes, type KeepaliveOptions, sessionWindowBytes } from "../runtime/grpc-options.ts";
+import { flowControlWindowBytes, type KeepaliveOptions } from "../runtime/grpc-options.ts";
 import { type DialOptions, dialRelay } from "./relay-dial.ts";
 
 export interface H2ChannelOptions extends DialOptions {
@@ -92,7 +92,12 @@ export class H2Channel {
       session.once("connect", () => resolve());
       session.once("close", () => reject(new NoConnection(new Error("the relay closed the connection"))));
     });
-    session.setLocalWindowSize(sessionWindowBytes);
+    // The session's window, as grpc-js sets it from the same option: one stream's window, not the
+    // relay's 32 MiB. Node stops reading a session's socket while a write to it is in progress,
+    // so two peers that may both have megabytes in flight can each wait for the other to read:
+    // 200 echoing streams deadlocked so. A small window here keeps one direction within what
+    // the kernel's socket buffers take.
+    session.setLocalWindowSize(flowControlWindowBytes);
     if (this.closed) session.close();
     return session;
   }
