@@ -24,6 +24,8 @@ export class NoConnection extends Error {
 export class H2Channel {
   private readonly o: H2ChannelOptions;
   private current: Promise<ClientHttp2Session> | undefined;
+  /** The session `current` resolved to: one found dead is replaced before its 'close' is emitted. */
+  private live: ClientHttp2Session | undefined;
   private closed = false;
   /** Open streams per session: a session with none is unref'd so that it never holds the process. */
   private readonly streams = new WeakMap<ClientHttp2Session, number>();
@@ -35,6 +37,10 @@ export class H2Channel {
   /** The live session, or the one being made; rejects with NoConnection when it cannot be made. */
   session(): Promise<ClientHttp2Session> {
     if (this.closed) return Promise.reject(new NoConnection(new Error("the relay client was closed")));
+    if (this.live && (this.live.closed || this.live.destroyed)) {
+      this.live = undefined;
+      this.current = undefined;
+    }
     if (!this.current) {
       const made = this.open(() => {
         if (this.current === made) this.current = undefined;
@@ -99,6 +105,7 @@ export class H2Channel {
     // the kernel's socket buffers take.
     session.setLocalWindowSize(flowControlWindowBytes);
     if (this.closed) session.close();
+    this.live = session;
     return session;
   }
 }
