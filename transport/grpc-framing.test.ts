@@ -31,7 +31,11 @@ async function echo(frames: Buffer[], compression?: number): Promise<Buffer[]> {
   const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), options);
   try {
     const m = relayService.connect;
-    const call: ClientDuplexStream<Buffer, Buffer> = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize);
+    const call: ClientDuplexStream<Buffer, Buffer> = client.makeBidiStreamRequest(
+      m.path,
+      m.requestSerialize,
+      m.responseDeserialize,
+    );
     const got: Buffer[] = [];
     const done = new Promise<void>((resolve, reject) => {
       call.on("data", (f: Buffer) => got.push(Buffer.from(f)));

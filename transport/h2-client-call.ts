@@ -55,6 +55,7 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
   /** An OK status from the trailers, given once every message before it was read. */
   private trailers: StatusObject | undefined;
   private streamError: NodeJS.ErrnoException | undefined;
+  private onChunk: ((chunk: Buffer) => void) | undefined;
 
   constructor(spec: MethodSpec<Req, Res>, o: { deadlineMs?: number } = {}) {
     super();
@@ -151,6 +152,14 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
     this.cancelWith(status.CANCELLED, "Cancelled on client");
   }
 
+  /**
+   * Hands every DATA chunk to `onChunk` as it came instead of emitting 'data' messages: a reader
+   * that walks the framing itself (frame-reader.ts) never has a message reassembled.
+   */
+  readChunks(onChunk: (chunk: Buffer) => void): void {
+    this.onChunk = onChunk;
+  }
+
   pause(): this {
     this.paused = true;
     this.stream?.pause();
@@ -190,6 +199,7 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
 
   private onData(chunk: Buffer) {
     if (this.destroyed) return;
+    if (this.onChunk) return this.onChunk(chunk);
     const read = this.reader.push(chunk);
     if ("error" in read) return this.cancelWith(read.code, read.error);
     for (const message of read.messages) {
