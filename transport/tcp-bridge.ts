@@ -10,6 +10,7 @@ import { DeviceStreamsError } from "../runtime/errors.ts";
 import { maxMessageBytes } from "../runtime/grpc-options.ts";
 import { callError, type DialledServer } from "./call-error.ts";
 import { FrameReader, type FrameSink } from "./frame-reader.ts";
+import { readSocket } from "./socket-reads.ts";
 
 /**
  * The call a connection is carried on: a Connect or Accept call of transport/relay-client.ts (the
@@ -97,7 +98,7 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
   };
   const callWritable = () => !call.writableEnded && !call.destroyed;
 
-  socket.on("data", (chunk: Buffer) => {
+  const onRead = (chunk: Buffer) => {
     end.bytesOut += chunk.length;
     options.onBytes?.("out", chunk.length);
     for (let off = 0; off < chunk.length; off += options.maxFrameBytes) {
@@ -108,7 +109,8 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
         call.once("drain", () => socket.resume());
       }
     }
-  });
+  };
+  readSocket(socket, onRead);
   socket.on("end", () => {
     if (!callWritable()) return;
     if (state === "open") state = "finSent";
@@ -142,10 +144,21 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
     call.cancel();
   };
   let waitingDrain = false;
+  // The pieces of one read of the relay's socket go out in one writev, not a write each.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
   const frames: FrameSink = {
     data: (piece) => {
       end.bytesIn += piece.length;
       options.onBytes?.("in", piece.length);
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        process.nextTick(uncork);
+      }
       if (!socket.write(piece) && !waitingDrain) {
         waitingDrain = true;
         call.pause();
