@@ -186,7 +186,7 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
     }
     const refused = notGrpc(headers);
     if (refused) return this.finish(refused);
-    this.emit("metadata", trailerStatus(headers).metadata);
+    if (this.listenerCount("metadata") > 0) this.emit("metadata", trailerStatus(headers).metadata);
   }
 
   private onTrailers(headers: IncomingHttpHeaders): void {
@@ -222,8 +222,9 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
     this.finish(this.trailers, true);
   }
 
-  private onClose(): void {
+  private onClose() {
     if (this.destroyed) return;
+    if (this.trailers) return this.finish(this.trailers, true); // reset after its status: the status stands
     const dropped = this.session?.destroyed ?? false;
     this.finish(resetStatus(this.stream?.rstCode ?? 0, { connectionDropped: dropped, error: this.streamError }));
   }
