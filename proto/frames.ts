@@ -1,6 +1,6 @@
 // Hand-written codec for `Frame` (relay.proto), byte-compatible with the generated one (see
 // frames.test.ts) but built for the byte path: a data frame costs one header write and one copy
-// on encode (into a buffer grpc-js then frames in place, see prefix-room.ts), and a view (no
+// on encode (into a buffer the transport then frames in place, see prefix-room.ts), and a view (no
 // copy) on decode. The relay classifies frames by their first byte alone and never decodes them.
 
 import { devicestreams } from "./generated/devicestreams.js";

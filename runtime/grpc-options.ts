@@ -19,6 +19,8 @@ export const flowControlWindowBytes = 256 * 1024;
 // Per-connection HTTP/2 window, shared by all of a connection's streams.
 export const sessionWindowBytes = 32 * 1024 * 1024;
 const messageOverhead = 64;
+/** The largest gRPC message either end sends or takes: a whole tunnel frame and its header. */
+export const maxMessageBytes = maxFrameBytes + messageOverhead;
 
 export function channelOptions(keepalive: KeepaliveOptions): ChannelOptions {
   return {

@@ -2,7 +2,7 @@
 // here because grpc-js exposes no per-server minimum version.
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
-import { ChannelCredentials, experimental, ServerCredentials } from "@grpc/grpc-js";
+import { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
 import { DeviceStreamsError } from "./errors.ts";
 
 tls.DEFAULT_MIN_VERSION = "TLSv1.3";
@@ -58,56 +58,39 @@ export interface ClientTls {
 }
 
 /**
- * A device's certificate, renewed while relay channels stay open: each new TLS connection of a
- * channel uses the latest (grpc-js certificate providers), open connections keep theirs.
+ * A device's certificate, renewed while relay sessions stay open: each new TLS connection of the
+ * relay client (transport/relay-dial.ts) presents the latest, open connections keep theirs.
  */
-export class RenewableIdentity implements experimental.CertificateProvider {
+export class RenewableIdentity {
   private current: { certificate: Buffer; privateKey: Buffer };
-  private readonly listeners = new Set<experimental.IdentityCertificateUpdateListener>();
 
   constructor(certPem: string, keyPem: string) {
     this.current = { certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) };
   }
 
+  /** The certificate and key a new TLS connection presents. */
+  keyPair(): { certificate: Buffer; privateKey: Buffer } {
+    return this.current;
+  }
+
   update(certPem: string, keyPem: string): void {
     this.current = { certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) };
-    for (const l of this.listeners) l(this.current);
   }
-
-  addIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
-    this.listeners.add(l);
-    // A later tick: grpc-js registers its watcher only after adding the listener.
-    queueMicrotask(() => l(this.current));
-  }
-
-  removeIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
-    this.listeners.delete(l);
-  }
-
-  addCaCertificateListener(): void {}
-  removeCaCertificateListener(): void {}
 }
 
-function fixedCa(caPem: Buffer | string | undefined): experimental.CertificateProvider {
-  const caCertificate = Buffer.from(caPem ?? tls.rootCertificates.join("\n"));
-  return {
-    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate })),
-    removeCaCertificateListener: () => {},
-    addIdentityCertificateListener: () => {},
-    removeIdentityCertificateListener: () => {},
-  };
-}
-
+/** grpc-js credentials (the hub, access reviews); an identity's current certificate, as it is now. */
 export function channelCredentials(t: ClientTls): ChannelCredentials {
-  if (t.identity) return experimental.createCertificateProviderChannelCredentials(fixedCa(t.caPem), t.identity);
+  const pair = t.identity?.keyPair();
+  const key = pair?.privateKey ?? t.keyPem;
+  const cert = pair?.certificate ?? t.certPem;
   return ChannelCredentials.createSsl(
     t.caPem ? Buffer.from(t.caPem) : null,
-    t.keyPem ? Buffer.from(t.keyPem) : null,
-    t.certPem ? Buffer.from(t.certPem) : null,
+    key ? Buffer.from(key) : null,
+    cert ? Buffer.from(cert) : null,
   );
 }
 
-// grpc-js passes the relay's host as the TLS server name even when it is an IP address; Node
+// grpc-js passes a server's host as the TLS server name even when it is an IP address; Node
 // then skips SNI (as RFC 6066 requires) and warns on every connection. The certificate is still
 // checked against the IP, so the warning says nothing a user can act on: drop just that one.
 const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;

@@ -1,14 +1,14 @@
 // The agent's session with one stream's relay: attach (outbound), accept or refuse the stream by
 // the allow-list, dial the target for each connection the relay asks for, and reattach with
 // jittered backoff whenever the session is lost.
-import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
+import { type StatusObject, status } from "@grpc/grpc-js";
 import { Backoff } from "../runtime/backoff.ts";
 import { DeviceStreamsError, describeError } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { version } from "../runtime/version.ts";
 import { callError, type DialledServer } from "../transport/call-error.ts";
-import type { RelayClient } from "../transport/relay-client.ts";
-import type { AgentMessage, RelayMessage } from "../transport/relay-service.ts";
+import type { AttachCall, RelayClient } from "../transport/relay-client.ts";
+import type { RelayMessage } from "../transport/relay-service.ts";
 import { bridge } from "../transport/tcp-bridge.ts";
 import type { AllowList } from "./allow-list.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -39,7 +39,7 @@ export class RelaySession {
   state: SessionState = "connecting";
   /** Why the last attempt failed, for logs and readiness. */
   lastError = "";
-  private call: ClientDuplexStream<AgentMessage, RelayMessage> | undefined;
+  private call: AttachCall | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private maxFrameBytes = 256 * 1024;

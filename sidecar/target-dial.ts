@@ -2,11 +2,19 @@
 // person at the other end of the tunnel learns what went wrong on the device.
 import { connect, type Socket } from "node:net";
 import { DeviceStreamsError } from "../runtime/errors.ts";
+import { sharedReadBuffer } from "../transport/socket-reads.ts";
 import type { Target } from "./allow-list.ts";
 
 export function dialTarget(service: string, target: Target, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+    const socket = connect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: sharedReadBuffer,
+    });
+    socket.pause(); // until bridged: its reads land in a buffer shared by every target socket
     const where = `service "${service}" (${target.host}:${target.port} on the device)`;
     const timer = setTimeout(() => {
       socket.destroy();

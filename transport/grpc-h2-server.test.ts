@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { connect as h2connect } from "node:http2";
 import { createServer, type Socket, connect as tcpConnect } from "node:net";
-import { Client, credentials, Metadata, type StatusObject, status } from "@grpc/grpc-js";
+import { Client, type ClientDuplexStream, credentials, Metadata, type StatusObject, status } from "@grpc/grpc-js";
 import { decodeFrame, encodeData, encodeFin } from "../proto/frames.ts";
 import { relayServicePath } from "../proto/metadata.ts";
 import { ConnectionGate } from "../runtime/connection-gate.ts";
@@ -15,7 +15,6 @@ import { GrpcH2Server } from "./grpc-h2-server.ts";
 import type { H2ServerCall } from "./h2-server-call.ts";
 import { MessageServerCall } from "./message-server-call.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "./relay-service.ts";
-import type { FrameCall } from "./tcp-bridge.ts";
 
 const ca = new TestCA();
 const cert = ca.issue({ commonName: "relay", dnsNames: ["localhost"], ipv4Addresses: ["127.0.0.1"], usage: "server" });
@@ -51,7 +50,7 @@ function grpcClient(port: number) {
   });
 }
 
-const connectCall = (c: Client, md = new Metadata(), options = {}): FrameCall => {
+const connectCall = (c: Client, md = new Metadata(), options = {}): ClientDuplexStream<Buffer, Buffer> => {
   const m = relayService.connect;
   return c.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, md, options);
 };

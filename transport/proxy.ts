@@ -1,11 +1,12 @@
 // Outbound through an HTTP proxy (HTTP CONNECT), for agents and clients behind a firewall that
-// lets only a proxy out. grpc-js makes the CONNECT itself when a channel carries its
-// `grpc.http_connect_*` options; we set them from our own settings (`--proxy`, else
-// HTTPS_PROXY/https_proxy, with NO_PROXY/no_proxy) and switch off grpc-js's reading of the
-// environment, so there is one source of truth. grpc-js reports a refused CONNECT only as
-// "unavailable", so `checkProxy` makes one CONNECT of its own to name the cause.
+// lets only a proxy out, from one source of truth: `--proxy`, else HTTPS_PROXY/https_proxy, with
+// NO_PROXY/no_proxy. The relay client makes its CONNECT here (connectThroughProxy); for the hub,
+// grpc-js makes it from the `grpc.http_connect_*` options we set, its own reading of the
+// environment switched off. grpc-js reports a refused CONNECT only as "unavailable", so
+// `checkProxy` makes one CONNECT of its own to name the cause.
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
+import type { Socket } from "node:net";
 import type { ChannelOptions } from "@grpc/grpc-js";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { splitHostPort } from "../runtime/http-endpoints.ts";
@@ -120,7 +121,15 @@ export function proxiedChannel(
  * One CONNECT to `target` through the proxy, closed at once: resolves when the proxy lets it
  * through, else rejects with the cause named (credentials refused, target refused, proxy down).
  */
-export function checkProxy(proxy: ProxySettings, target: string, timeoutMs = 10_000): Promise<void> {
+export async function checkProxy(proxy: ProxySettings, target: string, timeoutMs = 10_000): Promise<void> {
+  (await connectThroughProxy(proxy, target, timeoutMs)).destroy();
+}
+
+/**
+ * A TCP connection to `target` through the proxy (HTTP CONNECT, Basic auth), for the relay
+ * client's TLS to run over; rejects with the cause named, as checkProxy does.
+ */
+export function connectThroughProxy(proxy: ProxySettings, target: string, timeoutMs: number): Promise<Socket> {
   const via = `the HTTP proxy ${proxy.url} (${proxy.source})`;
   return new Promise((resolve, reject) => {
     const req = request({
@@ -136,10 +145,15 @@ export function checkProxy(proxy: ProxySettings, target: string, timeoutMs = 10_
       },
       timeout: timeoutMs,
     });
-    req.once("connect", (res, socket) => {
-      socket.destroy();
+    req.once("connect", (res, socket, head) => {
       const code = res.statusCode ?? 0;
-      if (code === 200) return resolve();
+      if (code === 200) {
+        socket.setTimeout(0);
+        // Bytes the proxy sent past its answer belong to the tunnel (none before TLS, normally).
+        if (head.length > 0) socket.unshift(head);
+        return resolve(socket);
+      }
+      socket.destroy();
       // 407 is the standard answer; some proxies (tinyproxy) say 401 to wrong credentials.
       if (code === 407 || code === 401) {
         return reject(

@@ -3,13 +3,37 @@
 // direction stays open), a reset or socket error to a Reset frame, and a failed call to a reset
 // socket. Backpressure: a write that returns false pauses the producer until 'drain'.
 import type { Duplex } from "node:stream";
-import { type ClientDuplexStream, type StatusObject, status } from "@grpc/grpc-js";
+import { type StatusObject, status } from "@grpc/grpc-js";
 import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
 import { type ErrorCode, peerCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
+import { maxMessageBytes } from "../runtime/grpc-options.ts";
 import { callError, type DialledServer } from "./call-error.ts";
+import { FrameReader, type FrameSink } from "./frame-reader.ts";
+import { readSocket } from "./socket-reads.ts";
 
-export type FrameCall = ClientDuplexStream<Buffer, Buffer>;
+/**
+ * The call a connection is carried on: a Connect or Accept call of transport/relay-client.ts (the
+ * surface and events of grpc-js's ClientDuplexStream), or a stand-in in tests.
+ */
+export interface FrameCall {
+  write(frame: Buffer): boolean;
+  end(): void;
+  cancel(): void;
+  pause(): unknown;
+  resume(): unknown;
+  readonly writableEnded: boolean;
+  readonly destroyed: boolean;
+  on(event: "data", listener: (frame: Buffer) => void): unknown;
+  on(event: "end", listener: () => void): unknown;
+  on(event: "error", listener: (err: Error) => void): unknown;
+  on(event: "status", listener: (s: StatusObject) => void): unknown;
+  once(event: "drain", listener: () => void): unknown;
+  /** The relay's response headers: it paired the call with the device side (client/socks-listener.ts). */
+  once(event: "metadata", listener: () => void): unknown;
+  /** Hands over the call's raw DATA chunks instead of 'data' events of whole frames. */
+  readChunks?(onChunk: (chunk: Buffer) => void): void;
+}
 
 export interface BridgeEnd {
   /** Undefined when both directions closed cleanly. */
@@ -76,7 +100,7 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
   };
   const callWritable = () => !call.writableEnded && !call.destroyed;
 
-  socket.on("data", (chunk: Buffer) => {
+  const onRead = (chunk: Buffer) => {
     end.bytesOut += chunk.length;
     options.onBytes?.("out", chunk.length);
     for (let off = 0; off < chunk.length; off += options.maxFrameBytes) {
@@ -87,7 +111,8 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
         call.once("drain", () => socket.resume());
       }
     }
-  });
+  };
+  readSocket(socket, onRead);
   socket.on("end", () => {
     if (!callWritable()) return;
     if (state === "open") state = "finSent";
@@ -113,36 +138,67 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
     finish(new DeviceStreamsError("DS_PEER_RESET", "the local connection closed before the tunnel finished"));
   });
 
-  call.on("data", (frame: Buffer) => {
-    const f = decodeFrame(frame);
-    switch (f.kind) {
-      case "data":
-        end.bytesIn += f.data.length;
-        options.onBytes?.("in", f.data.length);
-        if (!socket.write(f.data)) {
-          call.pause();
-          socket.once("drain", () => call.resume());
-        }
-        return;
-      case "fin":
-        if (state === "open") state = "finReceived";
-        socket.end();
-        if (state === "finSent") finish();
-        return;
-      case "reset":
-        resetSocket(
-          new DeviceStreamsError(
-            peerCode(f.reset.code, "DS_PEER_RESET"),
-            f.reset.message || `${far} reset the connection`,
-          ),
-        );
-        call.cancel();
-        return;
-      default:
-        resetSocket(new DeviceStreamsError("DS_PROTOCOL", `the relay sent a malformed frame (${f.why})`));
-        call.cancel();
-    }
-  });
+  // The far end's frames, in place when the call hands over its raw chunks (relay-client.ts),
+  // else one decoded frame at a time.
+  let reader: FrameReader | undefined;
+  const stopReading = () => {
+    reader?.stop();
+    call.cancel();
+  };
+  let waitingDrain = false;
+  // The pieces of one read of the relay's socket go out in one writev, not a write each.
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  const frames: FrameSink = {
+    data: (piece) => {
+      end.bytesIn += piece.length;
+      options.onBytes?.("in", piece.length);
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        process.nextTick(uncork);
+      }
+      if (!socket.write(piece) && !waitingDrain) {
+        waitingDrain = true;
+        call.pause();
+        socket.once("drain", () => {
+          waitingDrain = false;
+          call.resume();
+        });
+      }
+    },
+    fin: () => {
+      if (state === "open") state = "finReceived";
+      socket.end();
+      if (state === "finSent") finish();
+    },
+    reset: (r) => {
+      resetSocket(
+        new DeviceStreamsError(peerCode(r.code, "DS_PEER_RESET"), r.message || `${far} reset the connection`),
+      );
+      stopReading();
+    },
+    invalid: (why) => {
+      resetSocket(new DeviceStreamsError("DS_PROTOCOL", `the relay sent a malformed frame (${why})`));
+      stopReading();
+    },
+  };
+  if (call.readChunks) {
+    const r = new FrameReader(frames, maxMessageBytes);
+    reader = r;
+    call.readChunks((chunk) => r.push(chunk));
+  } else {
+    call.on("data", (frame: Buffer) => {
+      const f = decodeFrame(frame);
+      if (f.kind === "data") frames.data(f.data);
+      else if (f.kind === "fin") frames.fin();
+      else if (f.kind === "reset") frames.reset(f.reset);
+      else frames.invalid(f.why);
+    });
+  }
   call.on("error", () => {}); // reported through 'status'
   call.on("status", (s: StatusObject) => {
     if (state === "finished" || s.code === status.OK) return;

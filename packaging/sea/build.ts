@@ -26,7 +26,7 @@ const { inject } = require("postject") as {
 };
 
 /**
- * transport/grpc-framing.ts loads two grpc-js internals through createRequire, which esbuild cannot
+ * transport/grpc-framing.ts loads a grpc-js internal through createRequire, which esbuild cannot
  * follow and a single executable cannot run; this hands it the bundled copies instead, the same
  * module instances the rest of the bundle uses. A build fails when the line it replaces changes.
  */
@@ -37,7 +37,7 @@ export const grpcInternals: Plugin = {
       const line = "const require = createRequire(import.meta.url);";
       const text = readFileSync(args.path, "utf8");
       if (!text.includes(line)) return { errors: [{ text: `${args.path} no longer has: ${line}` }] };
-      const ids = ["@grpc/grpc-js/build/src/compression-filter.js", "@grpc/grpc-js/build/src/server-interceptors.js"];
+      const ids = ["@grpc/grpc-js/build/src/server-interceptors.js"];
       const imports = ids.map((id, i) => `import * as grpcInternal${i} from "${id}";`).join("\n");
       const table = `{ ${ids.map((id, i) => `"${id}": grpcInternal${i}`).join(", ")} }`;
       const contents = `${imports}\n${text.replace(line, `const require = (id: string) => (${table} as Record<string, any>)[id];`)}`;

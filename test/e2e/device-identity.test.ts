@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ClientDuplexStream } from "@grpc/grpc-js";
 import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
 import { collectionPath, core, objectPath } from "../../kube/client.ts";
 import type { Secret } from "../../kube/types.ts";
@@ -18,8 +17,8 @@ import {
   signCertificateRequest,
 } from "../../runtime/pki.ts";
 import type { ClientTls } from "../../runtime/tls.ts";
-import { RelayClient } from "../../transport/relay-client.ts";
-import type { AgentMessage, RelayMessage } from "../../transport/relay-service.ts";
+import { type AttachCall, RelayClient } from "../../transport/relay-client.ts";
+import type { RelayMessage } from "../../transport/relay-service.ts";
 import { type HubAgent, startHubAgent } from "../helpers/hub-agent.ts";
 import { pluginSsh } from "../helpers/plugin-ssh.ts";
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
@@ -68,7 +67,7 @@ describe("end to end: the device side of a stream is its Device, proven by its c
   const attachAs = async (address: string, serverName: string, tls: ClientTls, token = "") => {
     const relay = new RelayClient({ address, serverName, tls, keepalive: { timeMs: 10_000, timeoutMs: 5_000 } });
     try {
-      const call: ClientDuplexStream<AgentMessage, RelayMessage> = relay.attach(token, "impostor");
+      const call: AttachCall = relay.attach(token, "impostor");
       return await new Promise<string>((resolve) => {
         call.on("data", (m: RelayMessage) => {
           if (m.streamInfo) {
