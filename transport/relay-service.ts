@@ -1,12 +1,9 @@
-// grpc-js definition of the Relay service. Connect and Accept carry already-encoded Frames
-// (see frames.ts), so their serializers pass Buffers through untouched: no per-message
-// protobuf work anywhere on the byte path. What the relay receives is adopted for in-place
-// framing (grpc-framing.ts), so a frame it forwards is not copied again.
+// grpc-js definition of the Relay service: the generated stubs' shape, which the relay's own
+// node:http2 server (Attach's codec) and the interop tests use. Connect and Accept carry
+// already-encoded Frames (see frames.ts), so their serializers pass Buffers through untouched.
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import { devicestreams } from "../proto/generated/devicestreams.js";
 import { relayServicePath } from "../proto/metadata.ts";
-import { adoptReceived } from "../proto/prefix-room.ts";
-import "./grpc-framing.ts"; // frames tunnel frames in place once installed
 
 const pb = devicestreams.v1alpha1;
 
@@ -21,7 +18,7 @@ function frameMethod(name: string) {
     requestStream: true,
     responseStream: true,
     requestSerialize: passthrough,
-    requestDeserialize: adoptReceived,
+    requestDeserialize: passthrough,
     responseSerialize: passthrough,
     responseDeserialize: passthrough,
   };

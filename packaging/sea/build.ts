@@ -15,7 +15,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { build, type Plugin } from "esbuild";
+import { build } from "esbuild";
 import { nodeFlags } from "../../cli/node-flags.ts";
 import { assetNames, seaAssetKey, webAssetFiles } from "../../client/web/assets.ts";
 
@@ -23,27 +23,6 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 const require = createRequire(import.meta.url);
 const { inject } = require("postject") as {
   inject(file: string, resource: string, data: Buffer, o: { sentinelFuse: string }): Promise<void>;
-};
-
-/**
- * transport/grpc-framing.ts loads a grpc-js internal through createRequire, which esbuild cannot
- * follow and a single executable cannot run; this hands it the bundled copies instead, the same
- * module instances the rest of the bundle uses. A build fails when the line it replaces changes.
- */
-export const grpcInternals: Plugin = {
-  name: "grpc-framing-internals",
-  setup(b) {
-    b.onLoad({ filter: /transport[\\/]grpc-framing\.ts$/ }, (args) => {
-      const line = "const require = createRequire(import.meta.url);";
-      const text = readFileSync(args.path, "utf8");
-      if (!text.includes(line)) return { errors: [{ text: `${args.path} no longer has: ${line}` }] };
-      const ids = ["@grpc/grpc-js/build/src/server-interceptors.js"];
-      const imports = ids.map((id, i) => `import * as grpcInternal${i} from "${id}";`).join("\n");
-      const table = `{ ${ids.map((id, i) => `"${id}": grpcInternal${i}`).join(", ")} }`;
-      const contents = `${imports}\n${text.replace(line, `const require = (id: string) => (${table} as Record<string, any>)[id];`)}`;
-      return { contents, loader: "ts" };
-    });
-  },
 };
 
 /** The browser terminal's files by their SEA asset key. */
@@ -67,7 +46,7 @@ export async function buildSea(name: SeaName, outDir = join(root, "build/sea")):
     platform: "node",
     target: "node24",
     format: "cjs",
-    plugins: [grpcInternals],
+
     // A single executable has no module URL; code that reads files beside it asks node:sea first.
     define: { "import.meta.url": "undefined" },
     // Optional peers of ws that it loads only when installed; they are not. ssh2's optional native
