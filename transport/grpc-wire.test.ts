@@ -12,10 +12,10 @@ import {
 
 describe("gRPC wire helpers", () => {
   it("percent-encodes grpc-message as the spec asks, and no field value begins or ends with a space", () => {
-    assert.equal(encodeGrpcMessage("DS_X: 100% sûr"), "DS_X: 100%25 s%C3%BBr");
+    assert.equal(encodeGrpcMessage("DS_PROTOCOL: 100% sûr"), "DS_PROTOCOL: 100%25 s%C3%BBr");
     assert.equal(encodeGrpcMessage(" edge "), "%20edge%20");
     assert.equal(encodeGrpcMessage("tab\there\n"), "tab%09here%0A");
-    for (const text of ["DS_X: 100% sûr ✓", " edge ", "a\u0000b", "DS_Y: "]) {
+    for (const text of ["DS_PROTOCOL: 100% sûr ✓", " edge ", "a\u0000b", "DS_PROTOCOL: "]) {
       assert.equal(decodeGrpcMessage(encodeGrpcMessage(text)), text);
       assert.equal(decodeURI(encodeGrpcMessage(text)).replaceAll("%25", "%"), text, "as grpc-js decodes it");
     }
