@@ -77,20 +77,8 @@ export interface Client {
 }
 
 export async function startClient(stream: StaticStream, relayAddress: string, args: string[] = []): Promise<Client> {
-  const process = new ComponentProcess("connect", [
-    "connect",
-    "--relay",
-    relayAddress,
-    "--ca",
-    stream.caCert,
-    "--token-file",
-    stream.sourceTokenFile,
-    "--local",
-    "127.0.0.1:0",
-    ...args,
-  ]);
-  const m = await announced(process, /listening on 127\.0\.0\.1:(\d+)/);
-  return { process, port: Number(m[1]) };
+  const f = await startForwarder(stream, relayAddress, ["--local", "127.0.0.1:0", ...args], 1);
+  return { process: f.process, port: f.ports[0]! };
 }
 
 export interface Forwarder {
