@@ -80,7 +80,7 @@ describe("TCP bridge", () => {
     assert.equal(ends.length, 1);
   });
 
-  it("a Reset frame resets the socket and cancels the call; without a code it names the far end by role", async () => {
+  it("a Reset frame resets the socket and half-closes the call; without a code it names the far end by role", async () => {
     for (const [side, far] of [
       ["client", "the device"],
       ["agent", "the client"],
@@ -89,7 +89,9 @@ describe("TCP bridge", () => {
       call.receive(encodeReset("", ""));
       await tick();
       assert.ok(socket.destroyed);
-      assert.ok(call.cancelled);
+      // The relay ends the call after a Reset: an RST_STREAM per reset would look like an attack.
+      assert.ok(call.writableEnded);
+      assert.ok(!call.cancelled);
       assert.equal(ends[0]!.error?.code, "DS_PEER_RESET");
       assert.equal(ends[0]!.error?.message, `${far} reset the connection`);
     }
@@ -98,6 +100,18 @@ describe("TCP bridge", () => {
     await tick();
     assert.equal(coded.ends[0]!.error?.code, "DS_TARGET_REFUSED");
     assert.equal(coded.ends[0]!.error?.message, "the target refused");
+  });
+
+  it("a call still open after the far end's Reset is cancelled once the grace has passed", async () => {
+    const ended = bridged({ resetGraceMs: 20 });
+    ended.call.receive(encodeReset("", ""));
+    await tick();
+    ended.call.emit("status", { code: status.OK, details: "", metadata: undefined });
+    const hanging = bridged({ resetGraceMs: 20 });
+    hanging.call.receive(encodeReset("", ""));
+    await new Promise((r) => setTimeout(r, 60));
+    assert.ok(!ended.call.cancelled, "a call that ended is not cancelled");
+    assert.ok(hanging.call.cancelled);
   });
 
   it("a Fin with a body is a protocol error, not a FIN: the socket is reset and nothing is written to it", async () => {

@@ -61,6 +61,8 @@ export interface BridgeOptions {
   onEnd?(end: BridgeEnd): void;
   /** Called per chunk: `out` is read from the socket and sent, `in` is received and written to it. */
   onBytes?(direction: "out" | "in", bytes: number): void;
+  /** After the far end's Reset, how long the relay has to end the call before it is cancelled. */
+  resetGraceMs?: number;
 }
 
 /**
@@ -69,6 +71,9 @@ export interface BridgeOptions {
  * socket.end()); both make it finished, as does any reset or error.
  */
 type HalfClose = "open" | "finSent" | "finReceived" | "finished";
+
+/** How long a call whose far end sent a Reset may take to end before it is cancelled. */
+const defaultResetGraceMs = 10_000;
 
 function socketErrorCode(err: NodeJS.ErrnoException): ErrorCode {
   return err.code === "ECONNRESET" ? "DS_PEER_RESET" : "DS_SOCKET_ERROR";
@@ -145,6 +150,19 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
     reader?.stop();
     call.cancel();
   };
+  // After the far end's Reset the relay ends the call itself: half-close and wait for its status
+  // rather than reset the HTTP/2 stream. A peer that resets streams fast is what HTTP/2 servers
+  // take for the "rapid reset" attack: past 1,000 resets (33 a second after that) Node's relay
+  // would end the whole session, every other connection of this client or device with it.
+  const awaitStatus = () => {
+    reader?.stop();
+    if (callWritable()) call.end();
+    call.resume(); // what is still queued is dropped unread, so that the status can arrive
+    if (call.destroyed) return;
+    const timer = setTimeout(() => call.cancel(), options.resetGraceMs ?? defaultResetGraceMs);
+    timer.unref?.();
+    call.on("status", () => clearTimeout(timer));
+  };
   let waitingDrain = false;
   // The pieces of one read of the relay's socket go out in one writev, not a write each.
   let corked = false;
@@ -179,7 +197,7 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
       resetSocket(
         new DeviceStreamsError(peerCode(r.code, "DS_PEER_RESET"), r.message || `${far} reset the connection`),
       );
-      stopReading();
+      awaitStatus();
     },
     invalid: (why) => {
       resetSocket(new DeviceStreamsError("DS_PROTOCOL", `the relay sent a malformed frame (${why})`));

@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { stopAfterTest } from "../helpers/cleanup.ts";
 import { type DataPlane, startDataPlane } from "../helpers/dataplane.ts";
+import { h2Session } from "../helpers/raw-peers.ts";
+import { countMatches, dialMode, modeTarget } from "../helpers/robustness.ts";
 import { collect, dial, roundTrip } from "../helpers/tcp-client.ts";
 import { echoServer, hashServer, listen, sha256, type TcpTarget } from "../helpers/tcp-targets.ts";
 import { within } from "../helpers/wait.ts";
@@ -80,6 +82,54 @@ describe("data plane: TCP semantics through relay and agent", function () {
     s.resetAndDestroy();
     const err = await within("the target to see the connection end", targetSaw.promise, 10_000);
     assert.equal(err?.code, "ECONNRESET");
+  });
+
+  // Each reset used to end in an HTTP/2 RST_STREAM from the edge that received it. Node's relay
+  // takes over 1,000 of them on one session for the "rapid reset" attack and ends the session:
+  // one user's flood of short connections cut the device off for everyone (bench/flood.ts).
+  it("1,500 resets each way and 2,000 cancelled calls leave the stream's other connections and sessions up", async () => {
+    const target = await modeTarget();
+    stopAfterTest({ stop: () => target.close() });
+    const other = stopAfterTest(await startDataPlane({ service: "m", allow: [`m=${target.address}`] }));
+    const held = await dialMode(other.client.port, "echo");
+    const echoed = async (text: string) => {
+      const back = new Promise<string>((r) => held.once("data", (c: Buffer) => r(c.toString())));
+      held.write(text);
+      assert.equal(await within(`the held connection to echo ${text}`, back, 10_000), text);
+    };
+    await echoed("before");
+    const clientResets = async () => {
+      const s = await dialMode(other.client.port, "echo");
+      await new Promise((r) => s.once("data", r).write("x"));
+      s.resetAndDestroy();
+    };
+    const targetResets = async () => {
+      const s = await dialMode(other.client.port, "reset");
+      assert.equal((await collect(s)).error?.code, "ECONNRESET");
+    };
+    // And the flood's shape: services that open calls and cancel each once it is paired.
+    const cancelPaired = async () => {
+      const { session } = await h2Session(Number(other.relay.address.split(":")[1]), other.stream.ca.certPem);
+      for (let i = 0; i < 100; i++) {
+        const req = session.request({
+          ":method": "POST",
+          ":path": "/devicestreams.v1alpha1.Relay/Connect",
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${other.stream.sourceToken}`,
+        });
+        req.on("error", () => {});
+        await new Promise((r) => req.once("response", r).once("close", r));
+        req.close();
+      }
+      session.destroy();
+    };
+    for (const one of [clientResets, targetResets]) {
+      for (let i = 0; i < 1500; i += 50) await Promise.all(Array.from({ length: 50 }, one));
+    }
+    await Promise.all(Array.from({ length: 20 }, cancelPaired));
+    await echoed("after");
+    assert.equal(countMatches(other.agent.process, /attached to relay/), 1, "the agent had to attach again");
   });
 
   it("carries 200 concurrent connections on one stream, each with its own payload", async () => {

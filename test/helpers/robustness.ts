@@ -242,7 +242,8 @@ export function callOutcome(call: RawCall, timeoutMs = 10_000): Promise<CallOutc
  * - `echo`: sends every byte back (and the FIN after the client's FIN);
  * - `flood`: sends pseudo-random bytes as fast as the connection takes them, never reads;
  * - `hash`: reads to FIN, answers the SHA-256 of what it read, closes;
- * - `stall`: like `hash`, but does not read at all until the test calls `resumeStalled()`.
+ * - `stall`: like `hash`, but does not read at all until the test calls `resumeStalled()`;
+ * - `reset`: resets the connection (RST) at once.
  */
 export interface ModeConnection {
   mode: string;
@@ -316,6 +317,8 @@ export async function modeTarget(): Promise<ModeTarget> {
         };
         s.on("drain", more);
         more();
+      } else if (mode === "reset") {
+        s.resetAndDestroy();
       } else if (mode === "stall") {
         hashUntilFin(s, (n) => {
           stalledRead += n;
@@ -361,7 +364,7 @@ export function generatedSha256(total: number): string {
 /** Dials the tunnel and asks a ModeTarget for `mode` (`gen N`: the target sends generated(N), then FIN). */
 export async function dialMode(
   port: number,
-  mode: "echo" | "flood" | "hash" | "stall" | `gen ${number}`,
+  mode: "echo" | "flood" | "hash" | "stall" | "reset" | `gen ${number}`,
 ): Promise<Socket> {
   const s = await dial(port);
   s.write(`${mode}\n`);
