@@ -23,12 +23,19 @@ const target = await startTarget();
 const paths: BenchPath[] = [await tunnel(target.port)];
 if (a.ssh) paths.push(await sshReverse(target.port));
 
-/** Runs `work` and returns its bits per second and the path's CPU seconds per 1e9 bytes moved. */
+/**
+ * Runs `work` and returns its bits per second and the path's CPU seconds per 1e9 bytes moved, with
+ * each named component's share where the path has them (relay, agent, client).
+ */
 async function measured(p: BenchPath, work: () => Promise<number>): Promise<string> {
+  const parts = Object.entries(p.parts?.() ?? {});
   const cpu0 = cpuSeconds(p.pids());
+  const part0 = parts.map(([, pid]) => cpuSeconds([pid]));
   const bps = await work();
-  const perGB = (cpuSeconds(p.pids()) - cpu0) / (bytes / 1e9);
-  return `${(bps / 1e9).toFixed(2)} Gbit/s (${perGB.toFixed(2)} CPU-s/GB)`;
+  const gb = bytes / 1e9;
+  const perGB = (cpuSeconds(p.pids()) - cpu0) / gb;
+  const each = parts.map(([name, pid], i) => `${name} ${((cpuSeconds([pid]) - part0[i]!) / gb).toFixed(2)}`);
+  return `${(bps / 1e9).toFixed(2)} Gbit/s (${perGB.toFixed(2)} CPU-s/GB${each.length ? `: ${each.join(", ")}` : ""})`;
 }
 
 try {

@@ -7,6 +7,8 @@ export interface BenchPath {
   port: number;
   /** The forwarding processes (not the driver or the target), for CPU time; children are included. */
   pids(): number[];
+  /** The pid of each component by name, where a path has named parts (tunnel: relay, agent, client). */
+  parts?(): Record<string, number>;
   /** Per-component RSS in KiB (tunnel: relay, agent, client); empty where not measured. */
   rss(): Record<string, number>;
   /** Free-text details (cipher negotiated, socat options). */

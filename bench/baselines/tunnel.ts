@@ -15,6 +15,7 @@ export async function tunnel(targetPort: number): Promise<BenchPath> {
     name: "tunnel",
     port: plane.client.port,
     pids: () => plane.processes().map((p) => p.pid),
+    parts: () => ({ relay: plane.relay.process.pid, agent: plane.agent.process.pid, client: plane.client.process.pid }),
     rss: () => ({
       relay: plane.relay.process.rssKiB(),
       agent: plane.agent.process.rssKiB(),
