@@ -54,6 +54,14 @@ export function encodeData(payload: Uint8Array): Buffer {
   return out;
 }
 
+/** A data frame's header (tag and length) for a payload sent after it separately. */
+export function dataHeader(payloadLength: number): Buffer {
+  const head = Buffer.allocUnsafe(1 + varintLength(payloadLength));
+  head[0] = tagData;
+  writeVarint(head, 1, payloadLength);
+  return head;
+}
+
 const finFrame = Buffer.from([tagFin, 0x00]);
 
 export function encodeFin(): Buffer {

@@ -142,6 +142,41 @@ export class H2ClientCall<Req, Res> extends EventEmitter<CallEvents<Res>> {
     return false;
   }
 
+  /**
+   * Sends one message made of `head` and `body` without joining them: the payload of a socket
+   * read goes out as it was read (a data frame's 2–6 byte header in front), uncopied. `body` must
+   * not be written to again (a fresh read, not a shared read buffer).
+   */
+  writeMessage(head: Buffer, body: Buffer): boolean {
+    if (this.writableEnded || this.destroyed) return true;
+    const size = head.length + body.length;
+    if (size > this.spec.maxMessageBytes) {
+      this.cancelWith(
+        status.RESOURCE_EXHAUSTED,
+        `Sent message larger than max (${size} vs. ${this.spec.maxMessageBytes})`,
+      );
+      return true;
+    }
+    const prefixed = Buffer.allocUnsafe(prefixBytes + head.length);
+    prefixed[0] = 0;
+    prefixed.writeUInt32BE(size, 1);
+    prefixed.set(head, prefixBytes);
+    if (this.stream) {
+      // Corked, the two go down to HTTP/2 in one writev.
+      this.stream.cork();
+      this.stream.write(prefixed);
+      const ok = this.stream.write(body);
+      this.stream.uncork();
+      if (ok) return true;
+    } else {
+      this.queued.push(prefixed, body);
+      this.queuedBytes += prefixed.length + body.length;
+      if (this.queuedBytes < queueBytes) return true;
+    }
+    this.needDrain = true;
+    return false;
+  }
+
   end(): void {
     if (this.writableEnded) return;
     this.writableEnded = true;

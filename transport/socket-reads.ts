@@ -5,7 +5,10 @@
 // reads), and the whole send path about a quarter less.
 import type { Duplex } from "node:stream";
 
-const readers = new WeakMap<object, (chunk: Buffer) => void>();
+/** `reused`: the chunk is a view of the shared buffer, valid only until the callback returns. */
+export type OnRead = (chunk: Buffer, reused: boolean) => void;
+
+const readers = new WeakMap<object, OnRead>();
 const early = new WeakMap<object, Buffer[]>();
 
 /** net.connect's `onread` for a socket that will be bridged; create it paused (readSocket resumes it). */
@@ -14,7 +17,7 @@ export const sharedReadBuffer = {
   callback(this: Duplex, bytes: number, buffer: Buffer): boolean {
     const read = readers.get(this);
     if (read) {
-      read(buffer.subarray(0, bytes));
+      read(buffer.subarray(0, bytes), true);
       return true;
     }
     // Read before anyone took the socket (it was not made paused): keep a copy, stop reading.
@@ -26,9 +29,9 @@ export const sharedReadBuffer = {
 };
 
 /** Calls `onRead` with every read of `socket`, however it reads, and starts it reading. */
-export function readSocket(socket: Duplex, onRead: (chunk: Buffer) => void): void {
-  socket.on("data", onRead);
+export function readSocket(socket: Duplex, onRead: OnRead): void {
+  socket.on("data", (chunk: Buffer) => onRead(chunk, false));
   readers.set(socket, onRead);
-  for (const chunk of early.get(socket)?.splice(0) ?? []) onRead(chunk);
+  for (const chunk of early.get(socket)?.splice(0) ?? []) onRead(chunk, false);
   socket.resume();
 }

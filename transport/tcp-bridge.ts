@@ -4,7 +4,7 @@
 // socket. Backpressure: a write that returns false pauses the producer until 'drain'.
 import type { Duplex } from "node:stream";
 import { type StatusObject, status } from "@grpc/grpc-js";
-import { decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
+import { dataHeader, decodeFrame, encodeData, encodeFin, encodeReset } from "../proto/frames.ts";
 import { type ErrorCode, peerCode } from "../runtime/error-codes.ts";
 import { DeviceStreamsError } from "../runtime/errors.ts";
 import { maxMessageBytes } from "../runtime/grpc-options.ts";
@@ -31,6 +31,8 @@ export interface FrameCall {
   once(event: "drain", listener: () => void): unknown;
   /** The relay's response headers: it paired the call with the device side (client/socks-listener.ts). */
   once(event: "metadata", listener: () => void): unknown;
+  /** Sends one message of `head` then `body`, uncopied (transport/h2-client-call.ts). */
+  writeMessage?(head: Buffer, body: Buffer): boolean;
   /** Hands over the call's raw DATA chunks instead of 'data' events of whole frames. */
   readChunks?(onChunk: (chunk: Buffer) => void): void;
 }
@@ -105,13 +107,17 @@ export function bridge(socket: Duplex, call: FrameCall, options: BridgeOptions):
   };
   const callWritable = () => !call.writableEnded && !call.destroyed;
 
-  const onRead = (chunk: Buffer) => {
+  // A read that is the socket's own (not the shared read buffer) is sent as it is, behind a
+  // small header; a shared one is copied into its frame before the buffer is read into again.
+  const send = (piece: Buffer, reused: boolean) =>
+    !reused && call.writeMessage ? call.writeMessage(dataHeader(piece.length), piece) : call.write(encodeData(piece));
+  const onRead = (chunk: Buffer, reused: boolean) => {
     end.bytesOut += chunk.length;
     options.onBytes?.("out", chunk.length);
     for (let off = 0; off < chunk.length; off += options.maxFrameBytes) {
       const piece =
         off === 0 && chunk.length <= options.maxFrameBytes ? chunk : chunk.subarray(off, off + options.maxFrameBytes);
-      if (!call.write(encodeData(piece))) {
+      if (!send(piece, reused)) {
         socket.pause();
         call.once("drain", () => socket.resume());
       }
