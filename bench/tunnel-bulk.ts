@@ -1,8 +1,9 @@
 // Bulk transfers through the tunnel alone (optionally `ssh -R` too), with the CPU per GB of its
 // three components per direction: the quick loop for A/B-testing a data-plane change. Run it from
 // two worktrees in turn (docs/benchmarks.md, "What we tried"); `npm run bench` is the full suite.
-//   node bench/tunnel-bulk.ts [--mib 512] [--runs 2] [--ssh]
+//   node bench/tunnel-bulk.ts [--mib 512] [--runs 2] [--ssh] [--bastion]
 import { parseArgs } from "node:util";
+import { bastionChain } from "./baselines/bastion-chain.ts";
 import type { BenchPath } from "./baselines/path.ts";
 import { sshReverse } from "./baselines/ssh-reverse.ts";
 import { tunnel } from "./baselines/tunnel.ts";
@@ -15,6 +16,7 @@ const { values: a } = parseArgs({
     mib: { type: "string", default: "512" },
     runs: { type: "string", default: "2" },
     ssh: { type: "boolean" },
+    bastion: { type: "boolean" },
   },
 });
 const bytes = Number(a.mib) * 2 ** 20;
@@ -22,6 +24,7 @@ const timeoutMs = 600_000;
 const target = await startTarget();
 const paths: BenchPath[] = [await tunnel(target.port)];
 if (a.ssh) paths.push(await sshReverse(target.port));
+if (a.bastion) paths.push(await bastionChain(target.port));
 
 /**
  * Runs `work` and returns its bits per second and the path's CPU seconds per 1e9 bytes moved, with
