@@ -29,7 +29,9 @@ const kinds: Record<number, Kind> = { [tagData]: "data", [tagFin]: "fin", [tagRe
 
 export class FrameScanner {
   private readonly maxMessageBytes: number;
-  private readonly header = Buffer.alloc(maxHeaderBytes);
+  // From Node's shared pool (allocUnsafe), not a buffer of its own: two scanners per open
+  // connection. Only the bytes written so far are ever read.
+  private readonly header = Buffer.allocUnsafe(maxHeaderBytes);
   private headerLength = 0;
   /** Bytes of the current message's body still to pass. */
   private bodyLeft = 0;

@@ -51,10 +51,13 @@ export class H2ServerCall extends EventEmitter {
       }
       this.emit("close");
     });
-    const timeout = parseGrpcTimeout(headers["grpc-timeout"]);
+    // Read into a variable of its own: a closure that named `headers` would keep the whole request's
+    // headers alive with every closure made here (one V8 context), for the life of the call.
+    const timeoutHeader = headers["grpc-timeout"];
+    const timeout = parseGrpcTimeout(timeoutHeader);
     if (timeout !== undefined) {
       if (Number.isNaN(timeout)) {
-        queueMicrotask(() => this.fail(status.INTERNAL, `invalid grpc-timeout "${headers["grpc-timeout"]}"`));
+        queueMicrotask(() => this.fail(status.INTERNAL, `invalid grpc-timeout "${timeoutHeader}"`));
       } else {
         this.deadline = setTimeout(() => this.fail(status.DEADLINE_EXCEEDED, "Deadline exceeded"), timeout);
       }
