@@ -20,6 +20,8 @@ export interface ByteCall extends ServedCall {
   readonly destroyed: boolean;
   readonly readableEnded: boolean;
   write(framed: Buffer): boolean;
+  /** Drops the call's metadata: read only while the call is admitted and paired. */
+  releaseMetadata?(): void;
   /** Sends the response headers now, before any frame (the client reads them as "connected"). */
   sendMetadata(): void;
   pause(): void;

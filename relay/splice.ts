@@ -58,6 +58,9 @@ export class Splice {
     this.destination = destination;
     this.hooks = hooks;
     this.scanners = { to_device: new FrameScanner(maxMessageBytes), from_device: new FrameScanner(maxMessageBytes) };
+    // Paired: nothing reads either call's metadata again, and an idle connection holds it for hours.
+    source.releaseMetadata?.();
+    destination.releaseMetadata?.();
     this.pipe(source, destination, "to_device");
     this.pipe(destination, source, "from_device");
     source.resume();
