@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import type { SecureContext } from "node:tls";
+import { createCertificateAuthority, issueCertificate } from "../runtime/pki.ts";
+import { ServerNameRefused, SniContexts } from "./sni-contexts.ts";
+
+describe("relay: TLS contexts by server name (pool mode)", () => {
+  it("answers a known name with its stream's context, refuses others, and keeps only the recent few", async () => {
+    const ca = await createCertificateAuthority("test CA");
+    const pair = await issueCertificate(ca, { commonName: "a", dnsNames: ["a.test"], usage: "server" });
+    const refused: string[] = [];
+    const names: Record<string, string> = { "a.test": "a", "b.test": "b", "c.test": "c" };
+    const sni = new SniContexts({ maxCached: 2, idFor: (n) => names[n], onRefused: (r) => refused.push(r) });
+    for (const id of ["a", "b", "c"]) sni.set(id, Buffer.from(pair.certPem), Buffer.from(pair.keyPem));
+    assert.equal(sni.cached, 2, "the least recently used context is dropped");
+    const ask = (name: string) =>
+      new Promise<{ err: Error | null; context?: SecureContext }>((resolve) =>
+        sni.callback(name, (err, context) => resolve({ err, context })),
+      );
+    const a = await ask("a.test"); // rebuilt on demand
+    assert.equal(a.err, null);
+    assert.ok(a.context);
+    const unknown = await ask("x.test");
+    assert.ok(unknown.err instanceof ServerNameRefused);
+    sni.delete("b");
+    assert.ok((await ask("b.test")).err instanceof ServerNameRefused, "a removed stream's name is refused");
+    assert.deepEqual(refused, ["unknown_server_name", "unknown_server_name"]);
+    assert.throws(() => sni.set("d", Buffer.from(pair.certPem), Buffer.from("not a key")));
+  });
+});
