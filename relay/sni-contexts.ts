@@ -28,9 +28,8 @@ export class SniContexts {
     this.o = o;
   }
 
-  /** A stream's certificate and key, checked (they must make a context) before they are kept. */
-  set(id: string, cert: Buffer, key: Buffer): void {
-    const context = this.build(cert, key);
+  /** A stream's certificate and key, checked (they must make a context, unless given it) before they are kept. */
+  set(id: string, cert: Buffer, key: Buffer, context = this.build(cert, key)): void {
     this.pems.set(id, { cert, key });
     this.remember(id, context);
   }

@@ -17,7 +17,7 @@ const config: StreamConfig = {
   ],
   serverNames: ["a.pool.test"],
 };
-const check = (cert: Buffer, key: Buffer) => void tls.createSecureContext({ cert, key });
+const check = (cert: Buffer, key: Buffer) => tls.createSecureContext({ cert, key });
 
 describe("relay: a stream folder of a pool", () => {
   let dir: string;

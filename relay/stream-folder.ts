@@ -4,6 +4,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import type { SecureContext } from "node:tls";
 import { parseStreamConfig, type StreamConfig } from "./stream-config.ts";
 
 export const folderFiles = ["relay.json", "tls.crt", "tls.key"] as const;
@@ -13,6 +14,8 @@ export interface StreamFolder {
   config: StreamConfig;
   cert: Buffer;
   key: Buffer;
+  /** The TLS context the certificate and key made (the check builds it; the pool keeps it). */
+  context: SecureContext;
 }
 
 export type FolderRead = { ok: true; folder: StreamFolder } | { ok: false; reason: string };
@@ -38,12 +41,12 @@ export function folderStamp(dir: string): string | undefined {
     })
     .join("|");
 }
-
+/** Reads and checks a folder; `tlsContext` throws when the certificate and key make no TLS context. */
 /** Reads and checks a folder; `checkKeyPair` throws when the certificate and key make no TLS context. */
 export function readStreamFolder(
   dir: string,
   id: string,
-  checkKeyPair: (cert: Buffer, key: Buffer) => void,
+  tlsContext: (cert: Buffer, key: Buffer) => SecureContext,
 ): FolderRead {
   let text: string, cert: Buffer, key: Buffer;
   try {
@@ -73,10 +76,11 @@ export function readStreamFolder(
   if (uncovered.length) {
     return { ok: false, reason: `${id}/tls.crt is not valid for serverNames ${uncovered.join(", ")}` };
   }
+  let context: SecureContext;
   try {
-    checkKeyPair(cert, key);
+    context = tlsContext(cert, key);
   } catch (err) {
     return { ok: false, reason: `${id}/tls.crt and tls.key make no TLS context: ${(err as Error).message}` };
   }
-  return { ok: true, folder: { id, config, cert, key } };
+  return { ok: true, folder: { id, config, cert, key, context } };
 }

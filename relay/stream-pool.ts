@@ -83,7 +83,7 @@ export class StreamPool {
     const previousNames = current.config.serverNames ?? [];
     const result = current.reload(f.config);
     if (!result.ok) return refuse(`${id}/relay.json: ${result.reason}`);
-    this.o.contexts.set(id, f.cert, f.key);
+    this.o.contexts.set(id, f.cert, f.key, f.context);
     this.o.registry.reindex(id, previousNames);
     this.reviewers.get(id)?.setIdentity(f.cert, f.key);
     this.o.metrics.configReloads.inc({ result: "applied" });
@@ -121,7 +121,7 @@ export class StreamPool {
       metrics: this.o.metrics,
       log,
     });
-    this.o.contexts.set(f.id, f.cert, f.key);
+    this.o.contexts.set(f.id, f.cert, f.key, f.context);
     this.o.registry.add(f.id, stream);
     this.o.metrics.configReloads.inc({ result: "applied" });
     log.info("stream added", { folder: f.id, serverNames: (f.config.serverNames ?? []).join(",") });

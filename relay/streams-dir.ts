@@ -3,6 +3,8 @@
 // symlink inside the subfolder), events are debounced per subfolder, and a slow poll backs up
 // fs.watch, which misses events on some filesystems. A subfolder is read again only when its
 // files' stamp changed: the poll of 10,000 streams is 30,000 stat calls, not 30,000 reads.
+// After the first scan, checks run from a queue a few milliseconds at a time: 10,000 folders
+// arriving at once must not stall the sessions already served (their keepalive pings).
 import { type FSWatcher, readdirSync, watch } from "node:fs";
 import { join } from "node:path";
 import { folderStamp } from "./stream-folder.ts";
@@ -53,16 +55,34 @@ export function watchStreamsDir(
     stamps.set(id, stamp);
     h.changed(id, path);
   };
+  const queue = new Set<string>();
+  let draining = false;
+  const drain = () => {
+    const until = performance.now() + 10;
+    for (const id of queue) {
+      queue.delete(id);
+      check(id);
+      if (performance.now() > until) break;
+    }
+    draining = queue.size > 0;
+    if (draining) setImmediate(drain);
+  };
+  const enqueue = (id: string) => {
+    queue.add(id);
+    if (!draining) setImmediate(drain);
+    draining = true;
+  };
   const soon = (id: string) => {
     clearTimeout(pending.get(id));
     const t = setTimeout(() => {
       pending.delete(id);
-      check(id);
+      enqueue(id);
     }, o.debounceMs ?? 200);
     t.unref();
     pending.set(id, t);
   };
-  const scan = () => {
+  /** `now`: at start, everything at once (nothing is served yet); later, through the queue. */
+  const scan = (now = false) => {
     let names: string[];
     try {
       names = readdirSync(dir).filter(isStream);
@@ -74,20 +94,22 @@ export function watchStreamsDir(
     }
     lastError = "";
     const present = new Set(names);
-    for (const id of [...stamps.keys()]) if (!present.has(id)) check(id);
-    for (const id of names) check(id);
+    const visit = now ? check : enqueue;
+    for (const id of [...stamps.keys()]) if (!present.has(id)) visit(id);
+    for (const id of names) visit(id);
   };
 
-  scan();
+  scan(true);
   const top = watchFolder(dir, (name) => {
     if (!name) scan();
     else if (isStream(name)) soon(name);
   });
-  const poll = setInterval(scan, o.pollMs ?? 30_000);
+  const poll = setInterval(() => scan(), o.pollMs ?? 30_000);
   poll.unref();
   return {
     close: () => {
       clearInterval(poll);
+      queue.clear();
       top?.close();
       for (const w of watchers.values()) w?.close();
       for (const t of pending.values()) clearTimeout(t);
