@@ -149,9 +149,9 @@ try {
       batch: 50,
       pauseMs: 100,
     };
-    children.push(
-      killOnExit(fork(loaderScript, [JSON.stringify(job)], { stdio: ["ignore", "inherit", "inherit", "ipc"] })),
-    );
+    const child = killOnExit(fork(loaderScript, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+    child.send(job);
+    children.push(child);
   }
   await until(
     "every agent to attach",

@@ -11,19 +11,24 @@ describe("relay: TLS contexts by server name (pool mode)", () => {
     const names: Record<string, string> = { "a.test": "a", "b.test": "b", "c.test": "c" };
     const sni = new SniContexts({ maxCached: 2, idFor: (n) => names[n], onRefused: (r) => refused.push(r) });
     for (const id of ["a", "b", "c"]) sni.set(id, Buffer.from(pair.certPem), Buffer.from(pair.keyPem));
-    assert.equal(sni.cached, 2, "the least recently used context is dropped");
+    assert.equal(sni.cached, 0, "contexts are built at a handshake, not before");
     const ask = (name: string) =>
       new Promise<{ err: Error | null; context?: SecureContext }>((resolve) =>
         sni.callback(name, (err, context) => resolve({ err, context })),
       );
-    const a = await ask("a.test"); // rebuilt on demand
+    const a = await ask("a.test");
     assert.equal(a.err, null);
     assert.ok(a.context);
+    assert.equal((await ask("a.test")).context, a.context, "kept for the next handshake");
+    await ask("b.test");
+    await ask("c.test");
+    assert.equal(sni.cached, 2, "the least recently used context is dropped");
     const unknown = await ask("x.test");
     assert.ok(unknown.err instanceof ServerNameRefused);
     sni.delete("b");
     assert.ok((await ask("b.test")).err instanceof ServerNameRefused, "a removed stream's name is refused");
     assert.deepEqual(refused, ["unknown_server_name", "unknown_server_name"]);
-    assert.throws(() => sni.set("d", Buffer.from(pair.certPem), Buffer.from("not a key")));
+    sni.set("c", Buffer.from(pair.certPem), Buffer.from("not a key"));
+    assert.ok((await ask("c.test")).err, "a context that cannot be built ends the handshake");
   });
 });

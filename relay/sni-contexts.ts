@@ -28,10 +28,10 @@ export class SniContexts {
     this.o = o;
   }
 
-  /** A stream's certificate and key, checked (they must make a context, unless given it) before they are kept. */
-  set(id: string, cert: Buffer, key: Buffer, context = this.build(cert, key)): void {
+  /** A stream's certificate and key (relay/stream-folder.ts checked they fit); its context is built at its next handshake. */
+  set(id: string, cert: Buffer, key: Buffer): void {
     this.pems.set(id, { cert, key });
-    this.remember(id, context);
+    this.cache.delete(id);
   }
 
   delete(id: string): void {
@@ -39,8 +39,7 @@ export class SniContexts {
     this.cache.delete(id);
   }
 
-  /** A context for `cert` and `key`, or the TLS library's reason they make none. */
-  build(cert: Buffer, key: Buffer): SecureContext {
+  private build(cert: Buffer, key: Buffer): SecureContext {
     const ca = this.o.clientCaPem;
     return tls.createSecureContext({ cert, key, ...(ca ? { ca } : {}), minVersion: "TLSv1.3" });
   }
@@ -55,8 +54,12 @@ export class SniContexts {
       return;
     }
     let context = this.cache.get(id);
-    if (context) this.cache.delete(id);
-    else context = this.build(pem.cert, pem.key);
+    try {
+      context ??= this.build(pem.cert, pem.key);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
     this.remember(id, context);
     done(null, context);
   };

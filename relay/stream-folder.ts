@@ -1,10 +1,9 @@
 // One folder of a pool relay's --streams-dir: relay.json, tls.crt and tls.key, read whole and
 // checked together before anything is applied, so that a folder caught half-written is refused
 // as a whole (and tried again when it changes) instead of half-applied.
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { SecureContext } from "node:tls";
 import { parseStreamConfig, type StreamConfig } from "./stream-config.ts";
 
 export const folderFiles = ["relay.json", "tls.crt", "tls.key"] as const;
@@ -14,8 +13,6 @@ export interface StreamFolder {
   config: StreamConfig;
   cert: Buffer;
   key: Buffer;
-  /** The TLS context the certificate and key made (the check builds it; the pool keeps it). */
-  context: SecureContext;
 }
 
 export type FolderRead = { ok: true; folder: StreamFolder } | { ok: false; reason: string };
@@ -41,13 +38,12 @@ export function folderStamp(dir: string): string | undefined {
     })
     .join("|");
 }
-/** Reads and checks a folder; `tlsContext` throws when the certificate and key make no TLS context. */
-/** Reads and checks a folder; `checkKeyPair` throws when the certificate and key make no TLS context. */
-export function readStreamFolder(
-  dir: string,
-  id: string,
-  tlsContext: (cert: Buffer, key: Buffer) => SecureContext,
-): FolderRead {
+/**
+ * Reads and checks a folder. The key is checked against the certificate without building a TLS
+ * context (about 30 KiB and 0.4 ms each): 10,000 folders load in seconds, and a context is built
+ * at a stream's first handshake.
+ */
+export function readStreamFolder(dir: string, id: string): FolderRead {
   let text: string, cert: Buffer, key: Buffer;
   try {
     text = readFileSync(join(dir, "relay.json"), "utf8");
@@ -76,11 +72,10 @@ export function readStreamFolder(
   if (uncovered.length) {
     return { ok: false, reason: `${id}/tls.crt is not valid for serverNames ${uncovered.join(", ")}` };
   }
-  let context: SecureContext;
   try {
-    context = tlsContext(cert, key);
+    if (!x509.checkPrivateKey(createPrivateKey(key))) throw new Error("the key is not the certificate's");
   } catch (err) {
-    return { ok: false, reason: `${id}/tls.crt and tls.key make no TLS context: ${(err as Error).message}` };
+    return { ok: false, reason: `${id}/tls.key does not fit tls.crt: ${(err as Error).message}` };
   }
-  return { ok: true, folder: { id, config, cert, key, context } };
+  return { ok: true, folder: { id, config, cert, key } };
 }

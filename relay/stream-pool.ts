@@ -44,11 +44,7 @@ export class StreamPool {
     this.watch = watchStreamsDir(
       this.o.dir,
       {
-        changed: (id, path) =>
-          this.apply(
-            id,
-            readStreamFolder(path, id, (c, k) => this.o.contexts.build(c, k)),
-          ),
+        changed: (id, path) => this.apply(id, readStreamFolder(path, id)),
         removed: (id) => this.remove(id),
         unreadable: (message) => this.o.log.warn("cannot list --streams-dir; keeping the streams in use", { message }),
       },
@@ -83,7 +79,7 @@ export class StreamPool {
     const previousNames = current.config.serverNames ?? [];
     const result = current.reload(f.config);
     if (!result.ok) return refuse(`${id}/relay.json: ${result.reason}`);
-    this.o.contexts.set(id, f.cert, f.key, f.context);
+    this.o.contexts.set(id, f.cert, f.key);
     this.o.registry.reindex(id, previousNames);
     this.reviewers.get(id)?.setIdentity(f.cert, f.key);
     this.o.metrics.configReloads.inc({ result: "applied" });
@@ -121,7 +117,7 @@ export class StreamPool {
       metrics: this.o.metrics,
       log,
     });
-    this.o.contexts.set(f.id, f.cert, f.key, f.context);
+    this.o.contexts.set(f.id, f.cert, f.key);
     this.o.registry.add(f.id, stream);
     this.o.metrics.configReloads.inc({ result: "applied" });
     log.info("stream added", { folder: f.id, serverNames: (f.config.serverNames ?? []).join(",") });

@@ -19,7 +19,8 @@ export interface LoaderJob {
   pauseMs: number;
 }
 
-const job = JSON.parse(process.argv[2]!) as LoaderJob;
+// The job comes over IPC: 2,500 streams' tokens are too long for a command line (E2BIG).
+const job = await new Promise<LoaderJob>((resolve) => process.once("message", (m) => resolve(m as LoaderJob)));
 setLogLevel("error");
 const log = createLogger("bench-agent");
 const metrics = agentMetrics(createRegistry("agent"));
