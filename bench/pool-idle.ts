@@ -1,7 +1,7 @@
 // `node bench/pool-idle.ts`: the relay's cost of an idle stream in pool mode (issue 18's target:
 // 10,000 idle streams in <= 2 GiB, i.e. <= 200 KiB each, and <= 0.2 core at rest). One pool relay
 // process (--streams-dir) serves N streams, each with ONE attached idle agent session; the agents
-// run in a few loader processes (bench/pool-idle/agents.ts), many sessions each, with the real
+// run in a few loader processes (bench/pool-idle/agents.ts), many sessions each, started a few at a time, with the real
 // agent attach code. Measured: the relay's RSS before any stream, with the streams loaded, and with
 // every agent attached; then the relay's CPU (utime + stime from /proc) over a rest window.
 //   --streams N   streams (default 10000)      --smoke   100 streams, a 5 s rest window
@@ -51,6 +51,9 @@ mkdirSync(streamsDir);
 mkdirSync(staging);
 const children: ChildProcess[] = [];
 let relay: ComponentProcess | undefined;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => void cleanUp().then(() => process.exit(130)));
+}
 const cleanUp = async () => {
   for (const c of children) c.kill("SIGKILL");
   await relay?.stop();
@@ -139,6 +142,16 @@ try {
   log(`${streams} streams loaded in ${loadSeconds.toFixed(1)} s; RSS ${Math.round(rssLoaded / 1024)} MiB`);
 
   const attachStart = Date.now();
+  const loaderReasons: Array<Record<string, number>> = [];
+  const topReasons = () => {
+    const all: Record<string, number> = {};
+    for (const r of loaderReasons) for (const [k, n] of Object.entries(r ?? {})) all[k] = (all[k] ?? 0) + n;
+    return Object.entries(all)
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, 3)
+      .map(([k, n]) => `${n}× ${k}`)
+      .join("; ");
+  };
   const per = Math.ceil(streams / loaders);
   const loaderScript = fileURLToPath(new URL("./pool-idle/agents.ts", import.meta.url));
   for (let k = 0; k < loaders && k * per < streams; k++) {
@@ -146,10 +159,12 @@ try {
       relay: `127.0.0.1:${grpcPort}`,
       caPem: ca.certPem,
       streams: tokens.slice(k * per, (k + 1) * per),
-      batch: 50,
-      pauseMs: 100,
+      maxConnecting: 16,
     };
     const child = killOnExit(fork(loaderScript, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+    child.on("message", (m: { reasons: Record<string, number> }) => {
+      loaderReasons[k] = m.reasons;
+    });
     child.send(job);
     children.push(child);
   }
@@ -157,7 +172,7 @@ try {
     "every agent to attach",
     async () => (await attachedCount()) >= streams,
     900_000,
-    async () => `${await attachedCount()} of ${streams}`,
+    async () => `${await attachedCount()} of ${streams} ${topReasons()}`,
   );
   const attachSeconds = (Date.now() - attachStart) / 1000;
   log(`${streams} agents attached in ${attachSeconds.toFixed(1)} s; settling`);
@@ -191,6 +206,11 @@ try {
   console.log(JSON.stringify(result, null, 2));
   writeFileSync(a.out!, `${JSON.stringify(result, null, 2)}\n`);
   log(`wrote ${a.out}`);
+} catch (err) {
+  // What the relay said, for the failure's report.
+  const logs = relay?.logs.split("\n").filter((l) => / (WARN|ERROR) /.test(l)) ?? [];
+  console.error(logs.slice(-40).join("\n"));
+  throw err;
 } finally {
   await cleanUp();
 }

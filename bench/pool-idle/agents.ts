@@ -1,7 +1,7 @@
 // A loader for bench/pool-idle.ts: many idle agents in one process, each the real agent's attach
 // code (sidecar/relay-session.ts) on its own relay client, so its own TLS connection and HTTP/2
-// session, sending its stream's server name, as a device would. Attaches in batches so that the
-// relay's handshake timeout is never the bottleneck; reports the attached count to its parent.
+// session, sending its stream's server name, as a device would. A few sessions connect at a time
+// (devices arrive over time, not in one burst); reports the attached count to its parent.
 import { createRegistry } from "../../runtime/http-endpoints.ts";
 import { createLogger, setLogLevel } from "../../runtime/log.ts";
 import { AllowList } from "../../sidecar/allow-list.ts";
@@ -14,9 +14,8 @@ export interface LoaderJob {
   relay: string;
   caPem: string;
   streams: Array<{ serverName: string; token: string }>;
-  /** Sessions started per batch, and the pause between batches. */
-  batch: number;
-  pauseMs: number;
+  /** Sessions still connecting at once, at most: devices arrive over time, not in one burst. */
+  maxConnecting: number;
 }
 
 // The job comes over IPC: 2,500 streams' tokens are too long for a command line (E2BIG).
@@ -27,15 +26,19 @@ const metrics = agentMetrics(createRegistry("agent"));
 const allowList = new AllowList({ echo: "127.0.0.1:9" });
 const sessions: RelaySession[] = [];
 let attached = 0;
+let connecting = 0;
 
-for (let i = 0; i < job.streams.length; i += job.batch) {
-  for (const s of job.streams.slice(i, i + job.batch)) {
+for (const s of job.streams) {
+  while (connecting >= job.maxConnecting) await new Promise((r) => setTimeout(r, 20));
+  connecting++;
+  {
     const relay = new RelayClient({
       address: job.relay,
       tls: { caPem: job.caPem },
       keepalive: { timeMs: 10_000, timeoutMs: 5_000 },
       serverName: s.serverName,
     });
+    let counted = false;
     const session = new RelaySession({
       relay,
       dialled: relayFromFlags,
@@ -44,19 +47,25 @@ for (let i = 0; i < job.streams.length; i += job.batch) {
       dialTimeoutMs: 10_000,
       metrics,
       log,
-      onState: (state) => {
-        if (state === "attached") attached++;
+      onState: () => {
+        // A first attach, or a first failure (its retries then take their own pace, backed off).
+        if (!counted) connecting--;
+        counted = true;
       },
     });
     session.start();
     sessions.push(session);
   }
-  await new Promise((r) => setTimeout(r, job.pauseMs));
 }
 
 // Attached now: sessions that were lost and came back count once more, so report the state itself.
+// With the commonest reasons of the sessions not attached, for the benchmark's progress lines.
 setInterval(() => {
   attached = sessions.filter((s) => s.state === "attached").length;
-  process.send?.({ attached, of: sessions.length });
-}, 1000);
+  const reasons: Record<string, number> = {};
+  for (const s of sessions)
+    if (s.state !== "attached" && s.lastError)
+      reasons[s.lastError.slice(0, 120)] = (reasons[s.lastError.slice(0, 120)] ?? 0) + 1;
+  process.send?.({ attached, of: sessions.length, reasons });
+}, 2000);
 process.on("disconnect", () => process.exit(0));
