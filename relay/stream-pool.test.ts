@@ -115,6 +115,11 @@ describe("relay: a pool of streams from a folder", () => {
     assert.equal(a.config.limits?.maxConnections, 2);
   });
 
+  it("refuses to start on a folder that is not there", () => {
+    rmSync(dir, { recursive: true });
+    assert.throws(() => pool.start(), /DS_CONFIG|cannot list --streams-dir/);
+  });
+
   it("refuses a folder that claims another stream's server name", () => {
     put("a", configOf("a"));
     put("b", configOf("b", { serverNames: ["a.pool.test"] }));

@@ -2,6 +2,8 @@
 // the TLS contexts. A folder is read and checked whole first (relay/stream-folder.ts); only a
 // valid one changes anything. A removed folder ends its stream: its connections are reset with
 // DS_STREAM_MOVED, and its server names reach nothing (new handshakes for them are refused).
+import { readdirSync } from "node:fs";
+import { DeviceStreamsError } from "../runtime/errors.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
 import { type Logger, withFields } from "../runtime/log.ts";
 import { AccessReviewClient, type AccessReviewResponse } from "../transport/access-review-service.ts";
@@ -39,8 +41,13 @@ export class StreamPool {
     this.o = o;
   }
 
-  /** Loads every folder now (synchronously), then follows changes. */
+  /** Loads every folder now (synchronously), then follows changes; a folder that is not there is a mistake. */
   start(): void {
+    try {
+      readdirSync(this.o.dir);
+    } catch (err) {
+      throw new DeviceStreamsError("DS_CONFIG", `cannot list --streams-dir: ${(err as Error).message}`);
+    }
     this.watch = watchStreamsDir(
       this.o.dir,
       {
