@@ -91,6 +91,7 @@ export function changedFields(current: StreamConfig, next: StreamConfig): string
   if (JSON.stringify(current.credentials) !== JSON.stringify(next.credentials)) out.push("credentials");
   if (current.expiresAt !== next.expiresAt) out.push("expiresAt");
   if (current.acceptSourceToken !== next.acceptSourceToken) out.push("acceptSourceToken");
+  if (JSON.stringify(current.serverNames) !== JSON.stringify(next.serverNames)) out.push("serverNames");
   const keys = new Set([...Object.keys(current.limits ?? {}), ...Object.keys(next.limits ?? {})]);
   for (const k of keys) {
     const key = k as keyof NonNullable<StreamConfig["limits"]>;

@@ -13,11 +13,16 @@ export const relayOptionSpecs = {
   config: {
     kind: "file",
     description:
-      "`relay.json`: stream, services, SHA-256 of each role's token, optional `expiresAt`, `acceptSourceToken` and `limits`; re-read when it changes",
-    required: true,
+      "`relay.json` of the one stream this relay serves: stream, services, SHA-256 of each role's token, optional `expiresAt`, `acceptSourceToken` and `limits`; re-read when it changes. Give this or `--streams-dir`",
   },
-  "tls-cert": { kind: "file", description: "serving certificate (PEM)", required: true },
-  "tls-key": { kind: "file", description: "serving key (PEM)", required: true, secret: true },
+  "streams-dir": {
+    kind: "file",
+    placeholder: "dir",
+    description:
+      "pool mode: serve every stream in this folder, one subfolder per stream holding `relay.json` (with `serverNames`), `tls.crt` and `tls.key`; a call reaches the stream whose `serverNames` hold its TLS server name (SNI). Subfolders added, changed or removed apply without a restart; names starting with `.` are ignored (write there, then rename). Instead of `--config`, `--tls-cert` and `--tls-key`",
+  },
+  "tls-cert": { kind: "file", description: "serving certificate (PEM), with `--config`" },
+  "tls-key": { kind: "file", description: "serving key (PEM), with `--config`", secret: true },
   "device-ca": {
     kind: "file",
     description:
@@ -62,13 +67,21 @@ export const relayOptionSpecs = {
     kind: "integer",
     min: 1,
     description:
-      "TCP connections to the gRPC port at once, authenticated or not (more are refused); each client or agent needs one",
+      "TCP connections to the gRPC port at once, authenticated or not (more are refused); each client or agent needs one. In pool mode the cap grows by `--grpc-connections-per-stream` for each stream served",
     default: "256",
+  },
+  "grpc-connections-per-stream": {
+    kind: "integer",
+    min: 0,
+    description:
+      "pool mode: room added to `--max-grpc-connections` per stream served (an agent and a client need one each, a reconnecting one briefly two)",
+    default: "4",
   },
   "max-grpc-connections-per-source": {
     kind: "integer",
     min: 1,
-    description: "such connections from one source address (IPv6: one /64)",
+    description:
+      "such connections from one source address (IPv6: one /64); in pool mode raise it where many devices or clients share one address (NAT)",
     default: "32",
   },
   "handshake-timeout": {
@@ -132,6 +145,12 @@ export interface StreamConfig {
   acceptSourceToken?: boolean;
   /** Overrides the relay's flags of the same meaning, and can change while the relay runs. */
   limits?: StreamConfigLimits;
+  /**
+   * The DNS names of the stream's relay certificate (`tls.crt`): in pool mode (`--streams-dir`)
+   * a call reaches this stream when its TLS server name (SNI) is one of them. Required there;
+   * ignored with `--config`. May change live.
+   */
+  serverNames?: string[];
 }
 
 /**

@@ -1,23 +1,25 @@
-// `devicestreams relay`: serves one DeviceStream. Both sides dial in; the relay dials only the
-// operator's hub, to ask whether a user may connect (--access-review-address).
+// `devicestreams relay`: serves one DeviceStream (--config), or many at once (--streams-dir, pool
+// mode). Both sides dial in; the relay dials only the operator's hub, to ask whether a user may
+// connect (--access-review-address).
 
 import { DeviceStreamsError } from "../runtime/errors.ts";
-import { type KeepaliveOptions, maxFrameBytes } from "../runtime/grpc-options.ts";
+import { maxFrameBytes } from "../runtime/grpc-options.ts";
 import { createRegistry, serveEndpoints } from "../runtime/http-endpoints.ts";
 import { createLogger } from "../runtime/log.ts";
-import { setLongTimeout } from "../runtime/long-timeout.ts";
+import { LogSampler } from "../runtime/log-sampler.ts";
 import { type OptionValues, parseOptions, printable } from "../runtime/options.ts";
 import { onShutdownSignals } from "../runtime/shutdown.ts";
 import { readPem } from "../runtime/tls.ts";
 import { AccessReviewClient } from "../transport/access-review-service.ts";
-import { changedFields, effectiveLimits, fixedFieldChanged, watchConfigFile } from "./config-reload.ts";
 import { relayOptionSpecs } from "./contract.ts";
 import { relayMetrics } from "./metrics.ts";
-import { Pairing } from "./pairing.ts";
-import { startRelayServer } from "./server.ts";
-import { loadStreamConfig, parseStreamConfig, type StreamConfig, streamServices } from "./stream-config.ts";
-import { UsageTracker } from "./usage.ts";
-import { maxAccessTtlMs, UserAccess } from "./user-access.ts";
+import { type RelayServer, startRelayServer } from "./server.ts";
+import { loadSingleStream } from "./single-stream.ts";
+import { SniContexts } from "./sni-contexts.ts";
+import { streamServices } from "./stream-config.ts";
+import { StreamPool } from "./stream-pool.ts";
+import { StreamRegistry } from "./stream-registry.ts";
+import { maxAccessTtlMs } from "./user-access.ts";
 
 export interface RunningRelay {
   port: number;
@@ -26,144 +28,142 @@ export interface RunningRelay {
 }
 
 export async function runRelay(argv: string[]): Promise<RunningRelay | undefined> {
-  const summary = "Pairs the service side and the device side of one stream, over gRPC with TLS.";
+  const summary =
+    "Pairs the service side and the device side of a stream (or of many: --streams-dir), over gRPC with TLS.";
   const o = parseOptions("relay", summary, relayOptionSpecs, argv);
   if (!o) return undefined;
   const log = createLogger("relay");
-  const loaded = loadStreamConfig(o.config);
-  let config = loaded.config;
-  const tls = { certPem: readPem(o["tls-cert"], "relay certificate"), keyPem: readPem(o["tls-key"], "relay key") };
-  const deviceCa = o["device-ca"];
-  if (config.device && !deviceCa) {
+  const streamsDir = o["streams-dir"];
+  if (!!o.config === !!streamsDir) {
     throw new DeviceStreamsError(
       "DS_USAGE",
-      `${o.config} binds the stream to Device ${config.device.namespace}/${config.device.name}: give --device-ca, the CA its certificate chains to`,
+      "give --config (one stream, with --tls-cert and --tls-key) or --streams-dir (a pool of streams), not both or neither",
     );
   }
-  const flagLimits = {
-    maxConnections: o["max-connections"],
-    idleTimeoutMs: o["idle-timeout"],
-    dialTimeoutMs: o["dial-timeout"],
-    attachWaitMs: o["attach-wait"],
-    maxFrameBytes,
-    bandwidthBytesPerSecond: o["bandwidth-limit"],
-  };
-  let limits = effectiveLimits(flagLimits, config);
-  const keepalive = { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] };
-  const lifetimeMs = o["max-lifetime"];
-  log.info("starting", {
-    stream: config.stream,
-    services: streamServices(config).join(","),
-    ...printable(relayOptionSpecs, o),
-  });
-
+  const hub = hubFromFlags(o);
   const registry = createRegistry("relay");
   const metrics = relayMetrics(registry);
-  const pairing = new Pairing(config, limits, metrics, log);
-  const reviewer = accessReviewClient(o, tls, keepalive);
-  const users = new UserAccess({
-    reviewer,
-    ttlMs: o["access-review-ttl"],
-    stream: () => config.stream,
+  const keepalive = { timeMs: o["keepalive-time"], timeoutMs: o["keepalive-timeout"] };
+  const common = {
+    flagLimits: {
+      maxConnections: o["max-connections"],
+      idleTimeoutMs: o["idle-timeout"],
+      dialTimeoutMs: o["dial-timeout"],
+      attachWaitMs: o["attach-wait"],
+      maxFrameBytes,
+      bandwidthBytesPerSecond: o["bandwidth-limit"],
+    },
+    lifetimeMs: o["max-lifetime"],
+    accessTtlMs: o["access-review-ttl"],
     metrics,
     log,
+  };
+  const deviceCaPem = o["device-ca"] ? readPem(o["device-ca"], "device CA").toString() : undefined;
+  // Pool mode: the cap on gRPC connections grows with the streams served (an agent and a client each).
+  const cap = (streams: number) =>
+    o["max-grpc-connections"] + (streamsDir ? o["grpc-connections-per-stream"] * streams : 0);
+  let server: RelayServer | undefined;
+  const streams = new StreamRegistry({
+    routeByName: !!streamsDir,
+    onCount: (n) => {
+      metrics.streams.set(n);
+      server?.setMaxConnections(cap(n));
+    },
   });
-  const server = await startRelayServer({
+
+  let closeSource: () => void;
+  let tls: { certPem: Buffer; keyPem: Buffer } | { sni: SniContexts };
+  if (o.config) {
+    const single = loadSingleStream({
+      ...common,
+      configPath: o.config,
+      certPath: o["tls-cert"],
+      keyPath: o["tls-key"],
+      deviceCa: o["device-ca"],
+    });
+    const { config } = single;
+    log.info("starting", {
+      stream: config.stream,
+      services: streamServices(config).join(","),
+      ...printable(relayOptionSpecs, o),
+    });
+    const reviewer =
+      hub && new AccessReviewClient({ address: hub.address, tls: { caPem: hub.caPem, ...single.tls }, keepalive });
+    streams.add("config", single.start(reviewer));
+    tls = single.tls;
+    closeSource = () => {
+      single.close();
+      reviewer?.close();
+    };
+  } else {
+    log.info("starting", { ...printable(relayOptionSpecs, o) });
+    const sniLog = new LogSampler({ intervalMs: 10_000 });
+    const contexts = new SniContexts({
+      clientCaPem: deviceCaPem,
+      idFor: (name) => streams.idFor(name),
+      onRefused: (reason) => {
+        metrics.grpcConnectionsRefused.inc({ reason });
+        const suppressed = sniLog.take(reason);
+        if (suppressed !== undefined)
+          log.warn("gRPC connection refused", { reason, suppressed: suppressed || undefined });
+      },
+    });
+    const pool = new StreamPool({
+      ...common,
+      dir: streamsDir!,
+      registry: streams,
+      contexts,
+      deviceCa: !!deviceCaPem,
+      accessReview: hub && { ...hub, keepalive },
+    });
+    pool.start();
+    tls = { sni: contexts };
+    closeSource = () => pool.close();
+  }
+
+  server = await startRelayServer({
     listen: o.listen,
     tls,
-    deviceCaPem: deviceCa ? readPem(deviceCa, "device CA").toString() : undefined,
+    deviceCaPem,
     keepalive,
     limits: {
-      maxConnections: o["max-grpc-connections"],
+      maxConnections: cap(streams.size),
       maxPerSource: o["max-grpc-connections-per-source"],
       handshakeTimeoutMs: o["handshake-timeout"],
       unauthenticatedTimeoutMs: o["unauthenticated-timeout"],
     },
-    config: () => config,
-    users,
-    pairing,
+    streams,
     metrics,
     log,
   });
+  metrics.streams.set(streams.size);
   let draining = false;
-  const usage = new UsageTracker(config.stream, metrics);
-  usage.start();
   const endpoints = await serveEndpoints(o["metrics-listen"], registry, () => (draining ? "draining" : ""), {
-    "/usage": () => usage.report(),
+    // One stream's report as always; a pool's, one per stream.
+    "/usage": () => (streamsDir ? { streams: streams.usage() } : streams.all()[0]?.usage.report()),
   });
-
-  // Both timers follow the current config: a reload sets them again.
-  let sweepTimer: NodeJS.Timeout | undefined;
-  let cancelEnd = () => {};
-  const lifetimeEnd = lifetimeMs ? Date.now() + lifetimeMs : Number.POSITIVE_INFINITY;
-  const armEnd = () => {
-    cancelEnd();
-    cancelEnd = () => {};
-    const endAt = Math.min(lifetimeEnd, config.expiresAt ? Date.parse(config.expiresAt) : Number.POSITIVE_INFINITY);
-    if (!Number.isFinite(endAt)) return;
-    // A long timer: a stream may live 720h, beyond what one Node timer waits.
-    cancelEnd = setLongTimeout(() => {
-      log.info("stream lifetime reached; ending every connection");
-      pairing.end(
-        "lifetime",
-        "DS_STREAM_EXPIRED",
-        `stream ${config.stream} reached its maximum lifetime; open a new stream`,
-      );
-    }, endAt - Date.now());
-  };
-  const setTimers = () => {
-    clearInterval(sweepTimer);
-    const sweep = Math.max(250, Math.min(limits.idleTimeoutMs / 4, 5000));
-    if (limits.idleTimeoutMs) sweepTimer = setInterval(() => pairing.sweepIdle(), sweep).unref();
-    armEnd();
-  };
-  setTimers();
-
-  // A changed relay.json applies to the running relay; one that is invalid, or changes what
-  // cannot change live, is refused and the relay keeps the one it has.
-  const reload = (text: string) => {
-    let next: StreamConfig;
-    try {
-      next = parseStreamConfig(text, o.config);
-    } catch (err) {
-      metrics.configReloads.inc({ result: "refused" });
-      log.warn("changed relay.json refused; keeping the one in use", { reason: (err as Error).message });
-      return;
-    }
-    const fixed = fixedFieldChanged(config, next);
-    if (fixed) {
-      metrics.configReloads.inc({ result: "refused" });
-      log.warn("changed relay.json refused; keeping the one in use", { reason: `${o.config}: ${fixed}` });
-      return;
-    }
-    const changed = changedFields(config, next);
-    config = next;
-    limits = effectiveLimits(flagLimits, next);
-    pairing.setLimits(limits);
-    setTimers();
-    metrics.configReloads.inc({ result: "applied" });
-    log.info("relay.json reloaded; open connections keep running", { changed: changed.join(",") || "nothing" });
-  };
-  const configWatch = watchConfigFile(o.config, loaded.text, reload, (message) =>
-    log.warn("cannot read relay.json; keeping the one in use", { reason: message }),
-  );
-  log.info("ready", { grpcPort: server.port, metricsPort: endpoints.port });
+  log.info("ready", {
+    grpcPort: server.port,
+    metricsPort: endpoints.port,
+    streams: streamsDir ? streams.size : undefined,
+  });
 
   let stopped: Promise<void> | undefined;
   const stop = (graceMs = o["drain-timeout"]) =>
     (stopped ??= (async () => {
       draining = true;
-      clearInterval(sweepTimer);
-      cancelEnd();
-      configWatch.close();
-      usage.stop();
-      log.info("draining", { connections: pairing.connectionCount, graceMs });
-      pairing.refuseNew("DS_RELAY_DRAINING", "the relay is shutting down; connect again in a moment");
+      closeSource();
+      streams.close();
+      log.info("draining", { connections: streams.connectionCount, graceMs });
+      for (const s of streams.all()) {
+        s.pairing.refuseNew("DS_RELAY_DRAINING", "the relay is shutting down; connect again in a moment");
+      }
       const deadline = Date.now() + graceMs;
-      while (pairing.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      pairing.end("shutdown", "DS_RELAY_SHUTDOWN", "the relay shut down; connect again to reach the new relay");
+      while (streams.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      for (const s of streams.all()) {
+        s.pairing.end("shutdown", "DS_RELAY_SHUTDOWN", "the relay shut down; connect again to reach the new relay");
+      }
       server.forceClose();
-      reviewer?.close();
       await endpoints.close();
       log.info("stopped");
     })());
@@ -175,12 +175,8 @@ export async function runRelay(argv: string[]): Promise<RunningRelay | undefined
   return { port: server.port, metricsPort: endpoints.port, stop: () => stop(0) };
 }
 
-/** The hub client for access reviews, with the relay's certificate as its identity; none in static mode. */
-function accessReviewClient(
-  o: OptionValues<typeof relayOptionSpecs>,
-  tls: { certPem: Buffer; keyPem: Buffer },
-  keepalive: KeepaliveOptions,
-): AccessReviewClient | undefined {
+/** The operator's hub, which the relay asks about users' tokens; none in static mode. */
+function hubFromFlags(o: OptionValues<typeof relayOptionSpecs>): { address: string; caPem: Buffer } | undefined {
   if (o["access-review-ttl"] > maxAccessTtlMs) {
     throw new DeviceStreamsError("DS_USAGE", "--access-review-ttl must be at most 10s: revoked access must end soon");
   }
@@ -188,9 +184,5 @@ function accessReviewClient(
   if (!address) return undefined;
   const ca = o["access-review-ca"];
   if (!ca) throw new DeviceStreamsError("DS_USAGE", "--access-review-address needs --access-review-ca (the hub's CA)");
-  return new AccessReviewClient({
-    address,
-    tls: { caPem: readPem(ca, "hub CA"), certPem: tls.certPem, keyPem: tls.keyPem },
-    keepalive,
-  });
+  return { address, caPem: readPem(ca, "hub CA") };
 }

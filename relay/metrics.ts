@@ -1,5 +1,7 @@
 // Relay metrics. Labels are bounded: enums, and user names capped at 50. Stream and device names never
-// become label values (one relay serves one stream, so the stream is the target's identity in Prometheus).
+// become label values: a single-stream relay's target is its stream in Prometheus; a pool relay's
+// figures sum its streams (10,000 streams must not make 10,000 series), and each stream's own
+// figures are in its usage report (`/usage`).
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 export function relayMetrics(registry: Registry) {
@@ -24,7 +26,7 @@ export function relayMetrics(registry: Registry) {
     }),
     destinationAttached: new Gauge({
       name: "devicestreams_relay_device_attached",
-      help: "1 while the device's agent is attached to this relay, else 0.",
+      help: "Streams whose device's agent is attached to this relay (1 or 0 for a single-stream relay).",
       registers,
     }),
     authFailures: new Counter({
@@ -51,7 +53,7 @@ export function relayMetrics(registry: Registry) {
     }),
     grpcConnectionsRefused: new Counter({
       name: "devicestreams_relay_grpc_connections_refused_total",
-      help: "Connections to the gRPC port refused or cut, by reason (max_connections, max_per_source, handshake_timeout, unauthenticated_timeout).",
+      help: "Connections to the gRPC port refused or cut, by reason (max_connections, max_per_source, handshake_timeout, unauthenticated_timeout; in pool mode unknown_server_name, missing_server_name).",
       labelNames: ["reason"],
       registers,
     }),
@@ -61,9 +63,14 @@ export function relayMetrics(registry: Registry) {
       labelNames: ["reason"],
       registers,
     }),
+    streams: new Gauge({
+      name: "devicestreams_relay_streams",
+      help: "Streams this relay serves now (1 for a single-stream relay; the stream folders in use in pool mode).",
+      registers,
+    }),
     configReloads: new Counter({
       name: "devicestreams_relay_config_reloads_total",
-      help: "Changes of relay.json seen while running, by result (applied, or refused: invalid or a field that cannot change live).",
+      help: "Changes of relay.json (in pool mode: of a stream folder, added or changed) seen while running, by result (applied, or refused: invalid or a field that cannot change live).",
       labelNames: ["result"],
       registers,
     }),

@@ -84,6 +84,8 @@ export class Pairing {
   private buckets: Record<Direction, TokenBucket> | undefined;
   /** The byte counter's series, looked up once: a labelled inc() hashes its labels, once per DATA chunk. */
   private readonly bytes: Record<Direction, { inc(n: number): void }>;
+  /** This stream's own byte counts (its usage report): the metrics sum every stream of a pool. */
+  readonly bytesMoved: Record<Direction, number> = { to_device: 0, from_device: 0 };
 
   constructor(config: StreamConfig, limits: RelayLimits, metrics: RelayMetrics, log: Logger) {
     this.config = config;
@@ -95,7 +97,6 @@ export class Pairing {
       from_device: metrics.bytes.labels({ direction: "from_device" }),
     };
     this.log = log;
-    this.limits = limits;
     this.setLimits(limits);
   }
 
@@ -141,10 +142,11 @@ export class Pairing {
             code: "DS_SESSION_REPLACED",
             message: "a newer session of this device attached",
           });
+        // The gauge counts attached devices: a pool's streams add up, a replaced session is one.
+        if (!this.agent) this.metrics.destinationAttached.inc();
         this.agent = call;
         this.agentIdentity = identity;
         this.refusal = undefined;
-        this.metrics.destinationAttached.set(1);
         this.log.info("device attached", { agentVersion: msg.hello.agentVersion ?? "", peer: call.getPeer() });
         for (const wake of this.waiting) wake();
       } else if (msg.refusal) {
@@ -168,7 +170,7 @@ export class Pairing {
     const detach = () => {
       if (this.agent !== call) return;
       this.agent = undefined;
-      this.metrics.destinationAttached.set(0);
+      this.metrics.destinationAttached.dec();
       this.log.info("device detached", { peer: call.getPeer() });
       for (const [id] of this.pending) {
         this.failPending(id, "dial_failed", {
@@ -348,7 +350,10 @@ export class Pairing {
       p.source,
       destination,
       {
-        onBytes: (direction, n) => this.bytes[direction].inc(n),
+        onBytes: (direction, n) => {
+          this.bytesMoved[direction] += n;
+          this.bytes[direction].inc(n);
+        },
         // Looked up per frame: a changed bandwidth limit holds for open connections too (it is the stream's).
         throttle: (direction, n) => this.buckets?.[direction].take(n) ?? 0,
         onClose: (reason: CloseReason, detail: string) => {

@@ -19,10 +19,12 @@ import { MessageServerCall } from "../transport/message-server-call.ts";
 import { type AgentMessage, type RelayMessage, relayService } from "../transport/relay-service.ts";
 import { CertificateRejections, DeviceAuthenticator } from "./device-auth.ts";
 import type { RelayMetrics } from "./metrics.ts";
-import type { Pairing } from "./pairing.ts";
 import { requestedService } from "./service-choice.ts";
-import { authenticate, expiry, type StreamConfig } from "./stream-config.ts";
-import { presentsKubernetesToken, UserAccess } from "./user-access.ts";
+import { ServerNameRefused, type SniContexts } from "./sni-contexts.ts";
+import { authenticate, expiry } from "./stream-config.ts";
+import type { StreamRegistry } from "./stream-registry.ts";
+import type { StreamRuntime } from "./stream-runtime.ts";
+import { presentsKubernetesToken } from "./user-access.ts";
 
 /** An Attach message is a few fields; anything near this is not one. */
 const maxAttachMessageBytes = 64 * 1024;
@@ -33,22 +35,23 @@ const maxDataFrameBytes = 64 * 1024;
 
 export interface RelayServerOptions {
   listen: string;
-  tls: ServerTls;
+  /** One certificate (single-stream mode), or each stream's by the server name a client sends (pool mode). */
+  tls: ServerTls | { sni: SniContexts };
   /** CA of device certificates; needed for a stream bound to a Device (relay.json `device`). */
   deviceCaPem?: string;
   keepalive: KeepaliveOptions;
   /** Who may hold a connection to the gRPC port, and for how long before authenticating. */
   limits: ConnectionLimits;
-  config: () => StreamConfig;
-  /** Connect calls that present a Kubernetes token instead of the source token (default: refused, as static). */
-  users?: UserAccess;
-  pairing: Pairing;
+  /** The streams served, and which one a call reaches. */
+  streams: StreamRegistry;
   metrics: RelayMetrics;
   log: Logger;
 }
 
 export interface RelayServer {
   port: number;
+  /** Pool mode: the cap on connections follows the number of streams served. */
+  setMaxConnections(n: number): void;
   forceClose(): void;
 }
 
@@ -56,8 +59,6 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
   // Anyone who reaches the port can be refused, as often as they like: the metric counts every
   // refusal, the log gets a sample (one line per role and reason per 10 s).
   const refusals = new LogSampler({ intervalMs: 10_000 });
-  const users =
-    o.users ?? new UserAccess({ ttlMs: 0, stream: () => o.config().stream, metrics: o.metrics, log: o.log });
   const refuse = (call: H2ServerCall, role: Role, result: { code: ErrorCode; message: string }) => {
     o.metrics.authFailures.inc({ role, reason: result.code });
     const suppressed = refusals.take(`${role}/${result.code}`);
@@ -71,8 +72,25 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     }
     call.fail(status.UNAUTHENTICATED, errorDetail(result.code, result.message));
   };
-  const admit = (call: H2ServerCall, role: Role): boolean => {
-    const result = authenticate(o.config(), role, call.metadata);
+  /**
+   * The stream the call's TLS server name reaches; undefined and refused when none does (in pool
+   * mode, one removed since the session's handshake).
+   */
+  const streamOf = (call: H2ServerCall, role: Role): StreamRuntime | undefined => {
+    const stream = o.streams.route(call.serverName());
+    if (stream) return stream;
+    o.metrics.authFailures.inc({ role, reason: "DS_STREAM_MOVED" });
+    call.fail(
+      status.UNAVAILABLE,
+      errorDetail(
+        "DS_STREAM_MOVED",
+        "this relay no longer serves the stream of this server name (it was deleted or moved to another relay); connect again",
+      ),
+    );
+    return undefined;
+  };
+  const admit = (stream: StreamRuntime, call: H2ServerCall, role: Role): boolean => {
+    const result = authenticate(stream.config, role, call.metadata);
     if (result.ok) gate.authenticated(call.getPeer());
     else refuse(call, role, result);
     return result.ok;
@@ -83,9 +101,9 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
    * The device side's identity, or undefined when refused: the Device its certificate names on a
    * stream bound to one, else the token path's one identity (whoever holds the token).
    */
-  const admitDevice = async (call: H2ServerCall): Promise<string | undefined> => {
-    const config = o.config();
-    if (!config.device) return admit(call, "destination") ? "token" : undefined;
+  const admitDevice = async (stream: StreamRuntime, call: H2ServerCall): Promise<string | undefined> => {
+    const config = stream.config;
+    if (!config.device) return admit(stream, call, "destination") ? "token" : undefined;
     const result = devices
       ? await devices.check(config.device, call.verifiedPeerCertificate(), rejections.reason(call.getPeer()))
       : ({ ok: false, code: "DS_CONFIG", message: "the relay has no --device-ca" } as const);
@@ -100,41 +118,48 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
     return result.ok ? result.identity : undefined;
   };
   const attach = async (call: H2ServerCall) => {
-    const identity = await admitDevice(call);
-    if (!identity) return;
+    const stream = streamOf(call, "destination");
+    const identity = stream && (await admitDevice(stream, call));
+    if (!stream || !identity) return;
     const codec = {
       decode: (b: Uint8Array): AgentMessage =>
         relayService.attach.requestDeserialize(Buffer.from(b.buffer, b.byteOffset, b.length)),
       encode: (m: RelayMessage) => relayService.attach.responseSerialize(m),
     };
-    o.pairing.attach(new MessageServerCall(call, codec, maxAttachMessageBytes), identity);
+    stream.pairing.attach(new MessageServerCall(call, codec, maxAttachMessageBytes), identity);
   };
   const connect = (call: H2ServerCall) => {
+    const stream = streamOf(call, "source");
+    if (!stream) return;
     // The service the caller picked; the pairing checks it against the stream once admitted.
     const requested = requestedService(call.metadata);
     if (!presentsKubernetesToken(call.metadata)) {
-      if (admit(call, "source")) o.pairing.connect(call, undefined, requested);
+      if (admit(stream, call, "source")) stream.pairing.connect(call, undefined, requested);
       return;
     }
-    void users.admit(call).then((user) => {
+    void stream.users.admit(call).then((user) => {
       if (user === undefined || call.cancelled) return;
       gate.authenticated(call.getPeer());
-      o.pairing.connect(call, user, requested);
+      stream.pairing.connect(call, user, requested);
     });
   };
   const accept = async (call: H2ServerCall) => {
-    const identity = await admitDevice(call);
-    if (!identity) return;
+    const stream = streamOf(call, "destination");
+    const identity = stream && (await admitDevice(stream, call));
+    if (!stream || !identity) return;
     const id = Number(call.metadata.get(metadataKeys.connectionId)[0]);
     if (!Number.isSafeInteger(id) || id <= 0) {
       call.fail(status.INVALID_ARGUMENT, errorDetail("DS_PROTOCOL", "Accept needs a connection id"));
       return;
     }
-    o.pairing.accept(call, id, identity);
+    stream.pairing.accept(call, id, identity);
   };
   const server = new GrpcH2Server({
     // Device certificates are asked for, not required: the service side comes without one.
-    tls: o.deviceCaPem ? { ...o.tls, clientCaPem: o.deviceCaPem, clientCertOptional: true } : o.tls,
+    tls: {
+      ...("sni" in o.tls ? { sniCallback: o.tls.sni.callback } : o.tls),
+      ...(o.deviceCaPem ? { clientCaPem: o.deviceCaPem, clientCertOptional: true } : {}),
+    },
     keepalive: o.keepalive,
     streamWindowBytes: flowControlWindowBytes,
     maxFrameBytes: maxDataFrameBytes,
@@ -164,6 +189,7 @@ export async function startRelayServer(o: RelayServerOptions): Promise<RelayServ
   server.http2.on("secureConnection", (s: TLSSocket) => rejections.watch(s));
   return {
     port: gate.port,
+    setMaxConnections: (n) => gate.setMaxConnections(n),
     forceClose: () => {
       gate.close();
       server.forceClose();
@@ -185,6 +211,12 @@ function logHandshakeFailures(server: GrpcH2Server, gate: ConnectionGate, o: Rel
     h2.on("tlsClientError", (err: NodeJS.ErrnoException & { reason?: string }, socket: TLSSocket) => {
       const parent = (socket as TLSSocket & { _parent?: object })._parent;
       if (parent && gate.closedByGate(parent)) return; // counted and logged as the gate's handshake_timeout
+      if (err instanceof ServerNameRefused) return; // counted as unknown_server_name by the SNI callback
+      if ("sni" in o.tls && !socket.servername) {
+        // Pool mode: without a server name no stream's certificate applies, and the handshake fails.
+        o.metrics.grpcConnectionsRefused.inc({ reason: "missing_server_name" });
+        return;
+      }
       o.metrics.tlsHandshakeFailures.inc();
       const reason =
         err.code === "ECONNRESET"

@@ -43,6 +43,7 @@ export function parseStreamConfig(text: string, source: string): StreamConfig {
       problems.push(`credentials needs a ${role} entry with a sha256`);
     }
   }
+  if (c.serverNames !== undefined) problems.push(...serverNamesProblems(c.serverNames));
   if (c.acceptSourceToken !== undefined && typeof c.acceptSourceToken !== "boolean") {
     problems.push("acceptSourceToken must be true or false");
   }
@@ -76,6 +77,20 @@ function servicesProblems(services: unknown, service: unknown): string[] {
   if (new Set(services).size !== services.length) out.push("services must not name a service twice");
   if (services[0] !== service) out.push("services must start with service (the one for clients that name none)");
   return out;
+}
+
+/** A certificate's handful of names; a pool routes by them, so each must be a plain DNS name. */
+export const maxServerNames = 16;
+
+function serverNamesProblems(names: unknown): string[] {
+  if (!Array.isArray(names) || !names.length || names.length > maxServerNames) {
+    return [`serverNames must be a list of 1 to ${maxServerNames} DNS names`];
+  }
+  const bad = names.filter((n) => typeof n !== "string" || n.toLowerCase() !== n || dns1123SubdomainError(n));
+  if (bad.length)
+    return [`serverNames must hold lowercase DNS names, not ${bad.map((n) => JSON.stringify(n)).join(", ")}`];
+  if (new Set(names).size !== names.length) return ["serverNames must not name a name twice"];
+  return [];
 }
 
 /** The stream's services, the one for clients that name none first. */

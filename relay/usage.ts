@@ -1,8 +1,9 @@
-// The relay's usage report for the operator (`/usage` on the metrics port): bytes each way and
-// connections, read from the relay's own counters so that the byte path stays untouched, and the
-// last time bytes moved, sampled every second (idle timeouts are minutes, not milliseconds).
+// A stream's usage report for the operator (`/usage` on the metrics port): bytes each way and
+// connections, read from the stream's pairing (its own counts: in a pool the metrics sum every
+// stream), and the last time bytes moved, sampled every second by the stream registry (idle
+// timeouts are minutes, not milliseconds; one timer for the whole pool, not one per stream).
 import { randomUUID } from "node:crypto";
-import type { RelayMetrics } from "./metrics.ts";
+import type { Pairing } from "./pairing.ts";
 
 export interface UsageReport {
   stream: string;
@@ -11,64 +12,44 @@ export interface UsageReport {
   incarnation: string;
   activeConnections: number;
   deviceAttached: boolean;
-  /** RFC 3339; the relay's start until the first byte moves. */
+  /** RFC 3339; the stream's start in this process until the first byte moves. */
   lastActivityAt: string;
   startedAt: string;
 }
 
-async function gaugeValue(m: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> {
-  return (await m.get()).values[0]?.value ?? 0;
-}
+/** The process's run: shared by every stream it serves. */
+const incarnation = randomUUID();
+
+type Counted = Pick<Pairing, "bytesMoved" | "connectionCount" | "agentAttached">;
 
 export class UsageTracker {
   private readonly stream: string;
-  private readonly metrics: RelayMetrics;
+  private readonly pairing: Counted;
   private readonly startedAt = Date.now();
-  private readonly incarnation = randomUUID();
   private lastActivity = this.startedAt;
   private lastTotal = 0;
-  private timer: NodeJS.Timeout | undefined;
 
-  constructor(stream: string, metrics: RelayMetrics) {
+  constructor(stream: string, pairing: Counted) {
     this.stream = stream;
-    this.metrics = metrics;
+    this.pairing = pairing;
   }
 
-  start(everyMs = 1000): void {
-    this.timer = setInterval(() => void this.sample(), everyMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-
-  private async bytes(): Promise<{ toDevice: number; fromDevice: number }> {
-    const out = { toDevice: 0, fromDevice: 0 };
-    for (const v of (await this.metrics.bytes.get()).values) {
-      if (v.labels.direction === "to_device") out.toDevice = v.value;
-      if (v.labels.direction === "from_device") out.fromDevice = v.value;
-    }
-    return out;
-  }
-
-  private async sample(): Promise<void> {
-    const b = await this.bytes();
-    const total = b.toDevice + b.fromDevice;
+  sample(now = Date.now()): void {
+    const total = this.pairing.bytesMoved.to_device + this.pairing.bytesMoved.from_device;
     if (total !== this.lastTotal) {
       this.lastTotal = total;
-      this.lastActivity = Date.now();
+      this.lastActivity = now;
     }
   }
 
-  async report(): Promise<UsageReport> {
-    await this.sample();
+  report(): UsageReport {
+    this.sample();
     return {
       stream: this.stream,
-      bytes: await this.bytes(),
-      incarnation: this.incarnation,
-      activeConnections: await gaugeValue(this.metrics.connectionsActive),
-      deviceAttached: (await gaugeValue(this.metrics.destinationAttached)) === 1,
+      bytes: { toDevice: this.pairing.bytesMoved.to_device, fromDevice: this.pairing.bytesMoved.from_device },
+      incarnation,
+      activeConnections: this.pairing.connectionCount,
+      deviceAttached: this.pairing.agentAttached,
       lastActivityAt: new Date(this.lastActivity).toISOString(),
       startedAt: new Date(this.startedAt).toISOString(),
     };

@@ -116,6 +116,11 @@ export class ConnectionGate {
     }
   }
 
+  /** A new cap on connections at once (a pool relay's grows with its streams); open ones stay. */
+  setMaxConnections(n: number): void {
+    this.net.maxConnections = n;
+  }
+
   /** Whether the gate itself closed this raw socket (its TLS layer then reports a failed handshake). */
   closedByGate(socket: object): boolean {
     return this.cutSockets.has(socket);

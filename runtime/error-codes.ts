@@ -227,6 +227,12 @@ export const errorCodes = {
       "the stream reached a limit (lifetime, `expiresAt`, idle time, bytes per day): its connections end, new ones are refused",
     action: "open a new stream",
   },
+  DS_STREAM_MOVED: {
+    area: "tunnel",
+    cause:
+      "the pool relay stopped serving the stream (its folder was removed: the stream was deleted or moved to another relay); its connections were reset",
+    action: "connect again: the stream's address leads to the relay that serves it now, if any",
+  },
   DS_UNKNOWN_CONNECTION: {
     area: "tunnel",
     cause: "the agent answered for a connection the relay no longer waits for (it timed out, or its client left)",

@@ -62,3 +62,16 @@ export function createLogger(component: string): Logger {
     enabled: (level) => levels[level] >= threshold,
   };
 }
+
+/** `log` with `fields` added to every line (a pool's stream name), the caller's fields winning. */
+export function withFields(log: Logger, fields: Fields): Logger {
+  const add = (f?: Fields) => ({ ...fields, ...f });
+  return {
+    debug: (m, f) => log.debug(m, add(f)),
+    info: (m, f) => log.info(m, add(f)),
+    warn: (m, f) => log.warn(m, add(f)),
+    error: (m, f) => log.error(m, add(f)),
+    child: (sub) => withFields(log.child(sub), fields),
+    enabled: (level) => log.enabled(level),
+  };
+}

@@ -11,6 +11,7 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import type { Socket } from "node:net";
+import type { TlsOptions } from "node:tls";
 import { status } from "@grpc/grpc-js";
 import type { GatedServer } from "../runtime/connection-gate.ts";
 import type { KeepaliveOptions } from "../runtime/grpc-options.ts";
@@ -18,8 +19,11 @@ import type { ServerTls } from "../runtime/tls.ts";
 import { grpcContentType, grpcResponseContentType, statusTrailers } from "./grpc-wire.ts";
 import { H2ServerCall } from "./h2-server-call.ts";
 
+/** The context of each handshake chosen by the server name the client sent (a pool relay's streams). */
+export type SniTls = Omit<ServerTls, "certPem" | "keyPem"> & { sniCallback: NonNullable<TlsOptions["SNICallback"]> };
+
 export interface GrpcH2ServerOptions {
-  tls: ServerTls;
+  tls: ServerTls | SniTls;
   keepalive: KeepaliveOptions;
   /** Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). */
   streamWindowBytes: number;
@@ -40,8 +44,7 @@ export class GrpcH2Server implements GatedServer {
     this.o = o;
     const ca = o.tls.clientCaPem;
     this.http2 = createSecureServer({
-      cert: o.tls.certPem,
-      key: o.tls.keyPem,
+      ...("sniCallback" in o.tls ? { SNICallback: o.tls.sniCallback } : { cert: o.tls.certPem, key: o.tls.keyPem }),
       ...(ca ? { ca, requestCert: true, rejectUnauthorized: !o.tls.clientCertOptional } : {}),
       minVersion: "TLSv1.3",
       ALPNProtocols: ["h2"],

@@ -84,6 +84,12 @@ export class H2ServerCall extends EventEmitter {
     return s?.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : "unknown";
   }
 
+  /** The server name the caller sent in its TLS handshake (SNI), if any: a pool relay routes by it. */
+  serverName(): string | undefined {
+    const name = (this.stream.session?.socket as TLSSocket | undefined)?.servername;
+    return typeof name === "string" && name ? name : undefined;
+  }
+
   /** The caller's TLS client certificate (DER), only when TLS verified it against our CA. */
   verifiedPeerCertificate(): Buffer | undefined {
     const s = this.stream.session?.socket as TLSSocket | undefined;

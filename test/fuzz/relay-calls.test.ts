@@ -17,9 +17,10 @@ import { encodeData, encodeFin, encodeReset } from "../../proto/frames.ts";
 import { devicestreams } from "../../proto/generated/devicestreams.js";
 import { metadataKeys, relayServicePath } from "../../proto/metadata.ts";
 import { relayMetrics } from "../../relay/metrics.ts";
-import { Pairing } from "../../relay/pairing.ts";
 import { startRelayServer } from "../../relay/server.ts";
 import { authenticate, parseStreamConfig, type StreamConfig } from "../../relay/stream-config.ts";
+import { StreamRegistry } from "../../relay/stream-registry.ts";
+import { StreamRuntime } from "../../relay/stream-runtime.ts";
 import { DeviceStreamsError } from "../../runtime/errors.ts";
 import { createRegistry } from "../../runtime/http-endpoints.ts";
 import { createCertificateAuthority, issueCertificate, type KeyPairPem } from "../../runtime/pki.ts";
@@ -200,9 +201,10 @@ describe("fuzz: relay call handling", function () {
       "relay-calls",
       fc.array(call, { minLength: 1, maxLength: 6 }),
       async (calls) => {
-        const pairing = new Pairing(
+        const metrics = relayMetrics(createRegistry("relay"));
+        const stream = new StreamRuntime({
           config,
-          {
+          flagLimits: {
             maxConnections: 3,
             idleTimeoutMs: 0,
             dialTimeoutMs: 200,
@@ -210,18 +212,22 @@ describe("fuzz: relay call handling", function () {
             maxFrameBytes: 1024,
             bandwidthBytesPerSecond: 0,
           },
-          relayMetrics(createRegistry("relay")),
-          quietLog,
-        );
+          lifetimeMs: 0,
+          accessTtlMs: 0,
+          metrics,
+          log: quietLog,
+        });
+        const streams = new StreamRegistry({ routeByName: false });
+        streams.add("config", stream);
+        const { pairing } = stream;
         const server = await startRelayServer({
           listen: "127.0.0.1:0",
           tls: serving,
           keepalive: { timeMs: 10_000, timeoutMs: 5_000 },
           // The connection gate has tests of its own; here every call sequence gets through it.
           limits: { maxConnections: 1000, maxPerSource: 1000, handshakeTimeoutMs: 0, unauthenticatedTimeoutMs: 0 },
-          config: () => config,
-          pairing,
-          metrics: relayMetrics(createRegistry("relay")),
+          streams,
+          metrics,
           log: quietLog,
         });
         const client = new Client(`localhost:${server.port}`, ChannelCredentials.createSsl(Buffer.from(ca.certPem)), {
@@ -272,6 +278,7 @@ describe("fuzz: relay call handling", function () {
           for (const o of open_) o.c.cancel();
           client.close();
           pairing.end("shutdown", "DS_RELAY_SHUTDOWN", "fuzz run over");
+          streams.close();
           server.forceClose();
         }
       },
