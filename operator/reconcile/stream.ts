@@ -97,6 +97,10 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     try {
       const state = await ensureRelay(ctx, ds, cachedPod, cachedService, fieldManager);
       observed.podConflict = state.conflict !== undefined;
+      // The status written below then says what the API server answered (Pod Pending), not
+      // "creating", which would take a second status write (and Event) once the cache caught up.
+      if (state.created && !observed.pod) observed.pod = state.created;
+      if (state.service && !observed.service) observed.service = state.service;
       ctx.relayFailures.clear(key);
       observed.relayFailure = undefined;
     } catch (err) {
@@ -120,8 +124,10 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   }
 
   const next = desiredStatus(observed, end);
-  await writeStatus(ctx, ds, next);
-  if (!end) await reportDeviceAcceptance(ctx, ds).catch(ignoreMissing);
+  const wrote = await writeStatus(ctx, ds, next);
+  // After a status write the cached resourceVersion is stale and the guarded patch would only
+  // fail (422): the write's own watch event brings this stream back to report it.
+  if (!end && !wrote) await reportDeviceAcceptance(ctx, ds).catch(ignoreMissing);
   let again = nextCheckMs(observed, end);
   // A name conflict clears up without an event on this stream: look again soon.
   if (observed.podConflict) again = Math.min(again ?? 2000, 2000);
@@ -140,8 +146,9 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   return again === undefined ? undefined : { requeueAfterMs: again };
 }
 
-async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedStatus): Promise<void> {
-  if (sameStatus(ds.status, next)) return;
+/** True when it wrote (the status differed). */
+async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedStatus): Promise<boolean> {
+  if (sameStatus(ds.status, next)) return false;
   const path = objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!, "status");
   const body = {
     apiVersion: ds.apiVersion,
@@ -152,7 +159,7 @@ async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedS
   try {
     await ctx.client.apply(path, body, fieldManager);
   } catch (err) {
-    if (isNotFound(err)) return; // deleted meanwhile; the delete event brings us back
+    if (isNotFound(err)) return true; // deleted meanwhile; the delete event brings us back
     throw err;
   }
   const before = condition(ds.status, conditionTypes.ready);
@@ -166,6 +173,7 @@ async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedS
       reason: after.reason,
     });
   }
+  return true;
 }
 
 async function deleteEnded(ctx: ReconcileContext, ds: DeviceStream): Promise<void> {
