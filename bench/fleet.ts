@@ -16,11 +16,11 @@ import { managedSelector } from "../api/constants.ts";
 import type { DeviceStream } from "../api/v1alpha1.ts";
 import { collectionPath, core, objectPath } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
-import type { Pod, Service } from "../kube/types.ts";
+import { keyOf, type Pod, type Service } from "../kube/types.ts";
 import { createLogger } from "../runtime/log.ts";
 import { startProcess } from "../test/helpers/child-process.ts";
 import { freePort } from "../test/helpers/free-port.ts";
-import { waitFor } from "../test/helpers/wait.ts";
+import { StopWaiting, waitFor } from "../test/helpers/wait.ts";
 import { OperatorEnv, operatorNamespace, serviceAccountUser, streams as streamResource } from "../test/operator/env.ts";
 import { countRequests, operatorAuditPolicy, perStream } from "./fleet/audit.ts";
 import { loadAverage } from "./procs.ts";
@@ -141,7 +141,9 @@ try {
   })();
 
   const created0 = Date.now();
-  await pool(names, 64, ({ ns, name }) => env.createStream(ns, name, { device: "edge", service: "ssh" }));
+  // An hour to connect: the default 5 min would fail the streams a slow operator has not reached yet.
+  const spec = { device: "edge", service: "ssh", timeouts: { connect: "1h" } };
+  await pool(names, 64, ({ ns, name }) => env.createStream(ns, name, spec));
   const createdS = (Date.now() - created0) / 1000;
   log.info("created", { streams: n, seconds: createdS });
 
@@ -160,7 +162,11 @@ try {
     5000,
   );
   const limitMs = 30 * 60_000;
-  await waitFor("every relay", () => count(hasRelay) === n, limitMs, 250);
+  const noneFailed = () => {
+    const failed = dsCache.list().find((d) => d.status?.phase === "Failed");
+    if (failed) throw new StopWaiting(`${keyOf(failed)} failed: ${JSON.stringify(failed.status?.conditions)}`);
+  };
+  await waitFor("every relay", () => noneFailed() ?? count(hasRelay) === n, limitMs, 250);
   const relaysS = (Date.now() - created0) / 1000;
   await waitFor(
     "every stream WaitingForDevice",

@@ -9,7 +9,20 @@ export function operatorAuditPolicy(user: string): string {
     apiVersion: "audit.k8s.io/v1",
     kind: "Policy",
     omitStages: ["RequestReceived", "ResponseStarted"],
-    rules: [{ level: "Metadata", users: [user] }, { level: "None" }],
+    rules: [
+      // DEVICESTREAMS_AUDIT_BODIES=1: what each status write sent, to see why a stream needed it.
+      ...(process.env.DEVICESTREAMS_AUDIT_BODIES
+        ? [
+            {
+              level: "Request",
+              users: [user],
+              resources: [{ group: "devicestreams.io", resources: ["devicestreams/status", "devicestreams"] }],
+            },
+          ]
+        : []),
+      { level: "Metadata", users: [user] },
+      { level: "None" },
+    ],
   });
 }
 

@@ -18,7 +18,7 @@ import type { ReconcileResult } from "../controller.ts";
 import { publishedGateway } from "../gateway-name.ts";
 import { relayRefusal } from "../relay-policy.ts";
 import type { ReconcileContext } from "./context.ts";
-import { reportDeviceAcceptance } from "./device-accepted.ts";
+import { reportDeviceAcceptance, standInAcceptance } from "./device-accepted.ts";
 import { deviceRevocation } from "./device-revocation.ts";
 import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
 import { deleteRoute, ensureRoute, routeRetryMs, routeWriteFailed } from "./gateway-route.ts";
@@ -79,6 +79,7 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     relayFailure: ctx.relayFailures.get(key, ds.metadata.uid!),
     gateway: publishedGateway(ds, ctx.relay),
     gatewayRoute: undefined as Observed["gatewayRoute"],
+    accepted: undefined as Observed["accepted"],
   };
 
   // Take a slot first (an ending stream gives it back below) so that the timeout message can
@@ -123,6 +124,7 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
   }
 
+  if (!end) observed.accepted = standInAcceptance(ds, ctx.devices.get(namespace, ds.spec.device));
   const next = desiredStatus(observed, end);
   const wrote = await writeStatus(ctx, ds, next);
   // After a status write the cached resourceVersion is stale and the guarded patch would only
