@@ -14,6 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { managedSelector } from "../api/constants.ts";
 import type { DeviceStream } from "../api/v1alpha1.ts";
+import { nodeFlags } from "../cli/node-flags.ts";
 import { collectionPath, core, objectPath } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
 import { keyOf, type Pod, type Service } from "../kube/types.ts";
@@ -70,6 +71,7 @@ const operator = startProcess(
     ...(values["heap-snapshot"]
       ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${values["heap-snapshot"]}`]
       : []),
+    ...nodeFlags, // as the image runs it
     join(root, "test/operator/run-operator.ts"),
     `--kubeconfig=${env.operatorKubeconfigPath}`,
     `--namespace=${operatorNamespace}`,
