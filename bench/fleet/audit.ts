@@ -27,6 +27,8 @@ export function operatorAuditPolicy(user: string): string {
 }
 
 export interface RequestCounts {
+  /** Lines read: pass as `from` to count only what came after. */
+  lines: number;
   /** "verb resource[/subresource]" -> requests. */
   byKind: Record<string, number>;
   /** HTTP codes other than 2xx: "verb resource code" -> requests. */
@@ -41,10 +43,11 @@ interface AuditLine {
   responseStatus?: { code?: number };
 }
 
-export function countRequests(auditLogPath: string): RequestCounts {
-  const out: RequestCounts = { byKind: {}, failures: {}, total: 0 };
-  for (const line of readFileSync(auditLogPath, "utf8").split("\n")) {
-    if (!line) continue;
+/** Requests in the audit log, past its first `from` lines. */
+export function countRequests(auditLogPath: string, from = 0): RequestCounts {
+  const lines = readFileSync(auditLogPath, "utf8").split("\n").filter((l) => l);
+  const out: RequestCounts = { lines: lines.length, byKind: {}, failures: {}, total: 0 };
+  for (const line of lines.slice(from)) {
     const e = JSON.parse(line) as AuditLine;
     if (e.stage !== "ResponseComplete" && e.stage !== "Panic") continue;
     const res = e.objectRef?.resource ?? "nonResource";

@@ -47,6 +47,8 @@ export function streamController(ctx: ReconcileContext, caches: Caches, ca: Oper
       ctx.capacity.clear();
       ctx.expectedPods.clear();
       ctx.endings.clear();
+      ctx.writtenStatus.clear();
+      ctx.finalized.clear();
     },
   });
   ctx.streams.on((_event, st) => controller.enqueue(keyOf(st)));

@@ -44,11 +44,12 @@ const warningReasons = new Set<string>([
 
 export async function reconcileStream(ctx: ReconcileContext, key: string): Promise<ReconcileResult | undefined> {
   const { namespace, name } = splitKey(key);
-  const ds = ctx.streams.get(namespace, name);
+  let ds = ctx.streams.get(namespace, name);
   if (!ds) {
     for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
     ctx.expectedPods.delete(key);
     ctx.relayFailures.clear(key);
+    ctx.finalized.delete(key);
     return undefined;
   }
   if (ds.metadata.deletionTimestamp) {
@@ -58,6 +59,11 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   if (!hasFinalizer(ds)) await addFinalizer(ctx, ds, fieldManager);
 
   const now = ctx.now();
+  // Our last status write, while the cache does not show it yet, is the status to go by: a pass
+  // woken before its own write's watch event would otherwise write it again (with new transition
+  // times), record its Event again and send a DeviceAccepted patch bound to fail.
+  const lagging = ctx.writtenStatus.lagging(ds.metadata.uid!, ds.status, now);
+  if (lagging) ds = { ...ds, status: { ...ds.status, ...lagging } };
   const cachedPod = ctx.pods.get(namespace, relayName(name));
   const cachedService = ctx.services.get(namespace, relayName(name));
   const pod = cachedPod && controlledBy(cachedPod, ds) ? cachedPod : undefined;
@@ -127,9 +133,11 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   if (!end) observed.accepted = standInAcceptance(ds, ctx.devices.get(namespace, ds.spec.device));
   const next = desiredStatus(observed, end);
   const wrote = await writeStatus(ctx, ds, next);
-  // After a status write the cached resourceVersion is stale and the guarded patch would only
-  // fail (422): the write's own watch event brings this stream back to report it.
-  if (!end && !wrote) await reportDeviceAcceptance(ctx, ds).catch(ignoreMissing);
+  if (wrote) ctx.writtenStatus.record(uid, next, now);
+  // After a status write (or while the cache lags behind one) the cached resourceVersion is stale
+  // and the guarded patch would only fail (422): the write's own watch event brings this stream
+  // back to report it.
+  if (!end && !wrote && !lagging) await reportDeviceAcceptance(ctx, ds).catch(ignoreMissing);
   let again = nextCheckMs(observed, end);
   // A name conflict clears up without an event on this stream: look again soon.
   if (observed.podConflict) again = Math.min(again ?? 2000, 2000);
