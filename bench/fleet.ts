@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { load } from "js-yaml";
 import { managedSelector } from "../api/constants.ts";
 import type { DeviceStream } from "../api/v1alpha1.ts";
 import { nodeFlags } from "../cli/node-flags.ts";
@@ -33,6 +34,8 @@ const { values } = parseArgs({
     "per-namespace": { type: "string", default: "1000" },
     workers: { type: "string", default: "16" },
     out: { type: "string", default: join(import.meta.dirname, "fleet.json") },
+    /** Node.js options of the operator; default: the chart's operator.nodeOptions, as a release runs it. */
+    "operator-node-options": { type: "string" },
     /** Writes a V8 heap snapshot of the operator once it has settled with every stream live. */
     "heap-snapshot": { type: "string" },
   },
@@ -62,6 +65,10 @@ function memory(pid: number): { rss: number; hwm: number } {
   }
 }
 
+const chartValues = load(readFileSync(join(root, "charts/devicestreams/values.yaml"), "utf8")) as {
+  operator: { nodeOptions?: string };
+};
+const operatorNodeOptions = values["operator-node-options"] ?? chartValues.operator.nodeOptions ?? "";
 const env = await OperatorEnv.start({ auditPolicy: operatorAuditPolicy(serviceAccountUser) });
 const metricsPort = await freePort();
 const operator = startProcess(
@@ -71,7 +78,8 @@ const operator = startProcess(
     ...(values["heap-snapshot"]
       ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${values["heap-snapshot"]}`]
       : []),
-    ...nodeFlags, // as the image runs it
+    ...nodeFlags, // as the image runs it, with the chart's NODE_OPTIONS
+    ...operatorNodeOptions.split(" ").filter((o) => o),
     join(root, "test/operator/run-operator.ts"),
     `--kubeconfig=${env.operatorKubeconfigPath}`,
     `--namespace=${operatorNamespace}`,
@@ -204,6 +212,7 @@ try {
     streams: n,
     namespaces: namespaces.length,
     workers: Number(values.workers),
+    operator_node_options: operatorNodeOptions,
     ready_means:
       "per-stream relay Pods (not pool mode) that never run: a stand-in kubelet marks each Pod Ready as it appears; " +
       "a stream is ready at status.phase WaitingForDevice",

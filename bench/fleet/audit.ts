@@ -45,7 +45,9 @@ interface AuditLine {
 
 /** Requests in the audit log, past its first `from` lines. */
 export function countRequests(auditLogPath: string, from = 0): RequestCounts {
-  const lines = readFileSync(auditLogPath, "utf8").split("\n").filter((l) => l);
+  const lines = readFileSync(auditLogPath, "utf8")
+    .split("\n")
+    .filter((l) => l);
   const out: RequestCounts = { lines: lines.length, byKind: {}, failures: {}, total: 0 };
   for (const line of lines.slice(from)) {
     const e = JSON.parse(line) as AuditLine;

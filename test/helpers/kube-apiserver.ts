@@ -249,6 +249,8 @@ async function start(
       ? [
           `--audit-policy-file=${file("audit-policy.yaml", opts.auditPolicy)}`,
           `--audit-log-path=${join(logs, "audit.log")}`,
+          // 0 would mean the logger's default, 100 MB, and older lines would move to another file.
+          "--audit-log-maxsize=100000",
         ]
       : []),
   ];
