@@ -13,7 +13,7 @@ import type { KubeList, KubeObject } from "./types.ts";
 export type InformerEvent = "add" | "update" | "delete";
 export type Handler<T> = (event: InformerEvent, obj: T, old?: T) => void;
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   name: string;
   client: KubeClient;
   /** Collection path, e.g. /api/v1/pods (all namespaces). */
@@ -28,12 +28,20 @@ export interface InformerOptions {
   onRelist?: () => void;
   /** Added to the log line when listing answers 404 (for a CRD: how to install it). */
   notFoundHint?: string;
+  /**
+   * What the cache keeps of each object as it arrives (as controller-runtime's cache transforms):
+   * only what readers use, so that thousands of objects stay small. managedFields are always dropped.
+   */
+  transform?: (obj: T) => T;
 }
 
 export class Informer<T extends KubeObject> {
   readonly name: string;
-  private readonly opts: InformerOptions;
+  private readonly opts: InformerOptions<T>;
   private readonly store = new Map<string, T>();
+  /** Keys by namespace, so that list(namespace) does not walk every object. */
+  private readonly byNamespace = new Map<string, Set<string>>();
+  private readonly indexes = new Map<string, { of: (obj: T) => string | undefined; keys: Map<string, Set<string>> }>();
   private readonly handlers: Handler<T>[] = [];
   private readonly backoff: Backoff;
   private resourceVersion = "";
@@ -44,7 +52,7 @@ export class Informer<T extends KubeObject> {
   private syncWaiters: Array<() => void> = [];
   synced = false;
 
-  constructor(opts: InformerOptions) {
+  constructor(opts: InformerOptions<T>) {
     this.opts = opts;
     this.name = opts.name;
     this.backoff = opts.backoff ?? new Backoff({ initialMs: 500, maxMs: 30_000, stableMs: 60_000 });
@@ -59,8 +67,27 @@ export class Informer<T extends KubeObject> {
   }
 
   list(namespace?: string): T[] {
-    const all = [...this.store.values()];
-    return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
+    if (namespace === undefined) return [...this.store.values()];
+    return this.lookup(this.byNamespace.get(namespace));
+  }
+
+  /** Keeps the objects findable by `of(obj)` (e.g. a stream's Device): see byIndex. Call before start. */
+  addIndex(name: string, of: (obj: T) => string | undefined): void {
+    this.indexes.set(name, { of, keys: new Map() });
+  }
+
+  /** The objects whose index `name` gives `value`. */
+  byIndex(name: string, value: string): T[] {
+    return this.lookup(this.indexes.get(name)?.keys.get(value));
+  }
+
+  private lookup(keys: Set<string> | undefined): T[] {
+    const out: T[] = [];
+    for (const k of keys ?? []) {
+      const obj = this.store.get(k);
+      if (obj) out.push(obj);
+    }
+    return out;
   }
 
   start(): void {
@@ -115,7 +142,7 @@ export class Informer<T extends KubeObject> {
         continue: continueToken,
         labelSelector: this.opts.labelSelector,
       });
-      for (const item of page.items) fresh.set(keyFor(item), strip(item));
+      for (const item of page.items) fresh.set(keyFor(item), this.keep(item));
       continueToken = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion ?? "";
     } while (continueToken);
@@ -149,7 +176,7 @@ export class Informer<T extends KubeObject> {
         }
         const o = obj as T;
         if (o?.metadata?.resourceVersion) this.resourceVersion = o.metadata.resourceVersion;
-        if (type === "ADDED" || type === "MODIFIED") this.upsert(strip(o));
+        if (type === "ADDED" || type === "MODIFIED") this.upsert(this.keep(o));
         else if (type === "DELETED") this.remove(keyFor(o), o);
         this.backoff.connected(); // events flowing: the connection is healthy
       };
@@ -177,6 +204,8 @@ export class Informer<T extends KubeObject> {
     const old = this.store.get(key);
     if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
     this.store.set(key, obj);
+    if (old) this.unindex(key, old);
+    this.index(key, obj);
     this.emit(old ? "update" : "add", obj, old);
   }
 
@@ -184,7 +213,29 @@ export class Informer<T extends KubeObject> {
     const old = this.store.get(key);
     if (!old) return;
     this.store.delete(key);
+    this.unindex(key, old);
     this.emit("delete", old ?? obj);
+  }
+
+  private keep(obj: T): T {
+    strip(obj);
+    return this.opts.transform ? this.opts.transform(obj) : obj;
+  }
+
+  private index(key: string, obj: T): void {
+    add(this.byNamespace, obj.metadata.namespace ?? "", key);
+    for (const { of, keys } of this.indexes.values()) {
+      const v = of(obj);
+      if (v !== undefined) add(keys, v, key);
+    }
+  }
+
+  private unindex(key: string, obj: T): void {
+    drop(this.byNamespace, obj.metadata.namespace ?? "", key);
+    for (const { of, keys } of this.indexes.values()) {
+      const v = of(obj);
+      if (v !== undefined) drop(keys, v, key);
+    }
   }
 
   private emit(event: InformerEvent, obj: T, old?: T): void {
@@ -196,6 +247,19 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
+}
+
+function add(index: Map<string, Set<string>>, value: string, key: string): void {
+  const keys = index.get(value);
+  if (keys) keys.add(key);
+  else index.set(value, new Set([key]));
+}
+
+function drop(index: Map<string, Set<string>>, value: string, key: string): void {
+  const keys = index.get(value);
+  if (!keys) return;
+  keys.delete(key);
+  if (keys.size === 0) index.delete(value);
 }
 
 function keyFor(obj: KubeObject): string {

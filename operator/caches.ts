@@ -6,9 +6,13 @@ import { collectionPath, core, type KubeClient } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
 import type { KubeObject, Pod, Service } from "../kube/types.ts";
 import type { Logger } from "../runtime/log.ts";
+import { deviceForCache, podForCache, serviceForCache, streamForCache } from "./cache-transforms.ts";
 import type { TLSRoute } from "./gateway-route.ts";
 import { type Component, untilAborted } from "./manager.ts";
 import type { OperatorMetrics } from "./metrics.ts";
+
+/** Index of the streams cache: `namespace/device`. */
+export const byDevice = "device";
 
 const crdMissing = "the devicestreams.io CRDs are not installed: kubectl apply -f crds/";
 
@@ -30,6 +34,7 @@ export class Caches implements Component {
       path: string,
       labelSelector?: string,
       notFoundHint?: string,
+      transform?: (obj: T) => T,
     ) =>
       new Informer<T>({
         name,
@@ -38,13 +43,17 @@ export class Caches implements Component {
         labelSelector,
         log,
         notFoundHint,
+        transform,
         onRestart: (cause) => metrics.watchRestarts.inc({ resource: name, cause }),
         onRelist: () => metrics.relists.inc({ resource: name }),
       });
-    this.streams = informer("devicestreams", collectionPath({ ...deviceStreamResource }), undefined, crdMissing);
-    this.devices = informer("devices", collectionPath({ ...deviceResource }), undefined, crdMissing);
-    this.pods = informer("pods", collectionPath(core.pods), managedSelector);
-    this.services = informer("services", collectionPath(core.services), managedSelector);
+    const streams = collectionPath({ ...deviceStreamResource });
+    this.streams = informer("devicestreams", streams, undefined, crdMissing, streamForCache);
+    // The streams of a Device, found without walking every stream (device events, hub sessions).
+    this.streams.addIndex(byDevice, (ds) => `${ds.metadata.namespace}/${ds.spec.device}`);
+    this.devices = informer("devices", collectionPath({ ...deviceResource }), undefined, crdMissing, deviceForCache);
+    this.pods = informer("pods", collectionPath(core.pods), managedSelector, undefined, podForCache);
+    this.services = informer("services", collectionPath(core.services), managedSelector, undefined, serviceForCache);
     this.all = [this.streams, this.devices, this.pods, this.services];
     if (tlsRoutesPath) {
       this.tlsRoutes = informer("tlsroutes", tlsRoutesPath, managedSelector);

@@ -15,7 +15,14 @@ export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
+/** Events being sent at once, and waiting to be (as client-go's broadcaster, 1000; more are dropped). */
+const maxInFlight = 8;
+const maxQueued = 1000;
+
 export class EventRecorder {
+  private readonly queue: Array<() => Promise<void>> = [];
+  private inFlight = 0;
+  private dropped = 0;
   private readonly client: KubeClient;
   private readonly instance: string;
   private readonly log: Logger;
@@ -58,12 +65,42 @@ export class EventRecorder {
       },
     };
     this.onRecorded?.(type, reason);
-    this.client.request("POST", collectionPath(core.events, m.namespace), { body: event }).catch((err: unknown) => {
-      this.log.warn("could not record an Event", {
-        object: `${m.namespace}/${m.name}`,
-        reason,
-        error: describeError(err),
+    // Bounded: thousands of streams changing at once must not hold thousands of requests (and
+    // their bodies) in memory behind the client's sockets, nor take them from reconciles.
+    if (this.queue.length >= maxQueued) {
+      if (this.dropped++ === 0) this.log.warn("too many Events waiting to be sent; dropping some", { maxQueued });
+      return;
+    }
+    this.queue.push(() =>
+      this.client
+        .request("POST", collectionPath(core.events, m.namespace), { body: event })
+        .then(() => undefined)
+        .catch((err: unknown) => {
+          this.log.warn("could not record an Event", {
+            object: `${m.namespace}/${m.name}`,
+            reason,
+            error: describeError(err),
+          });
+        }),
+    );
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < maxInFlight) {
+      const send = this.queue.shift();
+      if (!send) {
+        if (this.dropped && this.inFlight === 0) {
+          this.log.warn("Events were dropped while the API server was slow", { dropped: this.dropped });
+          this.dropped = 0;
+        }
+        return;
+      }
+      this.inFlight++;
+      void send().finally(() => {
+        this.inFlight--;
+        this.pump();
       });
-    });
+    }
   }
 }

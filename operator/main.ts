@@ -27,6 +27,7 @@ import { type OperatorOptions, parseOperatorOptions, relayAccessReviewAddress } 
 import type { ReconcileContext } from "./reconcile/context.ts";
 import { deviceController, streamController } from "./reconcile/controllers.ts";
 import { RelayFailures } from "./reconcile/relay-failure.ts";
+import { WrittenStatus } from "./reconcile/written-status.ts";
 import { streamMetrics } from "./stream-metrics.ts";
 import { UsagePoller } from "./usage/poller.ts";
 
@@ -140,6 +141,8 @@ export async function startOperator(options: OperatorOptions, deps: OperatorDeps
     ca: () => ca.get(),
     expectedPods: new Map(),
     endings: new Map(),
+    writtenStatus: new WrittenStatus(),
+    finalized: new Map(),
     relayFailures: new RelayFailures(),
     onRelayWriteError: (kind, reason) => metrics.relayWriteErrors.inc({ kind, reason }),
     enqueue: (key, afterMs) => streamReconciler.enqueue(key, afterMs),

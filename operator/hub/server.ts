@@ -12,7 +12,7 @@ import {
 } from "@grpc/grpc-js";
 import type { Registry } from "prom-client";
 import type { Device, DeviceStream } from "../../api/v1alpha1.ts";
-import { deviceResource } from "../../api/v1alpha1.ts";
+import { deviceResource, deviceStreamResource } from "../../api/v1alpha1.ts";
 import { isNotFound, type KubeClient, objectPath } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { Pod } from "../../kube/types.ts";
@@ -169,8 +169,12 @@ export class Hub {
     this.port = this.gate.port;
     this.d.devices.on((event, device) => this.onDevice(event, device));
     this.d.streams.on((_e, ds) => this.sessions.get(`${ds.metadata.namespace}/${ds.spec.device}`)?.sync());
+    // Only the session of the Device whose stream owns the Pod: with thousands of agents in one
+    // namespace, syncing all of them on every relay Pod event is quadratic.
     this.d.pods.on((_e, pod) => {
-      for (const s of this.sessions.values()) if (s.id.namespace === pod.metadata.namespace) s.sync();
+      const owner = pod.metadata.ownerReferences?.find((r) => r.controller && r.kind === deviceStreamResource.kind);
+      const ds = owner && this.d.streams.get(pod.metadata.namespace!, owner.name);
+      if (ds) this.sessions.get(`${ds.metadata.namespace}/${ds.spec.device}`)?.sync();
     });
     // Offers also depend on the clock (expiry): look again now and then.
     this.timer = setInterval(() => {

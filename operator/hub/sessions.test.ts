@@ -45,7 +45,7 @@ describe("hub session: offers", () => {
     const deps = {
       replica: "r0",
       devices: { get: () => undefined },
-      streams: { synced: true, get: () => ds, list: () => [ds] },
+      streams: { synced: true, get: () => ds, list: () => [ds], byIndex: () => [ds] },
       pods,
       reports: { offered: () => {}, device: async () => {} },
       ca: { certPem: "ca", keyPem: "key" },

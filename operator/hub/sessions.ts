@@ -15,6 +15,7 @@ import { errorDetail } from "../../runtime/errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { type KeyPairPem, publicKeySha256, signCertificateRequest } from "../../runtime/pki.ts";
 import type { AgentControl, HubControl } from "../../transport/hub-service.ts";
+import { byDevice } from "../caches.ts";
 import { destinationToken } from "./enrollment-token.ts";
 import { checkHello } from "./hello.ts";
 import type { HubMetrics } from "./metrics.ts";
@@ -158,8 +159,8 @@ export class AgentSession {
     if (this.ended || !this.hello || !this.d.streams.synced || !this.d.pods.synced) return;
     const now = Date.now();
     const candidates = this.d.streams
-      .list(this.id.namespace)
-      .filter((s) => s.spec.device === this.id.name && forDevice(s, this.id));
+      .byIndex(byDevice, `${this.id.namespace}/${this.id.name}`)
+      .filter((s) => forDevice(s, this.id));
     const where = (ds: DeviceStream) => relayAddress(ds, this.d.pods.get(ds.metadata.namespace!, relayPodName(ds)));
     const changes = this.book.sync(candidates, now, where);
     for (const w of changes.withdraw) this.call.write({ withdraw: w });

@@ -14,6 +14,7 @@ import type { GatewayParent } from "../options.ts";
 import type { RelaySettings } from "../relay-objects.ts";
 import type { RelayFailures, RelayObjectKind } from "./relay-failure.ts";
 import type { Ending } from "./status.ts";
+import type { WrittenStatus } from "./written-status.ts";
 
 export interface ReconcileContext {
   client: KubeClient;
@@ -32,6 +33,10 @@ export interface ReconcileContext {
   expectedPods: Map<string, number>;
   /** Endings decided but not yet seen in the cache, by stream UID (see reconcile/stream.ts). */
   endings: Map<string, Ending>;
+  /** Streams whose finalizer this leader removed, until the cache shows them gone: key to UID. */
+  finalized: Map<string, string>;
+  /** Status written and not yet seen in the cache, by stream UID (written-status.ts). */
+  writtenStatus: WrittenStatus;
   /** The last refused write of each stream's relay, and when to try again. */
   relayFailures: RelayFailures;
   /** Counts a refused relay write (the operator's metrics). */

@@ -6,7 +6,7 @@ import { deviceStreamResource } from "../../api/v1alpha1.ts";
 import { type KubeObject, keyOf } from "../../kube/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { OperatorCA } from "../ca.ts";
-import type { Caches } from "../caches.ts";
+import { byDevice, type Caches } from "../caches.ts";
 import { Controller } from "../controller.ts";
 import type { OperatorMetrics } from "../metrics.ts";
 import type { ReconcileContext } from "./context.ts";
@@ -47,13 +47,13 @@ export function streamController(ctx: ReconcileContext, caches: Caches, ca: Oper
       ctx.capacity.clear();
       ctx.expectedPods.clear();
       ctx.endings.clear();
+      ctx.writtenStatus.clear();
+      ctx.finalized.clear();
     },
   });
   ctx.streams.on((_event, st) => controller.enqueue(keyOf(st)));
   ctx.devices.on((_event, device) => {
-    for (const st of ctx.streams.list(device.metadata.namespace)) {
-      if (st.spec.device === device.metadata.name) controller.enqueue(keyOf(st));
-    }
+    for (const st of ctx.streams.byIndex(byDevice, keyOf(device))) controller.enqueue(keyOf(st));
   });
   ctx.pods.on((event, pod) => {
     const key = ownerKey(pod);

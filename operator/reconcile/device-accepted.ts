@@ -37,10 +37,22 @@ export function deviceAcceptance(ds: DeviceStream, device: Device | undefined): 
   return ["Unknown", reasons.waitingForDevice, `waiting for Device "${name}" to accept the stream`];
 }
 
+/** What the stand-in reports for `ds` now; undefined when the hub's verdict stands. */
+export function standInAcceptance(
+  ds: DeviceStream,
+  device: Device | undefined,
+): Pick<Condition, "status" | "reason" | "message"> | undefined {
+  const current = condition(ds.status, conditionTypes.deviceAccepted);
+  if (current?.status === "True" || current?.reason === reasons.refused) return undefined;
+  const [status, reason, message] = deviceAcceptance(ds, device);
+  return { status, reason, message };
+}
+
 export async function reportDeviceAcceptance(ctx: ReconcileContext, ds: DeviceStream): Promise<void> {
   const current = condition(ds.status, conditionTypes.deviceAccepted);
-  if (current?.status === "True" || current?.reason === reasons.refused) return;
-  const [status, reason, message] = deviceAcceptance(ds, ctx.devices.get(ds.metadata.namespace!, ds.spec.device));
+  const standIn = standInAcceptance(ds, ctx.devices.get(ds.metadata.namespace!, ds.spec.device));
+  if (!standIn) return;
+  const { status, reason, message } = standIn;
   if (current && current.status === status && current.reason === reason && current.message === message) return;
   const now = new Date(ctx.now()).toISOString().replace(/\.\d+Z$/, "Z");
   const cond: Condition = {

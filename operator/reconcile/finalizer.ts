@@ -37,6 +37,9 @@ export async function addFinalizer(ctx: ReconcileContext, ds: DeviceStream, mana
 export async function finalize(ctx: ReconcileContext, ds: DeviceStream, manager: string): Promise<void> {
   const key = keyOf(ds);
   if (!hasFinalizer(ds)) return;
+  // Done already, and the cache does not show the stream gone yet: a second pass would read the
+  // Device again and send a patch that can only answer Not Found.
+  if (ctx.finalized.get(key) === ds.metadata.uid) return;
   const pod = ctx.pods.get(ds.metadata.namespace!, relayName(ds.metadata.name!));
   if (pod && controlledBy(pod, ds) && !pod.metadata.deletionTimestamp) {
     try {
@@ -67,6 +70,7 @@ export async function finalize(ctx: ReconcileContext, ds: DeviceStream, manager:
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
+  ctx.finalized.set(key, ds.metadata.uid!);
   ctx.events.record(ds, "Normal", "Deleted", "Finalize", "relay stopped and credentials revoked; the stream is gone");
   ctx.log.info("stream deleted; relay stopped", { stream: key });
 }

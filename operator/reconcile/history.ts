@@ -47,8 +47,26 @@ export function withRecord(list: StreamRecord[] | undefined, record: StreamRecor
     .slice(0, maxRecords);
 }
 
-/** Adds the record of `ds` to its Device; a Device that is gone keeps nothing. */
-export async function recordOnDevice(client: KubeClient, ds: DeviceStream, now: number): Promise<void> {
+/** The last write queued per Device (`namespace/name`): see recordOnDevice. */
+const queued = new Map<string, Promise<void>>();
+
+/**
+ * Adds the record of `ds` to its Device; a Device that is gone keeps nothing. Records for one
+ * Device are written one after another: workers finalizing many streams of one Device at once
+ * would otherwise conflict with each other and read again, about six requests per stream for 200.
+ */
+export function recordOnDevice(client: KubeClient, ds: DeviceStream, now: number): Promise<void> {
+  const key = `${ds.metadata.namespace}/${ds.spec.device}`;
+  const run = (queued.get(key) ?? Promise.resolve()).then(() => writeRecord(client, ds, now));
+  const tail = run.catch(() => undefined);
+  queued.set(key, tail);
+  void tail.then(() => {
+    if (queued.get(key) === tail) queued.delete(key);
+  });
+  return run;
+}
+
+async function writeRecord(client: KubeClient, ds: DeviceStream, now: number): Promise<void> {
   const ns = ds.metadata.namespace!;
   const path = objectPath({ ...deviceResource }, ns, ds.spec.device);
   const record = streamRecord(ds, now);

@@ -20,6 +20,10 @@ const expectationMs = 30_000;
 export interface RelayState {
   /** Set when a Pod or Service of the relay's name belongs to something else. */
   conflict?: string;
+  /** The Pod as the API server answered its creation: the cache has not seen it yet. */
+  created?: Pod;
+  /** The Service as the API server answered its apply, when it was applied. */
+  service?: Service;
 }
 
 export async function ensureRelay(
@@ -36,9 +40,12 @@ export async function ensureRelay(
 
   const wantService = buildService(ds, ctx.relay);
   const hash = annotations.configHash;
+  let applied: Service | undefined;
   if (service?.metadata.annotations?.[hash] !== wantService.metadata.annotations?.[hash]) {
     const name = wantService.metadata.name!;
-    await writing("Service", name, () => ctx.client.apply(objectPath(core.services, ns, name), wantService, manager));
+    applied = await writing("Service", name, () =>
+      ctx.client.apply<Service>(objectPath(core.services, ns, name), wantService, manager),
+    );
   }
 
   if (pod && (pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded")) {
@@ -86,7 +93,9 @@ export async function ensureRelay(
     await recordGatewayName(ctx, ds, gatewayServerName(ds, ctx.relay.gatewayDomain));
   const wantPod = buildPod(ds, ctx.relay, ctx.now());
   const podName = wantPod.metadata.name!;
-  await writing("Pod", podName, () => ctx.client.apply(objectPath(core.pods, ns, podName), wantPod, manager));
+  const podAnswer = await writing("Pod", podName, () =>
+    ctx.client.apply<Pod>(objectPath(core.pods, ns, podName), wantPod, manager),
+  );
   ctx.expectedPods.set(key, ctx.now());
   ctx.events.record(
     ds,
@@ -95,7 +104,7 @@ export async function ensureRelay(
     "CreateRelay",
     `created relay Pod and Service ${wantPod.metadata.name}`,
   );
-  return {};
+  return { created: podAnswer, service: applied };
 }
 
 async function recordGatewayName(ctx: ReconcileContext, ds: DeviceStream, name: string): Promise<void> {

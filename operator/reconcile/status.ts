@@ -36,6 +36,11 @@ export interface Observed {
   gatewayRoute?: [Condition["status"], string, string];
   /** The API server refused a write of the relay (relay-failure.ts). */
   relayFailure?: { reason: string; summary: string; message: string };
+  /**
+   * DeviceAccepted as the stand-in (device-accepted.ts) is about to report it, when it will: Ready's
+   * message then quotes it at once, rather than in a second status write after the stand-in's.
+   */
+  accepted?: Pick<Condition, "status" | "reason" | "message">;
 }
 
 export interface Ending {
@@ -180,7 +185,7 @@ export function desiredStatus(o: Observed, end: Ending | undefined): OwnedStatus
     ready = ["False", end.reason, end.message];
   } else {
     relay = relayCondition(o);
-    const accepted = condition(prev, conditionTypes.deviceAccepted);
+    const accepted = o.accepted ?? condition(prev, conditionTypes.deviceAccepted);
     if (relay[0] !== "True") {
       phase = "Pending";
       ready = ["False", relay[1], relay[2]];

@@ -18,7 +18,7 @@ import type { ReconcileResult } from "../controller.ts";
 import { publishedGateway } from "../gateway-name.ts";
 import { relayRefusal } from "../relay-policy.ts";
 import type { ReconcileContext } from "./context.ts";
-import { reportDeviceAcceptance } from "./device-accepted.ts";
+import { reportDeviceAcceptance, standInAcceptance } from "./device-accepted.ts";
 import { deviceRevocation } from "./device-revocation.ts";
 import { addFinalizer, finalize, hasFinalizer } from "./finalizer.ts";
 import { deleteRoute, ensureRoute, routeRetryMs, routeWriteFailed } from "./gateway-route.ts";
@@ -44,11 +44,12 @@ const warningReasons = new Set<string>([
 
 export async function reconcileStream(ctx: ReconcileContext, key: string): Promise<ReconcileResult | undefined> {
   const { namespace, name } = splitKey(key);
-  const ds = ctx.streams.get(namespace, name);
+  let ds = ctx.streams.get(namespace, name);
   if (!ds) {
     for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
     ctx.expectedPods.delete(key);
     ctx.relayFailures.clear(key);
+    ctx.finalized.delete(key);
     return undefined;
   }
   if (ds.metadata.deletionTimestamp) {
@@ -58,6 +59,11 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   if (!hasFinalizer(ds)) await addFinalizer(ctx, ds, fieldManager);
 
   const now = ctx.now();
+  // Our last status write, while the cache does not show it yet, is the status to go by: a pass
+  // woken before its own write's watch event would otherwise write it again (with new transition
+  // times), record its Event again and send a DeviceAccepted patch bound to fail.
+  const lagging = ctx.writtenStatus.lagging(ds.metadata.uid!, ds.status, now);
+  if (lagging) ds = { ...ds, status: { ...ds.status, ...lagging } };
   const cachedPod = ctx.pods.get(namespace, relayName(name));
   const cachedService = ctx.services.get(namespace, relayName(name));
   const pod = cachedPod && controlledBy(cachedPod, ds) ? cachedPod : undefined;
@@ -79,6 +85,7 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     relayFailure: ctx.relayFailures.get(key, ds.metadata.uid!),
     gateway: publishedGateway(ds, ctx.relay),
     gatewayRoute: undefined as Observed["gatewayRoute"],
+    accepted: undefined as Observed["accepted"],
   };
 
   // Take a slot first (an ending stream gives it back below) so that the timeout message can
@@ -97,6 +104,10 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     try {
       const state = await ensureRelay(ctx, ds, cachedPod, cachedService, fieldManager);
       observed.podConflict = state.conflict !== undefined;
+      // The status written below then says what the API server answered (Pod Pending), not
+      // "creating", which would take a second status write (and Event) once the cache caught up.
+      if (state.created && !observed.pod) observed.pod = state.created;
+      if (state.service && !observed.service) observed.service = state.service;
       ctx.relayFailures.clear(key);
       observed.relayFailure = undefined;
     } catch (err) {
@@ -119,9 +130,14 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
     for (const waiting of ctx.capacity.release(key)) ctx.enqueue(waiting);
   }
 
+  if (!end) observed.accepted = standInAcceptance(ds, ctx.devices.get(namespace, ds.spec.device));
   const next = desiredStatus(observed, end);
-  await writeStatus(ctx, ds, next);
-  if (!end) await reportDeviceAcceptance(ctx, ds).catch(ignoreMissing);
+  const wrote = await writeStatus(ctx, ds, next);
+  if (wrote) ctx.writtenStatus.record(uid, next, now);
+  // After a status write (or while the cache lags behind one) the cached resourceVersion is stale
+  // and the guarded patch would only fail (422): the write's own watch event brings this stream
+  // back to report it.
+  if (!end && !wrote && !lagging) await reportDeviceAcceptance(ctx, ds).catch(ignoreMissing);
   let again = nextCheckMs(observed, end);
   // A name conflict clears up without an event on this stream: look again soon.
   if (observed.podConflict) again = Math.min(again ?? 2000, 2000);
@@ -140,8 +156,9 @@ export async function reconcileStream(ctx: ReconcileContext, key: string): Promi
   return again === undefined ? undefined : { requeueAfterMs: again };
 }
 
-async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedStatus): Promise<void> {
-  if (sameStatus(ds.status, next)) return;
+/** True when it wrote (the status differed). */
+async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedStatus): Promise<boolean> {
+  if (sameStatus(ds.status, next)) return false;
   const path = objectPath({ ...deviceStreamResource }, ds.metadata.namespace!, ds.metadata.name!, "status");
   const body = {
     apiVersion: ds.apiVersion,
@@ -152,7 +169,7 @@ async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedS
   try {
     await ctx.client.apply(path, body, fieldManager);
   } catch (err) {
-    if (isNotFound(err)) return; // deleted meanwhile; the delete event brings us back
+    if (isNotFound(err)) return true; // deleted meanwhile; the delete event brings us back
     throw err;
   }
   const before = condition(ds.status, conditionTypes.ready);
@@ -166,6 +183,7 @@ async function writeStatus(ctx: ReconcileContext, ds: DeviceStream, next: OwnedS
       reason: after.reason,
     });
   }
+  return true;
 }
 
 async function deleteEnded(ctx: ReconcileContext, ds: DeviceStream): Promise<void> {

@@ -61,6 +61,17 @@ function fetchJson(url: string, timeoutMs: number): Promise<UsageReport> {
   });
 }
 
+const pollWidth = 256;
+
+async function eachLimited<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
 interface Tracked {
   uid: string;
   day: RollingDay;
@@ -113,24 +124,23 @@ export class UsagePoller implements Component {
     this.running = true;
     try {
       const live = new Set<string>();
-      await Promise.all(
-        this.d.streams.list().map(async (ds) => {
-          const key = keyOf(ds);
-          if (isTerminal(ds.status?.phase) || ds.metadata.deletionTimestamp) return;
-          live.add(key);
-          const pod = this.d.pods.get(ds.metadata.namespace!, relayName(ds.metadata.name!));
-          if (!pod || !controlledBy(pod, ds) || !podReady(pod)) return;
-          const url =
-            this.d.relayUrl?.(pod) ??
-            (pod.status?.podIP ? `http://${pod.status.podIP}:${relayPorts.metrics}/usage` : undefined);
-          if (!url) return;
-          try {
-            await this.poll(ds, await fetchJson(url, 2000));
-          } catch (err) {
-            this.d.log.debug("relay usage not available", { stream: key, error: (err as Error).message });
-          }
-        }),
-      );
+      // A few hundred at a time: ten thousand relays polled at once would hold ten thousand sockets.
+      await eachLimited(this.d.streams.list(), pollWidth, async (ds) => {
+        const key = keyOf(ds);
+        if (isTerminal(ds.status?.phase) || ds.metadata.deletionTimestamp) return;
+        live.add(key);
+        const pod = this.d.pods.get(ds.metadata.namespace!, relayName(ds.metadata.name!));
+        if (!pod || !controlledBy(pod, ds) || !podReady(pod)) return;
+        const url =
+          this.d.relayUrl?.(pod) ??
+          (pod.status?.podIP ? `http://${pod.status.podIP}:${relayPorts.metrics}/usage` : undefined);
+        if (!url) return;
+        try {
+          await this.poll(ds, await fetchJson(url, 2000));
+        } catch (err) {
+          this.d.log.debug("relay usage not available", { stream: key, error: (err as Error).message });
+        }
+      });
       for (const key of this.tracked.keys()) if (!live.has(key)) this.tracked.delete(key);
     } finally {
       this.running = false;

@@ -53,6 +53,8 @@ export interface TestClusterOptions {
   controllerManager?: boolean;
   /** kube-controller-manager --controllers; defaults to the three above. */
   controllers?: string[];
+  /** An audit policy (YAML): the API server then logs to `<dataDir>/logs/audit.log` (benchmarks count requests). */
+  auditPolicy?: string;
 }
 
 /** Users that authenticate with a bearer token (--token-auth-file), as people behind OIDC do. */
@@ -243,6 +245,14 @@ async function start(
     // Otherwise SIGTERM waits up to --request-timeout (60s) for watch connections to close;
     // this drains short requests, then gives the HTTP server 2s.
     "--shutdown-send-retry-after=true",
+    ...(opts.auditPolicy
+      ? [
+          `--audit-policy-file=${file("audit-policy.yaml", opts.auditPolicy)}`,
+          `--audit-log-path=${join(logs, "audit.log")}`,
+          // 0 would mean the logger's default, 100 MB, and older lines would move to another file.
+          "--audit-log-maxsize=100000",
+        ]
+      : []),
   ];
   const apiLog = join(logs, "kube-apiserver.log");
   const tls = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };

@@ -75,4 +75,57 @@ describe("operator: informer", function () {
       ["a", "b"],
     );
   });
+
+  it("keeps what its transform leaves, and finds objects by namespace and by index", async () => {
+    const path = (ns: string) => collectionPath(configMaps, ns);
+    for (const ns of ["idx-a", "idx-b"]) {
+      await client.apply(
+        `/api/v1/namespaces/${ns}`,
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
+        "t",
+      );
+    }
+    const cm = (ns: string, name: string, team: string) =>
+      client.apply(
+        `${path(ns)}/${name}`,
+        { apiVersion: "v1", kind: "ConfigMap", metadata: { name, labels: { team } }, data: { big: "x".repeat(1000) } },
+        "t",
+      );
+    await cm("idx-a", "one", "red");
+    const indexed = new Informer<KubeObject & { data?: unknown }>({
+      name: "configmaps-indexed",
+      client,
+      path: collectionPath(configMaps),
+      labelSelector: "team",
+      log: createLogger("informer-test"),
+      transform: (o) => {
+        delete o.data;
+        return o;
+      },
+    });
+    indexed.addIndex("team", (o) => o.metadata.labels?.team);
+    indexed.start();
+    try {
+      await indexed.waitForSync();
+      await cm("idx-b", "two", "red");
+      await cm("idx-b", "three", "blue");
+      await waitFor("three objects", () => indexed.list().length === 3);
+      const names = (objs: KubeObject[]) => objs.map((o) => o.metadata.name).sort();
+      assert.deepEqual(names(indexed.list("idx-b")), ["three", "two"]);
+      assert.deepEqual(names(indexed.byIndex("team", "red")), ["one", "two"]);
+      assert.equal(indexed.get("idx-a", "one")?.data, undefined, "the transform ran on the list");
+      assert.equal(indexed.get("idx-b", "two")?.data, undefined, "and on the watch");
+      assert.equal(indexed.get("idx-a", "one")?.metadata.managedFields, undefined);
+      // A changed index value moves the object; a deleted one leaves every index.
+      await cm("idx-b", "two", "blue");
+      await waitFor("two moved to blue", () => indexed.byIndex("team", "blue").length === 2);
+      assert.deepEqual(names(indexed.byIndex("team", "red")), ["one"]);
+      await client.delete(`${path("idx-a")}/one`);
+      await waitFor("one gone", () => indexed.list().length === 2);
+      assert.deepEqual(indexed.byIndex("team", "red"), []);
+      assert.deepEqual(indexed.list("idx-a"), []);
+    } finally {
+      await indexed.stop();
+    }
+  });
 });

@@ -13,7 +13,7 @@ import type { KubeObject, Pod } from "../../kube/types.ts";
 import { type RunningOperator, startOperator } from "../../operator/main.ts";
 import { type OperatorOptions, parseOperatorOptions } from "../../operator/options.ts";
 import { createLogger } from "../../runtime/log.ts";
-import { startTestCluster, type TestCluster } from "../helpers/kube-apiserver.ts";
+import { startTestCluster, type TestCluster, type TestClusterOptions } from "../helpers/kube-apiserver.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const root = join(import.meta.dirname, "../..");
@@ -69,9 +69,9 @@ export class OperatorEnv {
   operatorKubeConfig!: KubeConfig;
   operatorKubeconfigPath!: string;
 
-  static async start(): Promise<OperatorEnv> {
+  static async start(opts: Pick<TestClusterOptions, "auditPolicy"> = {}): Promise<OperatorEnv> {
     const env = new OperatorEnv();
-    env.cluster = await startTestCluster({ controllerManager: true });
+    env.cluster = await startTestCluster({ controllerManager: true, ...opts });
     env.admin = new KubeClient(env.cluster.kubeConfig);
     for (const file of readdirSync(join(root, "crds")).filter((f) => f.endsWith(".yaml"))) {
       await env.applyFile(join(root, "crds", file));
