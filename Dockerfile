@@ -38,5 +38,5 @@ COPY crds ./crds
 USER 65532:65532
 EXPOSE 8443 8444 9090 9091
 # The Node.js flags of cli/node-flags.ts (test/charts/dockerfile.test.ts checks they agree).
-ENTRYPOINT ["node", "--initial-old-space-size=64", "/app/cli/devicestreams.ts"]
+ENTRYPOINT ["node", "--initial-old-space-size=64", "--max-semi-space-size=8", "/app/cli/devicestreams.ts"]
 CMD ["--help"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64
+#!/usr/bin/env -S node --initial-old-space-size=64 --max-semi-space-size=8
 // One binary, one subcommand per component (the container image's entrypoint too).
 import { describeError } from "../runtime/errors.ts";
 import { version } from "../runtime/version.ts";

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64
+#!/usr/bin/env -S node --initial-old-space-size=64 --max-semi-space-size=8
 // The kubectl plugin's executable: kubectl finds `kubectl-devicestream` on PATH and runs it for
 // `kubectl devicestream …`.
 import { runKubectlPlugin } from "../client/kubectl-plugin.ts";

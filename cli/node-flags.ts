@@ -9,4 +9,7 @@
 // A 64 MB starting limit roughly halved them: CPU per GB 14.8 -> 10.5 and one-connection
 // throughput +40 % in the same benchmark run, with RSS per idle connection unchanged
 // (docs/benchmarks.md, "What we tried").
-export const nodeFlags: readonly string[] = ["--initial-old-space-size=64"];
+// --max-semi-space-size=8: V8 otherwise grows the young generation to tens of MiB under
+// connection churn, and the relay's peak RSS in the smoke flood (bench/flood.ts) went from
+// 283/323 MiB to 214/241 MiB of its 256 MiB Pod limit; bulk CPU per GB was no worse (9.4 vs 10.0).
+export const nodeFlags: readonly string[] = ["--initial-old-space-size=64", "--max-semi-space-size=8"];

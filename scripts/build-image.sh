@@ -98,7 +98,7 @@ image "$work/devicestreams" "$version" "$rootfs" \
   --config.env NODE_ENV=production --config.env HOME=/tmp \
   --config.exposedports 8443/tcp --config.exposedports 8444/tcp \
   --config.exposedports 9090/tcp --config.exposedports 9091/tcp \
-  --config.entrypoint node --config.entrypoint --initial-old-space-size=64 \
+  --config.entrypoint node --config.entrypoint --initial-old-space-size=64 --config.entrypoint --max-semi-space-size=8 \
   --config.entrypoint /app/cli/devicestreams.ts --config.cmd --help
 
 pausefs="$work/pausefs"
