@@ -17,7 +17,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { streamConfigFile } from "../relay/contract.ts";
 import { createCertificateAuthority, issueCertificate } from "../runtime/pki.ts";
-import { ComponentProcess } from "../test/helpers/component-process.ts";
+import type { ComponentProcess } from "../test/helpers/component-process.ts";
+import { startRelayProcess } from "../test/helpers/dataplane.ts";
 import { metric } from "../test/helpers/robustness.ts";
 import { newToken, tokenSha256 } from "../transport/credentials.ts";
 import type { LoaderJob } from "./pool-idle/agents.ts";
@@ -101,14 +102,8 @@ try {
   }
   log(`wrote ${streams} stream folders`);
 
-  relay = new ComponentProcess(
-    "relay",
+  const started = await startRelayProcess(
     [
-      "relay",
-      "--listen",
-      "127.0.0.1:0",
-      "--metrics-listen",
-      "127.0.0.1:0",
       "--streams-dir",
       streamsDir,
       // Every agent here comes from 127.0.0.1; real devices come from many addresses.
@@ -116,9 +111,11 @@ try {
       String(2 * streams + 100),
     ],
     { DEVICESTREAMS_LOG_LEVEL: "info" },
+    30_000,
   );
-  const ready = await relay.waitFor(/ready grpcPort=(\d+) metricsPort=(\d+)/, 30_000);
-  const [grpcPort, metricsPort] = [Number(ready[1]), Number(ready[2])];
+  relay = started.process;
+  const grpcPort = Number(started.address.split(":")[1]);
+  const metricsPort = started.metricsPort;
   const streamCount = async () => (await metric(metricsPort, "devicestreams_relay_streams")) ?? 0;
   const attachedCount = async () => (await metric(metricsPort, "devicestreams_relay_device_attached")) ?? 0;
   await sleep(3000);

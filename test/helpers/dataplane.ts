@@ -7,9 +7,9 @@ import { type StaticStream, type StaticStreamOptions, writeStaticStream } from "
 import { ComponentProcess } from "./component-process.ts";
 
 /** Waits for `pattern` in the process's output; if it never comes, stops the process before failing. */
-async function announced(process: ComponentProcess, pattern: RegExp): Promise<RegExpMatchArray> {
+async function announced(process: ComponentProcess, pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray> {
   try {
-    return await process.waitFor(pattern);
+    return await process.waitFor(pattern, timeoutMs);
   } catch (err) {
     await process.stop();
     throw err;
@@ -22,23 +22,24 @@ export interface Relay {
   metricsPort: number;
 }
 
-export async function startRelay(stream: StaticStream, args: string[] = []): Promise<Relay> {
-  const process = new ComponentProcess("relay", [
+/** A relay process on loopback ports; `mode`: `--config …` (one stream) or `--streams-dir DIR` (a pool). */
+export async function startRelayProcess(
+  mode: string[],
+  env: Record<string, string> = {},
+  readyTimeoutMs?: number,
+): Promise<Relay> {
+  const process = new ComponentProcess(
     "relay",
-    "--listen",
-    "127.0.0.1:0",
-    "--metrics-listen",
-    "127.0.0.1:0",
-    "--config",
-    stream.relayConfig,
-    "--tls-cert",
-    stream.relayCert,
-    "--tls-key",
-    stream.relayKey,
-    ...args,
-  ]);
-  const m = await announced(process, /ready grpcPort=(\d+) metricsPort=(\d+)/);
+    ["relay", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", ...mode],
+    env,
+  );
+  const m = await announced(process, /ready grpcPort=(\d+) metricsPort=(\d+)/, readyTimeoutMs);
   return { process, address: `127.0.0.1:${m[1]}`, metricsPort: Number(m[2]) };
+}
+
+export function startRelay(stream: StaticStream, args: string[] = []): Promise<Relay> {
+  const files = ["--config", stream.relayConfig, "--tls-cert", stream.relayCert, "--tls-key", stream.relayKey];
+  return startRelayProcess([...files, ...args]);
 }
 
 export interface Agent {

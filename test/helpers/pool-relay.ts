@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { type StaticStream, writeStaticStream } from "../../cli/static-stream.ts";
 import { type StreamConfig, streamConfigFile } from "../../relay/contract.ts";
 import type { KeyPairPem } from "../../runtime/pki.ts";
-import { ComponentProcess } from "./component-process.ts";
+import { type Relay, startRelayProcess } from "./dataplane.ts";
 
 export interface PoolStream extends StaticStream {
   /** The folder's name under the streams dir. */
@@ -41,28 +41,8 @@ export async function writePoolStream(
   return { ...stream, folder, serverName, config };
 }
 
-export interface PoolRelay {
-  process: ComponentProcess;
-  address: string;
-  metricsPort: number;
-}
+export type PoolRelay = Relay;
 
-export async function startPoolRelay(streamsDir: string, args: string[] = []): Promise<PoolRelay> {
-  const process = new ComponentProcess("relay", [
-    "relay",
-    "--listen",
-    "127.0.0.1:0",
-    "--metrics-listen",
-    "127.0.0.1:0",
-    "--streams-dir",
-    streamsDir,
-    ...args,
-  ]);
-  try {
-    const m = await process.waitFor(/ready grpcPort=(\d+) metricsPort=(\d+)/);
-    return { process, address: `127.0.0.1:${m[1]}`, metricsPort: Number(m[2]) };
-  } catch (err) {
-    await process.stop();
-    throw err;
-  }
+export function startPoolRelay(streamsDir: string, args: string[] = []): Promise<PoolRelay> {
+  return startRelayProcess(["--streams-dir", streamsDir, ...args]);
 }
